@@ -1,0 +1,218 @@
+// Package config holds portcullis' configuration schema: the YAML types, their
+// defaults, ${ENV} expansion and validation. Every error it reports names the
+// file, the line and the key, and says what would be valid.
+//
+// The types here are plain data. Packages that act on them (jwks, authn, proxy)
+// convert them into their own Config structs; nothing parsed is ever written
+// back into a [Config].
+package config
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Server  Server   `yaml:"server"`
+	Admin   Admin    `yaml:"admin"`
+	Log     Log      `yaml:"log"`
+	Issuers []Issuer `yaml:"issuers"`
+	Routes  []Route  `yaml:"routes"`
+
+	// file is the name the configuration was loaded from, lines maps a key
+	// path such as "routes[0].upstream" to its line in that file.
+	file  string
+	lines map[string]int
+}
+
+// Server configures the main (proxy) listener.
+type Server struct {
+	// Listen is the host:port of the proxy listener. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// PublicURL is the externally visible base URL of the gateway.
+	// Default "http://" + Listen. Plain http on a non-loopback host needs
+	// InsecureAllowHTTP.
+	PublicURL string `yaml:"public_url"`
+	// InsecureAllowHTTP permits a non-loopback PublicURL over plain http.
+	InsecureAllowHTTP bool `yaml:"insecure_allow_http"`
+	// TrustedProxies lists the CIDRs (or single IPs) whose X-Forwarded-*
+	// headers are believed. Empty: nobody's are.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TLS, when both files are set, serves HTTPS on Listen.
+	TLS TLS `yaml:"tls"`
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. Default 0
+	// (none; bound bodies per route with max_body_bytes).
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 60s; lifted for
+	// WebSocket upgrades and event streams.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds keep-alive idleness. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line and headers; larger requests
+	// get 431. Default 32768.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	// Default 20s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// TLS names a PEM certificate and key.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Admin configures the admin listener (/metrics, /healthz, /readyz).
+type Admin struct {
+	// Listen is the host:port of the admin listener. Default "127.0.0.1:9090".
+	// Empty string after defaults is impossible; "off" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is text or json. Default text.
+	Format string `yaml:"format"`
+}
+
+// Issuer is a token issuer trusted for validation.
+type Issuer struct {
+	// Issuer is the exact "iss" value; discovery is fetched from
+	// Issuer + "/.well-known/openid-configuration" unless JWKSURI is set.
+	Issuer string `yaml:"issuer"`
+	// JWKSURI, when set, skips discovery.
+	JWKSURI string `yaml:"jwks_uri"`
+	// Audiences are accepted "aud" values for routes that name none.
+	Audiences []string `yaml:"audiences"`
+	// Algorithms is the allow-list of JWS algorithms. Default [ES256, RS256].
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway is the clock skew allowed for exp, nbf and iat. Default 30s.
+	Leeway Duration `yaml:"leeway"`
+	// Typ, when set, is the required JOSE "typ" header (e.g. "at+jwt",
+	// RFC 9068), compared case-insensitively, "application/" optional.
+	Typ string `yaml:"typ"`
+	// HMACSecret enables HS256/384/512 for this issuer only, verified with
+	// this secret only. At least 32 bytes. Without JWKSURI, an issuer with a
+	// secret fetches no keys at all.
+	HMACSecret string `yaml:"hmac_secret"`
+	// JWKSMinAge and JWKSMaxAge bound how long a fetched key set is used
+	// before a background refresh, whatever its Cache-Control says.
+	// Defaults 1m and 1h.
+	JWKSMinAge Duration `yaml:"jwks_min_age"`
+	JWKSMaxAge Duration `yaml:"jwks_max_age"`
+	// JWKSRefetchInterval is the minimum time between refetches caused by
+	// an unknown "kid". Default 10s.
+	JWKSRefetchInterval Duration `yaml:"jwks_refetch_interval"`
+}
+
+// Auth modes of a route.
+const (
+	AuthRequired = "required"
+	AuthOptional = "optional"
+	AuthPublic   = "public"
+)
+
+// Forward-token modes of a route besides a header name.
+const (
+	ForwardTokenNone          = "none"
+	ForwardTokenAuthorization = "authorization"
+)
+
+// Route sends matching requests to one upstream under one policy.
+type Route struct {
+	// Name identifies the route in logs and metrics; unique.
+	Name string `yaml:"name"`
+	// Host, when set, is the exact host (without port) the route serves.
+	Host string `yaml:"host"`
+	// PathPrefix is matched on whole segments of the cleaned path; the
+	// longest match wins. Default "/".
+	PathPrefix string `yaml:"path_prefix"`
+	// Upstream is the http(s) URL requests are sent to.
+	Upstream string `yaml:"upstream"`
+	// PreserveHost sends the client's Host header upstream instead of the
+	// upstream URL's host.
+	PreserveHost bool `yaml:"preserve_host"`
+	// Auth is required, optional or public. Default required.
+	Auth string `yaml:"auth"`
+	// OnUnauthenticated is auto, login or deny. Default auto. Without a
+	// login section every mode denies with 401.
+	OnUnauthenticated string `yaml:"on_unauthenticated"`
+	// Audiences, when set, replace the issuers' audiences for this route.
+	Audiences []string `yaml:"audiences"`
+	// RequireScopes must all be granted by the token ("scope" or "scp").
+	RequireScopes []string `yaml:"require_scopes"`
+	// RequireClaims maps a claim to the values it must have: a string claim
+	// must equal one of them, an array claim must contain one of them.
+	RequireClaims map[string]StringList `yaml:"require_claims"`
+	// ForwardHeaders maps an upstream header name to the claim it carries.
+	// A claim name is looked up as is, then as a dotted path
+	// ("realm_access.roles"). Arrays are joined with commas; missing claims
+	// send no header.
+	ForwardHeaders map[string]string `yaml:"forward_headers"`
+	// ForwardToken is none, authorization, or a header name to send the
+	// verified token in. Default none.
+	ForwardToken string `yaml:"forward_token"`
+	// TokenFrom lists where tokens are looked for: header, "cookie:NAME",
+	// "query:NAME". Default [header].
+	TokenFrom []string `yaml:"token_from"`
+	// Timeout bounds waiting for the upstream's response headers.
+	// Default 30s.
+	Timeout Duration `yaml:"timeout"`
+	// MaxBodyBytes bounds request bodies (413 past it). 0 means no limit.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// Duration is a time.Duration written in Go syntax ("30s", "12h").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses Go duration syntax.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration such as 30s or 12h")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like 30s, 5m or 12h", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q must not be negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes Go duration syntax.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// StringList is a YAML scalar or sequence of scalars.
+type StringList []string
+
+// UnmarshalYAML accepts "a" as well as [a, b].
+func (s *StringList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*s = StringList{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		out := make(StringList, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("want a string or a list of strings")
+			}
+			out = append(out, c.Value)
+		}
+		*s = out
+		return nil
+	}
+	return fmt.Errorf("want a string or a list of strings")
+}

@@ -1,0 +1,298 @@
+package config
+
+import (
+	"cmp"
+	"fmt"
+	"iter"
+	"maps"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// reservedHeaders are the request headers a route may not fill from a claim
+// or with the token: they belong to the connection, to HTTP framing, to the
+// client's credentials, or to the gateway's own forwarding headers.
+var reservedHeaders = []string{
+	"Host", "Authorization", "Cookie", "Set-Cookie", "Content-Length",
+	"Transfer-Encoding", "Connection", "Keep-Alive", "Proxy-Connection", "Te",
+	"Trailer", "Upgrade", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host",
+	"X-Forwarded-Proto",
+}
+
+// headerKey folds a header name the way upstreams may: case-insensitively,
+// and with "_" as "-" (many servers turn one into the other).
+func headerKey(name string) string {
+	return strings.ToLower(strings.ReplaceAll(name, "_", "-"))
+}
+
+// checkHeaderName reports why name cannot be a header a route sets.
+func checkHeaderName(name string) string {
+	if !isToken(name) {
+		return fmt.Sprintf("%q is not a header name (letters, digits and -)", name)
+	}
+	for _, r := range reservedHeaders {
+		if headerKey(name) == headerKey(r) {
+			return fmt.Sprintf("header %s is reserved for the gateway and the connection", r)
+		}
+	}
+	return ""
+}
+
+// routes checks every route, and that names and (host, path_prefix) pairs
+// are unique.
+func (v *validator) routes() {
+	if len(v.c.Routes) == 0 {
+		v.errorf("routes", "no routes; add at least one under routes: with a name and an upstream")
+		return
+	}
+	names := map[string]int{}
+	paths := map[string]int{}
+	for i := range v.c.Routes {
+		r := &v.c.Routes[i]
+		p := indexPath("routes", i)
+		v.route(i)
+		if first, dup := names[r.Name]; dup && r.Name != "" {
+			v.errorf(p+".name", "route name %q is already used at line %d; names must be unique", r.Name, v.c.line(indexPath("routes", first)+".name"))
+		} else {
+			names[r.Name] = i
+		}
+		prefix := r.PathPrefix
+		if prefix != "/" {
+			prefix = strings.TrimSuffix(prefix, "/")
+		}
+		match := strings.ToLower(r.Host) + " " + prefix
+		if first, dup := paths[match]; dup {
+			host := "any host"
+			if r.Host != "" {
+				host = "host " + r.Host
+			}
+			v.errorf(p+".path_prefix", "route %q serves %s under %s like route %q (line %d); change the path_prefix or host of one of them",
+				r.Name, host, prefix, v.c.Routes[first].Name, v.c.line(indexPath("routes", first)+".path_prefix"))
+		} else {
+			paths[match] = i
+		}
+	}
+}
+
+// route checks one entry of routes.
+func (v *validator) route(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	switch {
+	case r.Name == "":
+		v.errorf(p+".name", `is required; name the route with letters, digits, ".", "_" or "-"`)
+	case !isRouteName(r.Name):
+		v.errorf(p+".name", `%q is not a route name; use only letters, digits, ".", "_" and "-"`, r.Name)
+	}
+	if msg := checkHost(r.Host); msg != "" {
+		v.errorf(p+".host", "%s", msg)
+	}
+	if msg := checkPathPrefix(r.PathPrefix); msg != "" {
+		v.errorf(p+".path_prefix", "%s", msg)
+	}
+	if _, msg := parseHTTPURL(r.Upstream, false); msg != "" {
+		v.errorf(p+".upstream", "%s", msg)
+	}
+	switch r.OnUnauthenticated {
+	case "auto", "deny":
+	case "login":
+		v.errorf(p+".on_unauthenticated", "login needs a login: section, which this version does not support; use auto or deny")
+	default:
+		v.errorf(p+".on_unauthenticated", "%q is not a mode; want auto or deny", r.OnUnauthenticated)
+	}
+	v.nonNegative(p+".timeout", r.Timeout)
+	if r.MaxBodyBytes < 0 {
+		v.errorf(p+".max_body_bytes", "is %d; want a number of bytes, or 0 for no limit", r.MaxBodyBytes)
+	}
+	v.routeAuth(i)
+	v.routeHeaders(i)
+	v.tokenFrom(i)
+}
+
+// routeAuth checks what a route demands of a token, and that a route which
+// verifies tokens has issuers and audiences to verify them against.
+func (v *validator) routeAuth(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	switch r.Auth {
+	case AuthRequired, AuthOptional:
+		v.routeIssuers(i)
+	case AuthPublic:
+	default:
+		v.errorf(p+".auth", "%q is not an auth mode; want required, optional or public", r.Auth)
+	}
+	for j, a := range r.Audiences {
+		if strings.TrimSpace(a) == "" {
+			v.errorf(indexPath(p+".audiences", j), `is empty; want an "aud" value such as my-api`)
+		}
+	}
+	for j, s := range r.RequireScopes {
+		if s == "" || strings.ContainsFunc(s, unicode.IsSpace) {
+			v.errorf(indexPath(p+".require_scopes", j), "%q is not a scope; want one word such as read, without spaces", s)
+		}
+	}
+	for _, claim := range v.sortedKeys(p+".require_claims", maps.Keys(r.RequireClaims)) {
+		key := keyPath(p+".require_claims", claim)
+		values := r.RequireClaims[claim]
+		switch {
+		case claim == "":
+			v.errorf(key, "a claim name must not be empty")
+		case len(values) == 0:
+			v.errorf(key, "lists no values; want a value, or a list of values one of which the claim must hold")
+		}
+		for j, val := range values {
+			if val == "" {
+				v.errorf(indexPath(key, j), "is empty; want a value the claim must hold")
+			}
+		}
+	}
+}
+
+// routeIssuers checks that a route verifying tokens has issuers, and an
+// audience from itself or from every issuer: a token must say whom it is
+// for (RFC 8725 §3.9).
+func (v *validator) routeIssuers(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	if len(v.c.Issuers) == 0 {
+		v.errorf(p+".auth", "auth %s needs at least one entry under issuers to verify tokens; add one, or set auth: public", r.Auth)
+		return
+	}
+	if len(r.Audiences) > 0 {
+		return
+	}
+	for _, is := range v.c.Issuers {
+		if len(is.Audiences) == 0 {
+			v.errorf(p+".audiences", "the route has no audiences and issuer %q has none either; set audiences on the route, or on every issuer", is.Issuer)
+			return
+		}
+	}
+}
+
+// routeHeaders checks forward_headers and forward_token.
+func (v *validator) routeHeaders(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	seen := map[string]string{}
+	for _, name := range v.sortedKeys(p+".forward_headers", maps.Keys(r.ForwardHeaders)) {
+		key := keyPath(p+".forward_headers", name)
+		if msg := checkHeaderName(name); msg != "" {
+			v.errorf(key, "%s; pick another name, such as X-Auth-Request-User", msg)
+			continue
+		}
+		if first, dup := seen[headerKey(name)]; dup {
+			v.errorf(key, "headers %s and %s (line %d) are the same to the upstream (case and _ or - do not count); keep one", name, first, v.c.line(keyPath(p+".forward_headers", first)))
+			continue
+		}
+		seen[headerKey(name)] = name
+		if strings.TrimSpace(r.ForwardHeaders[name]) == "" {
+			v.errorf(key, "names no claim; want a claim name such as sub, email or realm_access.roles")
+		}
+	}
+	ft := r.ForwardToken
+	if strings.EqualFold(ft, ForwardTokenNone) || strings.EqualFold(ft, ForwardTokenAuthorization) {
+		return
+	}
+	if msg := checkHeaderName(ft); msg != "" {
+		v.errorf(p+".forward_token", "%s; want none, authorization, or a header name such as X-Forwarded-Access-Token", msg)
+	} else if other, dup := seen[headerKey(ft)]; dup {
+		v.errorf(p+".forward_token", "header %s is also set by forward_headers (%s); use another header for the token", ft, other)
+	}
+}
+
+// tokenFrom checks the places a route looks for tokens.
+func (v *validator) tokenFrom(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	if len(r.TokenFrom) == 0 {
+		v.errorf(p+".token_from", "lists no place to find tokens; want header, cookie:NAME or query:NAME, or leave the key out for [header]")
+	}
+	seen := map[string]bool{}
+	for j, src := range r.TokenFrom {
+		key := indexPath(p+".token_from", j)
+		kind, name, _ := strings.Cut(src, ":")
+		switch {
+		case src == "header":
+		case kind == "cookie" && !isToken(name):
+			v.errorf(key, "%q does not name a cookie; write cookie:NAME with NAME made of letters, digits, - and _", src)
+		case kind == "query" && (name == "" || strings.ContainsAny(name, " &=#") || strings.ContainsFunc(name, unicode.IsControl)):
+			v.errorf(key, "%q does not name a query parameter; write query:NAME with NAME free of spaces, &, = and #", src)
+		case kind != "cookie" && kind != "query":
+			v.errorf(key, "%q is not a place to find tokens; want header, cookie:NAME or query:NAME", src)
+		}
+		if seen[src] {
+			v.errorf(key, "%q is listed twice; list each place once", src)
+		}
+		seen[src] = true
+	}
+}
+
+// sortedKeys returns the keys of a map in the order they appear in the file
+// (by the line of parent.key), then by name, so that "first" and "second"
+// in messages mean what the reader sees.
+func (v *validator) sortedKeys(parent string, keys iter.Seq[string]) []string {
+	out := slices.Collect(keys)
+	slices.SortFunc(out, func(a, b string) int {
+		return cmp.Or(cmp.Compare(v.c.line(keyPath(parent, a)), v.c.line(keyPath(parent, b))), strings.Compare(a, b))
+	})
+	return out
+}
+
+// isRouteName reports whether s matches [A-Za-z0-9_.-]+.
+func isRouteName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return !(r == '_' || r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	})
+}
+
+// checkHost reports why h is not a host name (or IPv4 address) without
+// scheme, port or path. Empty is fine: the route serves every host.
+func checkHost(h string) string {
+	const like = "write a host name such as app.example.com"
+	switch {
+	case h == "":
+		return ""
+	case strings.Contains(h, "://"):
+		return fmt.Sprintf("%q is a URL; %s, without scheme", h, like)
+	case strings.ContainsAny(h, "/?#"):
+		return fmt.Sprintf("%q has a path; %s, and use path_prefix for paths", h, like)
+	case strings.Contains(h, ":"):
+		return fmt.Sprintf("%q has a port; %s, without port", h, like)
+	case len(h) > 253:
+		return fmt.Sprintf("is %d characters long; a host name has at most 253", len(h))
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		ok := label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-' &&
+			!strings.ContainsFunc(label, func(r rune) bool {
+				return !(r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			})
+		if !ok {
+			return fmt.Sprintf("%q is not a host name; %s (letters, digits, - and dots)", h, like)
+		}
+	}
+	return ""
+}
+
+// checkPathPrefix reports why p is not a clean path prefix: one that starts
+// with "/", has no empty, "." or ".." segments and nothing that would be
+// matched differently once decoded.
+func checkPathPrefix(p string) string {
+	const like = "write it like /api/ or /healthz"
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Sprintf("%q must start with /; %s", p, like)
+	case strings.Contains(p, "//"):
+		return fmt.Sprintf("%q must not hold //; %s", p, like)
+	case strings.ContainsAny(p, "?#%"):
+		return fmt.Sprintf("%q must not hold ?, # or %%: it is matched against the decoded path, without query; %s", p, like)
+	case strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		return fmt.Sprintf("%q must not hold spaces or control characters; %s", p, like)
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg == "." || seg == ".." {
+			return fmt.Sprintf("%q must not hold . or .. segments, which clients' paths never match once cleaned; %s", p, like)
+		}
+	}
+	return ""
+}
