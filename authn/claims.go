@@ -1,0 +1,212 @@
+package authn
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// claims receives a token's payload from golang-jwt. It decodes into a plain
+// map, so claim names are matched exactly: encoding/json folds case when it
+// fills struct fields ("AUD" would land in Aud), a map does not. Duplicate
+// top-level names are refused (RFC 8725 §3.x, RFC 7519 §4: a parser must
+// reject them or take the last; taking either lets two parsers disagree).
+type claims struct {
+	raw map[string]any
+}
+
+var errDuplicateClaim = errors.New("duplicate claim name")
+
+// UnmarshalJSON decodes the payload, numbers kept as json.Number.
+func (c *claims) UnmarshalJSON(b []byte) error {
+	if err := checkTopLevelObject(b); err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	m := make(map[string]any, 16)
+	if err := d.Decode(&m); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data after claims")
+	}
+	c.raw = m
+	return nil
+}
+
+// The jwt.Claims methods are required by golang-jwt's parser; portcullis
+// validates the registered claims itself (see verify.go) so that each
+// failure has a precise, typed reason.
+func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
+func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (c *claims) GetIssuer() (string, error)                   { return "", nil }
+func (c *claims) GetSubject() (string, error)                  { return "", nil }
+func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
+
+// maxNesting bounds how deep a payload's JSON may nest; a token has no
+// business being deeper, and the bound keeps hostile inputs cheap.
+const maxNesting = 32
+
+// checkTopLevelObject makes sure b is one JSON object whose top-level names
+// are unique and whose nesting stays under maxNesting. It does not validate
+// JSON in full (the decoder does) and allocates only for objects with many
+// keys.
+func checkTopLevelObject(b []byte) error {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return errors.New("claims are not a JSON object")
+	}
+	var seen [32]string
+	keys := seen[:0]
+	depth := 0
+	expectKey := false
+	for ; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '{', '[':
+			depth++
+			if depth > maxNesting {
+				return errors.New("claims nest too deeply")
+			}
+			expectKey = c == '{' && depth == 1
+		case '}', ']':
+			depth--
+		case ',':
+			expectKey = depth == 1
+		case '"':
+			end, ok := stringEnd(b, i)
+			if !ok {
+				return errors.New("unterminated string in claims")
+			}
+			if depth == 1 && expectKey {
+				k := string(b[i+1 : end])
+				if strings.IndexByte(k, '\\') >= 0 {
+					// Compare names as JSON sees them: "\u0061ud" is "aud".
+					if err := json.Unmarshal(b[i:end+1], &k); err != nil {
+						return err
+					}
+				}
+				for _, prev := range keys {
+					if prev == k {
+						return errDuplicateClaim
+					}
+				}
+				keys = append(keys, k)
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index of the quote closing the string opening at i.
+func stringEnd(b []byte, i int) (int, bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j, true
+		}
+	}
+	return 0, false
+}
+
+// maxNumericDate is 9999-12-31T23:59:59Z; later dates are refused as garbage.
+const maxNumericDate = 253402300799
+
+// numericDate reads an RFC 7519 NumericDate. present is false when the claim
+// is absent; an error means it is there but not a sane JSON number.
+func numericDate(m map[string]any, name string) (t time.Time, present bool, err error) {
+	v, ok := m[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, true, errors.New(name + " is not a number")
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
+		return time.Time{}, true, errors.New(name + " is out of range")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
+}
+
+// stringClaim reads an optional string claim.
+func stringClaim(m map[string]any, name string) (string, error) {
+	v, ok := m[name]
+	if !ok {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", errors.New(name + " is not a string")
+	}
+	return s, nil
+}
+
+// audience reads "aud": a string or an array of strings (RFC 7519 §4.1.3).
+func audience(m map[string]any) ([]string, error) {
+	v, ok := m["aud"]
+	if !ok {
+		return nil, nil
+	}
+	switch a := v.(type) {
+	case string:
+		return []string{a}, nil
+	case []any:
+		out := make([]string, 0, len(a))
+		for _, e := range a {
+			s, ok := e.(string)
+			if !ok {
+				return nil, errors.New("aud is not a string or an array of strings")
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, errors.New("aud is not a string or an array of strings")
+}
+
+// scopes reads "scope" (RFC 8693/9068: space-separated string) and "scp"
+// (an array, or a space-separated string as some providers send it).
+func scopes(m map[string]any) ([]string, error) {
+	var out []string
+	for _, name := range [...]string{"scope", "scp"} {
+		v, ok := m[name]
+		if !ok {
+			continue
+		}
+		switch s := v.(type) {
+		case string:
+			out = append(out, strings.Fields(s)...)
+		case []any:
+			for _, e := range s {
+				str, ok := e.(string)
+				if !ok {
+					return nil, errors.New(name + " is not a string or an array of strings")
+				}
+				out = append(out, str)
+			}
+		default:
+			return nil, errors.New(name + " is not a string or an array of strings")
+		}
+	}
+	return out, nil
+}

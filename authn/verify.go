@@ -1,0 +1,233 @@
+package authn
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// errKeysUnavailable marks a technical failure: the issuer's keys could not
+// be loaded, so no verdict on the token is possible.
+var errKeysUnavailable = errors.New("authn: issuer keys unavailable")
+
+// IsUnavailable reports whether err means the token could not be judged
+// because keys were unavailable (answer 503, not 401).
+func IsUnavailable(err error) bool { return errors.Is(err, errKeysUnavailable) }
+
+// verification carries what the key function learns to the code after
+// ParseWithClaims, so errors keep their precise reason.
+type verification struct {
+	a      *Authenticator
+	ctx    context.Context
+	ran    bool
+	issuer *Issuer
+	fail   error
+}
+
+// Verify checks the token's signature and its registered claims (iss, exp,
+// nbf, iat, typ, crit), independent of any route. It returns an *[Error]
+// for a bad token, or an error satisfying [IsUnavailable] when no verdict
+// was possible.
+func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, error) {
+	if len(token) > a.maxLen {
+		return nil, invalidToken(ReasonMalformed, "token too long")
+	}
+	switch strings.Count(token, ".") {
+	case 2:
+	case 4:
+		return nil, invalidToken(ReasonEncrypted, "encrypted tokens are not accepted")
+	default:
+		return nil, invalidToken(ReasonMalformed, "token is not a compact JWS")
+	}
+	v := verification{a: a, ctx: ctx}
+	var c claims
+	tok, err := a.parser.ParseWithClaims(token, &c, v.keyFunc)
+	if err != nil {
+		return nil, v.explain(err)
+	}
+	if !tok.Valid || v.issuer == nil {
+		return nil, invalidToken(ReasonSignature, "signature invalid")
+	}
+	return a.verifyClaims(token, v.issuer, c.raw)
+}
+
+// explain maps a golang-jwt error to a typed failure.
+func (v *verification) explain(err error) error {
+	if v.fail != nil {
+		return v.fail
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		if errors.Is(err, errDuplicateClaim) {
+			return invalidToken(ReasonMalformed, "duplicate claim")
+		}
+		return invalidToken(ReasonMalformed, "token is malformed")
+	case !v.ran && errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// golang-jwt checked the method against the union allow-list.
+		return invalidToken(ReasonAlgorithm, "algorithm not allowed")
+	case !v.ran && errors.Is(err, jwt.ErrTokenUnverifiable):
+		return invalidToken(ReasonAlgorithm, "algorithm not allowed")
+	}
+	return invalidToken(ReasonSignature, "signature invalid")
+}
+
+// keyFunc runs after the header and payload are decoded and before the
+// signature is checked. It chooses the key strictly from configuration.
+func (v *verification) keyFunc(t *jwt.Token) (any, error) {
+	v.ran = true
+	k, err := v.key(t)
+	if err != nil {
+		v.fail = err
+		return nil, err
+	}
+	return k, nil
+}
+
+func (v *verification) key(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions listed in crit must be understood;
+		// portcullis understands none.
+		return nil, invalidToken(ReasonCrit, "unsupported critical header")
+	}
+	c, _ := t.Claims.(*claims)
+	if c == nil {
+		return nil, invalidToken(ReasonMalformed, "token is malformed")
+	}
+	issName, ok := c.raw["iss"].(string)
+	if !ok {
+		return nil, invalidToken(ReasonIssuer, "iss missing")
+	}
+	iss := v.a.issuers[issName]
+	if iss == nil {
+		return nil, invalidToken(ReasonIssuer, "issuer not trusted")
+	}
+	v.issuer = iss
+	alg := t.Method.Alg()
+	if !contains(iss.Algorithms, alg) {
+		return nil, invalidToken(ReasonAlgorithm, "algorithm not allowed")
+	}
+	if iss.Typ != "" && !typMatches(t.Header["typ"], iss.Typ) {
+		return nil, invalidToken(ReasonType, "typ not accepted")
+	}
+	kid := ""
+	if raw, ok := t.Header["kid"]; ok {
+		if kid, ok = raw.(string); !ok {
+			return nil, invalidToken(ReasonMalformed, "kid is not a string")
+		}
+	}
+	if supportedAlgs[alg] == "HMAC" {
+		// Only the issuer's configured secret, never a JWKS key: this is
+		// what stops HS256 signed with a public key (RFC 8725 §2.1).
+		return iss.HMACSecret, nil
+	}
+	keys, err := iss.Keys.Keys(v.ctx, kid)
+	switch {
+	case errors.Is(err, jwks.ErrNotLoaded), err != nil && v.ctx.Err() != nil:
+		// No verdict: keys never loaded, or the caller gave up waiting.
+		return nil, errKeysUnavailable
+	case err != nil:
+		return nil, invalidToken(ReasonUnknownKey, "unknown kid")
+	}
+	set := jwt.VerificationKeySet{}
+	for _, k := range keys {
+		if (k.Algorithm == "" || k.Algorithm == alg) && keyFits(alg, k.Public) {
+			set.Keys = append(set.Keys, k.Public)
+		}
+	}
+	if len(set.Keys) == 0 {
+		return nil, invalidToken(ReasonUnknownKey, "no key for kid and alg")
+	}
+	if len(set.Keys) == 1 {
+		return set.Keys[0], nil
+	}
+	return set, nil
+}
+
+// keyFits reports whether a public key is of the type (and curve) alg needs.
+func keyFits(alg string, key any) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return supportedAlgs[alg] == "RSA"
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return k.Curve == elliptic.P256()
+		case "ES384":
+			return k.Curve == elliptic.P384()
+		case "ES512":
+			return k.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// typMatches compares a JOSE typ header with the wanted media type.
+func typMatches(h any, want string) bool {
+	s, ok := h.(string)
+	if !ok {
+		return false
+	}
+	trim := func(s string) string {
+		if len(s) > 12 && strings.EqualFold(s[:12], "application/") {
+			return s[12:]
+		}
+		return s
+	}
+	return strings.EqualFold(trim(s), trim(want))
+}
+
+// verifyClaims checks the registered claims of a token whose signature is
+// good and builds the Identity.
+func (a *Authenticator) verifyClaims(token string, iss *Issuer, m map[string]any) (*Identity, error) {
+	now := a.now()
+	id := &Identity{Issuer: iss.Issuer, Claims: m, Token: token}
+	exp, ok, err := numericDate(m, "exp")
+	switch {
+	case err != nil:
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	case !ok:
+		return nil, invalidToken(ReasonExpired, "exp missing")
+	case now.After(exp.Add(iss.Leeway)):
+		return nil, invalidToken(ReasonExpired, "token expired")
+	}
+	id.Expiry = exp
+	nbf, ok, err := numericDate(m, "nbf")
+	switch {
+	case err != nil:
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	case ok && now.Add(iss.Leeway).Before(nbf):
+		return nil, invalidToken(ReasonNotYetValid, "token not valid yet")
+	}
+	id.NotBefore = nbf
+	iat, ok, err := numericDate(m, "iat")
+	switch {
+	case err != nil:
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	case ok && now.Add(iss.Leeway).Before(iat):
+		return nil, invalidToken(ReasonIssuedInFuture, "iat in the future")
+	}
+	id.IssuedAt = iat
+	if id.Subject, err = stringClaim(m, "sub"); err != nil {
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	}
+	if id.ID, err = stringClaim(m, "jti"); err != nil {
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	}
+	if id.Audience, err = audience(m); err != nil {
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	}
+	if id.Scopes, err = scopes(m); err != nil {
+		return nil, invalidToken(ReasonMalformed, err.Error())
+	}
+	return id, nil
+}
