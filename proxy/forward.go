@@ -1,0 +1,266 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/authn"
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// buildIssuers converts the configured issuers, starting a background key
+// set for each one that has keys to fetch.
+func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]authn.Issuer, error) {
+	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
+	for _, ci := range g.cfg.Issuers {
+		iss := authn.Issuer{
+			Issuer:     ci.Issuer,
+			Audiences:  ci.Audiences,
+			Algorithms: ci.Algorithms,
+			Leeway:     ci.Leeway.D(),
+			Typ:        ci.Typ,
+		}
+		if ci.HMACSecret != "" {
+			iss.HMACSecret = []byte(ci.HMACSecret)
+		}
+		if ci.HMACSecret == "" || ci.JWKSURI != "" {
+			name := ci.Issuer
+			remote := jwks.NewRemote(ctx, jwks.RemoteConfig{
+				Issuer:          ci.Issuer,
+				JWKSURI:         ci.JWKSURI,
+				Client:          client,
+				MinAge:          ci.JWKSMinAge.D(),
+				MaxAge:          ci.JWKSMaxAge.D(),
+				RefetchInterval: ci.JWKSRefetchInterval.D(),
+				Now:             g.now,
+				Logger:          g.log,
+				OnFetch: func(result string) {
+					g.metrics.jwksFetches.WithLabelValues(name, result).Inc()
+				},
+			})
+			go remote.Run()
+			g.remotes = append(g.remotes, remote)
+			iss.Keys = remote
+		}
+		out = append(out, iss)
+	}
+	return out, nil
+}
+
+// buildRoute converts one configured route and its ReverseProxy.
+func (g *Gateway) buildRoute(cr *config.Route) (*route, error) {
+	u, err := url.Parse(cr.Upstream)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: route %s: upstream: %w", cr.Name, err)
+	}
+	rt := &route{
+		name:         cr.Name,
+		host:         strings.ToLower(cr.Host),
+		prefix:       strings.TrimSuffix(cr.PathPrefix, "/"),
+		upstream:     u,
+		auth:         cr.Auth,
+		idHeaders:    identityHeaders(cr.ForwardHeaders),
+		preserveHost: cr.PreserveHost,
+		maxBody:      cr.MaxBodyBytes,
+	}
+	if rt.prefix == "" {
+		rt.prefix = "/"
+	}
+	switch ft := cr.ForwardToken; {
+	case ft == "" || ft == config.ForwardTokenNone:
+	case strings.EqualFold(ft, config.ForwardTokenAuthorization):
+		rt.forwardToken = config.ForwardTokenAuthorization
+	default:
+		rt.forwardToken = textproto.CanonicalMIMEHeaderKey(ft)
+	}
+	rt.policy = authn.Policy{
+		Audiences: cr.Audiences,
+		Scopes:    cr.RequireScopes,
+	}
+	if len(cr.RequireClaims) > 0 {
+		rt.policy.Claims = make(map[string][]string, len(cr.RequireClaims))
+		for k, v := range cr.RequireClaims {
+			rt.policy.Claims[k] = v
+		}
+	}
+	for _, s := range cr.TokenFrom {
+		src, err := authn.ParseSource(s)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
+		}
+		rt.policy.Sources = append(rt.policy.Sources, src)
+	}
+	if rt.auth != config.AuthPublic && g.authn == nil {
+		return nil, fmt.Errorf("proxy: route %s needs an issuer", cr.Name)
+	}
+	rt.proxy = &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      newTransport(cr.Timeout.D()),
+		FlushInterval:  -1, // stream: server-sent events and long polls must not wait on a buffer
+		BufferPool:     newBufferPool(),
+		ModifyResponse: g.modifyResponse,
+		ErrorHandler:   g.upstreamError,
+		ErrorLog:       nil,
+	}
+	return rt, nil
+}
+
+// newTransport returns a transport tuned for one upstream: enough idle
+// connections for a busy gateway, a dial timeout, and a bound on waiting
+// for response headers.
+func newTransport(responseTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // never route upstream traffic via HTTP_PROXY
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		ResponseHeaderTimeout: responseTimeout,
+	}
+}
+
+// rewrite builds the outbound request. ReverseProxy has already removed
+// hop-by-hop headers and the X-Forwarded-* and Forwarded headers.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(stateKey{}).(*reqState)
+	rt := st.route
+	out := pr.Out
+
+	// Forward the cleaned path, which is the one that was routed.
+	if st.raw != pr.In.URL.EscapedPath() {
+		if p, err := url.PathUnescape(st.raw); err == nil {
+			out.URL.Path, out.URL.RawPath = p, st.raw
+		}
+	}
+	pr.SetURL(rt.upstream)
+	if rt.preserveHost {
+		out.Host = pr.In.Host
+	}
+
+	// Delete every header portcullis sets, in every spelling, on every
+	// route: clients never speak for the gateway.
+	g.protected.strip(out.Header)
+
+	// X-Forwarded-*: believed only from trusted proxies.
+	trusted := g.isTrusted(pr.In.RemoteAddr)
+	if trusted {
+		for _, h := range [...]string{"X-Forwarded-For"} {
+			if v := pr.In.Header[h]; len(v) > 0 {
+				out.Header[h] = append([]string(nil), v...)
+			}
+		}
+	}
+	pr.SetXForwarded()
+	if trusted {
+		for _, h := range [...]string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := pr.In.Header.Get(h); v != "" {
+				out.Header.Set(h, v)
+			}
+		}
+	}
+
+	if st.id != nil {
+		setIdentity(out.Header, rt.idHeaders, st.id)
+		g.forwardToken(out, rt, st.id)
+	}
+}
+
+// forwardToken removes the token from where the client put it unless the
+// route forwards it, and sets it where the route wants it.
+func (g *Gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity) {
+	switch id.Source.Kind {
+	case authn.SourceHeader:
+		if rt.forwardToken != config.ForwardTokenAuthorization {
+			out.Header.Del("Authorization")
+		}
+	case authn.SourceQuery:
+		q := out.URL.Query()
+		q.Del(id.Source.Name)
+		out.URL.RawQuery = q.Encode()
+	case authn.SourceCookie:
+		removeCookie(out.Header, id.Source.Name)
+	}
+	switch rt.forwardToken {
+	case "":
+	case config.ForwardTokenAuthorization:
+		out.Header.Set("Authorization", "Bearer "+id.Token)
+	default:
+		out.Header.Set(rt.forwardToken, id.Token)
+	}
+}
+
+func (g *Gateway) isTrusted(remoteAddr string) bool {
+	if len(g.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// modifyResponse records upstream latency and lifts the write timeout for
+// event streams.
+func (g *Gateway) modifyResponse(res *http.Response) error {
+	st := res.Request.Context().Value(stateKey{}).(*reqState)
+	g.metrics.upstreamLatency.WithLabelValues(st.route.name).Observe(time.Since(st.start).Seconds())
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		_ = http.NewResponseController(st.w).SetWriteDeadline(time.Time{})
+	}
+	return nil
+}
+
+// upstreamError is the one place upstream failures become responses: a
+// timeout is 504, a client that went away is only logged (nginx's 499), an
+// oversized body is 413, everything else 502. No error text reaches the
+// client.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st := r.Context().Value(stateKey{}).(*reqState)
+	name := st.route.name
+	var maxErr *http.MaxBytesError
+	var timeout interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &maxErr):
+		g.metrics.upstreamErrors.WithLabelValues(name, "body_too_large").Inc()
+		g.plainStatus(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
+		g.metrics.upstreamErrors.WithLabelValues(name, "canceled").Inc()
+		g.log.Debug("client went away", "route", name, "path", r.URL.Path)
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) && timeout.Timeout():
+		g.metrics.upstreamErrors.WithLabelValues(name, "timeout").Inc()
+		g.log.Warn("upstream timeout", "route", name, "path", r.URL.Path, "err", err)
+		g.plainStatus(w, http.StatusGatewayTimeout, "gateway timeout")
+	default:
+		g.metrics.upstreamErrors.WithLabelValues(name, "error").Inc()
+		g.log.Warn("upstream error", "route", name, "path", r.URL.Path, "err", err)
+		g.plainStatus(w, http.StatusBadGateway, "bad gateway")
+	}
+}
+
+func (g *Gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg + "\n"))
+}

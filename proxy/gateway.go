@@ -1,0 +1,300 @@
+// Package proxy is the gateway: it matches a request to a route, has authn
+// judge its token, and forwards it with httputil.ReverseProxy, handing the
+// upstream the caller's identity as headers. It also runs the listeners:
+// the proxy itself and an admin listener with /metrics, /healthz and
+// /readyz.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/authn"
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// Config configures a [Gateway].
+type Config struct {
+	// Config is the validated configuration file. Required.
+	Config *config.Config
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// HTTPClient fetches discovery documents and key sets; nil means a
+	// client with a 10s timeout.
+	HTTPClient *http.Client
+	// Now is the clock for token checks and metrics; nil means time.Now.
+	Now func() time.Time
+}
+
+// Gateway is the JWT-enforcing reverse proxy. It is an http.Handler and is
+// safe for concurrent use; build it with [New].
+type Gateway struct {
+	cfg       *config.Config
+	log       *slog.Logger
+	now       func() time.Time
+	routes    *routeTable
+	authn     *authn.Authenticator
+	remotes   []*jwks.Remote
+	protected headerSet
+	trusted   []netip.Prefix
+	metrics   *metrics
+	realm     string
+}
+
+// route is one configured route, converted for the request path.
+type route struct {
+	name         string
+	host         string
+	prefix       string
+	upstream     *url.URL
+	auth         string
+	policy       authn.Policy
+	idHeaders    []identityHeader
+	forwardToken string // "", "authorization" or a canonical header name
+	preserveHost bool
+	maxBody      int64
+	proxy        *httputil.ReverseProxy
+}
+
+// reqState travels from ServeHTTP to the ReverseProxy hooks in the request's
+// context.
+type reqState struct {
+	route *route
+	id    *authn.Identity
+	raw   string // cleaned escaped path to forward
+	w     http.ResponseWriter
+	start time.Time
+}
+
+type stateKey struct{}
+
+// New builds a Gateway from a validated configuration. Issuers' key sets
+// start loading in the background on ctx, which bounds their lifetime; New
+// never waits for a remote issuer.
+func New(ctx context.Context, cfg Config) (*Gateway, error) {
+	c := cfg.Config
+	if c == nil {
+		return nil, errors.New("proxy: no configuration")
+	}
+	g := &Gateway{cfg: c, log: cfg.Logger, now: cfg.Now, realm: c.Server.PublicURL}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	g.metrics = newMetrics(g.keySetInfo)
+	for _, p := range c.Server.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			return nil, err
+		}
+		g.trusted = append(g.trusted, pfx)
+	}
+	issuers, err := g.buildIssuers(ctx, cfg.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	if len(issuers) > 0 {
+		if g.authn, err = authn.New(authn.Config{Issuers: issuers, Now: g.now}); err != nil {
+			return nil, err
+		}
+	}
+	routes := make([]*route, 0, len(c.Routes))
+	var idNames []string
+	for i := range c.Routes {
+		rt, err := g.buildRoute(&c.Routes[i])
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, rt)
+		for name := range c.Routes[i].ForwardHeaders {
+			idNames = append(idNames, name)
+		}
+		if rt.forwardToken != "" && rt.forwardToken != config.ForwardTokenAuthorization {
+			idNames = append(idNames, rt.forwardToken)
+		}
+	}
+	g.routes = newRouteTable(routes)
+	g.protected = newHeaderSet(alwaysProtected, idNames)
+	return g, nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("proxy: trusted proxy " + s + ": not a CIDR")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("proxy: trusted proxy " + s + ": not an IP address")
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// ServeHTTP authenticates and forwards one request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// 1. Route on the cleaned path, so "/public/../admin", "//admin" and
+	// "/%2e%2e/admin" are judged as the path the upstream will see. The
+	// cleaned path is also what is forwarded. If a permissive upstream
+	// could read the path as one that routes elsewhere (backslashes,
+	// ";params", encoded slashes, letter case), refuse it.
+	raw, key, ok := cleanPath(r.URL.EscapedPath())
+	if !ok {
+		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed path")
+		return
+	}
+	host := requestHost(r.Host)
+	rt := g.routes.match(host, key)
+	if rt == nil {
+		g.plain(w, nil, http.StatusNotFound, outcomeNoRoute, "not found")
+		return
+	}
+	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
+		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
+		return
+	}
+
+	// 2. Bound the body before anything reads it.
+	if rt.maxBody > 0 {
+		if r.ContentLength > rt.maxBody {
+			g.plain(w, rt, http.StatusRequestEntityTooLarge, outcomeBadRequest, "request body too large")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+	}
+
+	// 3. Authenticate. A bad token is rejected even where auth is optional:
+	// it is never silently downgraded to anonymous.
+	var id *authn.Identity
+	outcome := outcomePublic
+	if rt.auth != config.AuthPublic {
+		start := time.Now()
+		var err error
+		id, err = g.authn.Authenticate(r, &rt.policy)
+		g.metrics.authnLatency.Observe(time.Since(start).Seconds())
+		if id == nil && err == nil && rt.auth == config.AuthRequired {
+			err = authn.Missing()
+		}
+		if err != nil {
+			g.deny(w, r, rt, err)
+			return
+		}
+		outcome = outcomeAllowed
+		if id == nil {
+			outcome = outcomeAnonymous
+		}
+	}
+
+	// 4. Streams outlive the server's write timeout: lift it for upgrades
+	// here and for event streams when the response arrives.
+	if isUpgrade(r) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	}
+
+	// 5. Forward. Identity headers are set in rewrite, after the
+	// ReverseProxy has removed hop-by-hop headers, so a client's
+	// "Connection: X-Auth-Request-User" cannot delete them.
+	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
+	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now()}
+	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// deny answers a request whose authentication failed.
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+	var ae *authn.Error
+	if !errors.As(err, &ae) {
+		g.log.Warn("authentication unavailable", "route", rt.name, "err", err)
+		g.metrics.authFailures.WithLabelValues(rt.name, authn.ReasonKeysUnavailable).Inc()
+		w.Header().Set("Retry-After", "5")
+		g.plain(w, rt, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
+		return
+	}
+	outcome := outcomeUnauth
+	switch ae.Status {
+	case http.StatusForbidden:
+		outcome = outcomeForbidden
+	case http.StatusBadRequest:
+		outcome = outcomeBadRequest
+	}
+	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
+	g.metrics.authFailures.WithLabelValues(rt.name, ae.Reason).Inc()
+	if ae.Reason != authn.ReasonMissing {
+		g.log.Info("request denied", "route", rt.name, "reason", ae.Reason,
+			"detail", ae.Description, "path", r.URL.Path, "remote", r.RemoteAddr)
+	}
+	authn.WriteError(w, g.realm, ae)
+}
+
+// plain answers with a short text body and counts the outcome.
+func (g *Gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
+	name := ""
+	if rt != nil {
+		name = rt.name
+	}
+	g.metrics.requests.WithLabelValues(name, outcome).Inc()
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Header.Get("Upgrade") != "" && headerHasToken(r.Header, "Connection", "upgrade")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Ready reports whether every issuer's keys have been loaded.
+func (g *Gateway) Ready() bool {
+	for _, r := range g.remotes {
+		if !r.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+func (g *Gateway) keySetInfo() []keySetInfo {
+	out := make([]keySetInfo, 0, len(g.remotes))
+	now := g.now()
+	for _, r := range g.remotes {
+		out = append(out, keySetInfo{issuer: r.Issuer(), ready: r.Ready(), updated: r.Updated(), now: now})
+	}
+	return out
+}
+
+// bufferPool lends ReverseProxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
+
+var _ http.Handler = (*Gateway)(nil)

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCleanPath(t *testing.T) {
+	cases := []struct{ in, raw, key string }{
+		{"/", "/", "/"},
+		{"", "/", "/"},
+		{"/a/b", "/a/b", "/a/b"},
+		{"/a/b/", "/a/b/", "/a/b/"},
+		{"//a///b", "/a/b", "/a/b"},
+		{"/a/./b", "/a/b", "/a/b"},
+		{"/a/../b", "/b", "/b"},
+		{"/../../b", "/b", "/b"},
+		{"/a/b/..", "/a/", "/a/"},
+		{"/a/%2e%2e/b", "/b", "/b"},
+		{"/a/%2E/b", "/a/b", "/a/b"},
+		{"/a/.%2e/b", "/b", "/b"},
+		{"/a%2Fb/c", "/a%2Fb/c", "/a%2Fb/c"},
+		{"/a/%2F..%2F/b", "/a/%2F..%2F/b", "/a/%2F..%2F/b"},
+		{"/a/%7Euser", "/a/%7Euser", "/a/~user"},
+		{"/a/..%2fb", "/a/..%2fb", "/a/..%2fb"},
+		{"/a/...", "/a/...", "/a/..."},
+		{"/a/.hidden", "/a/.hidden", "/a/.hidden"},
+	}
+	for _, c := range cases {
+		raw, key, ok := cleanPath(c.in)
+		if !ok || raw != c.raw || key != c.key {
+			t.Errorf("cleanPath(%q) = %q, %q, %v; want %q, %q", c.in, raw, key, ok, c.raw, c.key)
+		}
+	}
+	for _, bad := range []string{"/a%zz", "/a%2", "/%"} {
+		if _, _, ok := cleanPath(bad); ok {
+			t.Errorf("cleanPath(%q) accepted invalid escaping", bad)
+		}
+	}
+}
+
+func TestSuspiciousKey(t *testing.T) {
+	cases := map[string]string{
+		"/public/..%2Fadmin":  "/admin",
+		"/public/..%5Cadmin":  "/admin",
+		"/public/..\\admin":   "/admin",
+		"/public/..;/admin":   "/admin",
+		"/ADMIN":              "/admin",
+		"/admin;jsessionid=1": "/admin",
+		"/a%2Fb":              "/a/b",
+	}
+	for in, want := range cases {
+		if got := suspiciousKey(in); got != want {
+			t.Errorf("suspiciousKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRouteTable(t *testing.T) {
+	rs := []*route{
+		{name: "root", prefix: "/"},
+		{name: "api", prefix: "/api"},
+		{name: "api-v2", prefix: "/api/v2"},
+		{name: "host-root", host: "a.example", prefix: "/"},
+		{name: "host-api", host: "a.example", prefix: "/api"},
+	}
+	tbl := newRouteTable(rs)
+	cases := []struct{ host, path, want string }{
+		{"b.example", "/", "root"},
+		{"b.example", "/api", "api"},
+		{"b.example", "/api/", "api"},
+		{"b.example", "/apix", "root"},
+		{"b.example", "/api/v2/x", "api-v2"},
+		{"b.example", "/api/v20", "api"},
+		{"a.example", "/x", "host-root"},
+		{"a.example", "/api/x", "host-api"},
+		{"a.example", "/api/v2/x", "api-v2"}, // longest prefix first, then host
+	}
+	for _, c := range cases {
+		if got := tbl.match(c.host, c.path); got == nil || got.name != c.want {
+			t.Errorf("match(%q, %q) = %v, want %s", c.host, c.path, got, c.want)
+		}
+	}
+	if got := requestHost("A.Example:8443"); got != "a.example" {
+		t.Errorf("requestHost = %q", got)
+	}
+}
+
+func TestHeaderSet(t *testing.T) {
+	s := newHeaderSet([]string{"X-Auth-Request-User"})
+	for _, n := range []string{"X-Auth-Request-User", "x_auth_request_user", "X-AUTH-REQUEST_USER"} {
+		if !s.has(n) {
+			t.Errorf("has(%q) = false", n)
+		}
+	}
+	if s.has("X-Auth-Request-Users") || s.has(strings.Repeat("x", 100)) {
+		t.Error("false positive")
+	}
+}
+
+// FuzzCleanPath checks the path invariants on arbitrary input: the
+// forwarded path starts with "/", has no empty or dot segments in any
+// encoding, and cleaning is idempotent.
+func FuzzCleanPath(f *testing.F) {
+	for _, s := range []string{"/", "/a/../b", "//x", "/%2e%2e/", "/a%2Fb", "/.%2E/x", "/a/./b/", "\\..\\", "/;x/..;/y", "%"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		raw, key, ok := cleanPath(in)
+		if !ok {
+			return
+		}
+		if raw == "" || raw[0] != '/' || key == "" || key[0] != '/' {
+			t.Fatalf("cleanPath(%q) = %q, %q: not absolute", in, raw, key)
+		}
+		for _, seg := range strings.Split(key[1:], "/")[:max(0, strings.Count(key[1:], "/"))] {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("cleanPath(%q) key %q keeps segment %q", in, key, seg)
+			}
+		}
+		raw2, key2, ok2 := cleanPath(raw)
+		if !ok2 || raw2 != raw || key2 != key {
+			t.Fatalf("not idempotent: %q -> %q -> %q", in, raw, raw2)
+		}
+		_ = suspiciousKey(raw)
+	})
+}

@@ -1,0 +1,223 @@
+package proxy
+
+import (
+	"net"
+	"sort"
+	"strings"
+)
+
+// routeTable finds the route for a host and a cleaned path: the longest
+// path prefix wins, and for equal prefixes a route naming the host wins over
+// one that names none. The table is built once and never modified.
+type routeTable struct {
+	routes []*route // sorted: longest prefix first, host-specific first
+}
+
+func newRouteTable(rs []*route) *routeTable {
+	sorted := append([]*route(nil), rs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if len(a.prefix) != len(b.prefix) {
+			return len(a.prefix) > len(b.prefix)
+		}
+		return a.host != "" && b.host == ""
+	})
+	return &routeTable{routes: sorted}
+}
+
+// match returns the route for host (lower-case, no port) and path, or nil.
+func (t *routeTable) match(host, path string) *route {
+	for _, r := range t.routes {
+		if r.host != "" && r.host != host {
+			continue
+		}
+		if prefixMatch(r.prefix, path) {
+			return r
+		}
+	}
+	return nil
+}
+
+// prefixMatch matches whole segments: "/api" matches "/api" and "/api/x",
+// not "/apix". A prefix given with a trailing slash behaves the same.
+func prefixMatch(prefix, path string) bool {
+	if prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(path, prefix) {
+		return false
+	}
+	return len(path) == len(prefix) || path[len(prefix)] == '/'
+}
+
+// requestHost returns the Host header's host, lower-case, without port.
+func requestHost(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// cleanPath turns an escaped request path into the path portcullis routes on
+// and forwards. Empty segments ("//") and dot segments, also percent-encoded
+// ("%2e%2e"), are resolved as RFC 3986 §5.2.4 says; every other segment is
+// kept exactly as the client encoded it, so an encoded slash ("%2F") stays
+// inside its segment and never splits it.
+//
+// It returns the escaped path to forward and the match key: the same path
+// with each segment decoded except for "%2F" and "%5C", which are left
+// encoded. ok is false for invalid percent-encoding.
+func cleanPath(escaped string) (raw, key string, ok bool) {
+	if escaped == "" || escaped[0] != '/' {
+		escaped = "/" + escaped
+	}
+	if simplePath(escaped) {
+		return escaped, escaped, true
+	}
+	segs := strings.Split(escaped[1:], "/")
+	out := make([]string, 0, len(segs))
+	keys := make([]string, 0, len(segs))
+	for _, s := range segs {
+		dec, ok := decodeSegment(s)
+		if !ok {
+			return "", "", false
+		}
+		switch dec {
+		case "", ".":
+			continue
+		case "..":
+			if len(out) > 0 {
+				out, keys = out[:len(out)-1], keys[:len(keys)-1]
+			}
+			continue
+		}
+		out = append(out, s)
+		keys = append(keys, dec)
+	}
+	raw = "/" + strings.Join(out, "/")
+	key = "/" + strings.Join(keys, "/")
+	// RFC 3986 §5.2.4: a path ending in "/", "." or ".." keeps a final "/".
+	last, _ := decodeSegment(segs[len(segs)-1])
+	if len(out) > 0 && (last == "" || last == "." || last == "..") {
+		raw += "/"
+		key += "/"
+	}
+	return raw, key, true
+}
+
+// simplePath reports whether p needs no cleaning: no "%", no empty or dot
+// segments.
+func simplePath(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '%':
+			return false
+		case '/':
+			if i+1 < len(p) && p[i+1] == '/' {
+				return false
+			}
+		case '.':
+			if p[i-1] == '/' && (i+1 == len(p) || p[i+1] == '/' ||
+				p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// decodeSegment percent-decodes s except for "%2F" and "%5C".
+func decodeSegment(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 {
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b = append(b, s[i])
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return "", false
+		}
+		c := unhex(s[i+1])<<4 | unhex(s[i+2])
+		if c == '/' || c == '\\' {
+			b = append(b, s[i:i+3]...)
+		} else {
+			b = append(b, c)
+		}
+		i += 2
+	}
+	return string(b), true
+}
+
+// suspiciousKey is the most permissive reading an upstream could give the
+// path: everything decoded, backslashes as slashes, ";params" dropped from
+// segments (Tomcat, Jetty), dot segments resolved and letters folded (IIS).
+// If it routes differently from the strict reading, the request is refused.
+func suspiciousKey(raw string) string {
+	dec := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '%' && i+2 < len(raw) && isHex(raw[i+1]) && isHex(raw[i+2]) {
+			c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+			i += 2
+		}
+		if c == '\\' {
+			c = '/'
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dec = append(dec, c)
+	}
+	segs := strings.Split(string(dec), "/")
+	out := make([]string, 0, len(segs))
+	for _, s := range segs {
+		if i := strings.IndexByte(s, ';'); i >= 0 {
+			s = s[:i]
+		}
+		switch s {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, s)
+		}
+	}
+	return "/" + strings.Join(out, "/")
+}
+
+// needsSuspicionCheck reports whether raw could read differently to a
+// permissive upstream than it does to portcullis.
+func needsSuspicionCheck(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '%' || c == '\\' || c == ';' || 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

@@ -1,0 +1,127 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// AdminHandler serves /metrics, /healthz (the process is up) and /readyz
+// (every issuer's keys are loaded). It belongs on its own listener, never on
+// the public one.
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		var waiting []string
+		for _, r := range g.remotes {
+			if !r.Ready() {
+				waiting = append(waiting, r.Issuer())
+			}
+		}
+		if len(waiting) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "waiting for keys of %s\n", strings.Join(waiting, ", "))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+// ListenAndServe listens on the configured proxy and admin addresses and
+// serves until ctx is done, then shuts down gracefully: it stops accepting,
+// lets in-flight requests finish within server.shutdown_grace and returns.
+func (g *Gateway) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("proxy: listen %s: %w", g.cfg.Server.Listen, err)
+	}
+	var adminLn net.Listener
+	if g.cfg.Admin.Listen != "off" {
+		if adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("proxy: listen admin %s: %w", g.cfg.Admin.Listen, err)
+		}
+	}
+	return g.Serve(ctx, ln, adminLn)
+}
+
+// Serve is ListenAndServe on listeners the caller opened; adminLn may be
+// nil. It closes both listeners.
+func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
+	s := g.cfg.Server
+	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
+	srv := &http.Server{
+		Handler:           g,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
+		ReadTimeout:       s.ReadTimeout.D(),
+		WriteTimeout:      s.WriteTimeout.D(),
+		IdleTimeout:       s.IdleTimeout.D(),
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	tlsOn := s.TLS.CertFile != ""
+	if tlsOn {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	errc := make(chan error, 2)
+	go func() {
+		g.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn)
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(ln, s.TLS.CertFile, s.TLS.KeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		errc <- err
+	}()
+	var admin *http.Server
+	if adminLn != nil {
+		admin = &http.Server{
+			Handler:           g.AdminHandler(),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errLog,
+		}
+		go func() {
+			g.log.Info("admin listening", "addr", adminLn.Addr().String())
+			errc <- admin.Serve(adminLn)
+		}()
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	g.log.Info("shutting down", "grace", s.ShutdownGrace.D().String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace.D())
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if admin != nil {
+		err = errors.Join(err, admin.Shutdown(sctx))
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("proxy: serve: %w", serveErr)
+	}
+	if err != nil {
+		return fmt.Errorf("proxy: shutdown: %w", err)
+	}
+	return nil
+}
