@@ -67,7 +67,7 @@ func check(t *testing.T, src string, vars map[string]string, want ...string) {
 }
 
 func TestParseValid(t *testing.T) {
-	for _, name := range []string{"minimal", "full"} {
+	for _, name := range []string{"minimal", "full", "issuer"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join("testdata", name+".yaml"))
 			if err != nil {
@@ -176,7 +176,7 @@ func TestUnknownKeys(t *testing.T) {
 		want      []string
 	}{
 		{"top level", "login: {}\n" + base, []string{
-			`t.yaml:1: unknown key "login" at the top level; this version has no login: section; valid keys: server, admin, log, issuers, routes`}},
+			`t.yaml:1: unknown key "login" at the top level; this version has no login: section; valid keys: server, admin, log, issuers, routes, issuer`}},
 		{"nested struct", "server:\n  tls:\n    cert: a.pem\n" + base, []string{
 			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file`}},
 		{"route with suggestion", base + "    pathPrefix: /api\n", []string{
@@ -193,12 +193,12 @@ func TestYAMLErrors(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes"}},
-		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, routes"}},
-		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes"}},
+		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
+		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
+		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
 		{"syntax", "routes:\n  - name: a\n   upstream: x\n", []string{"t.yaml:2: invalid YAML: did not find expected '-' indicator"}},
 		{"scanner", "server:\n  listen: a: b\n", []string{"t.yaml:2: invalid YAML: mapping values are not allowed in this context"}},
-		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, routes, not a list"}},
+		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, routes, issuer, not a list"}},
 		{"two documents", base + "---\nlog: {level: info}\n", []string{"t.yaml:7: a second YAML document starts here; keep the whole configuration in one document"}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n" + base, []string{"t.yaml:3: log.level: duplicate key; it is first set at line 2"}},
 		{"integer", "server:\n  max_header_bytes: lots\n" + base, []string{`t.yaml:2: server.max_header_bytes: want a whole number, got "lots"`}},
@@ -428,6 +428,12 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Issuers) != 1 || len(cfg.Routes) != 2 || cfg.Routes[1].PathPrefix != "/healthz" {
 		t.Errorf("example: %d issuers, %d routes", len(cfg.Issuers), len(cfg.Routes))
 	}
+	// The example is a complete single-binary setup: the gateway trusts the
+	// built-in issuer, whose client is the gateway's.
+	if b := cfg.Issuer; b == nil || b.URL != cfg.Issuers[0].Issuer || len(b.Clients) != 1 || len(b.Users) != 1 ||
+		!slices.Equal(b.Clients[0].Audiences, cfg.Issuers[0].Audiences) {
+		t.Errorf("example issuer: %+v", b)
+	}
 	// Uncommented, the legacy issuer must be valid too.
 	legacy := regexp.MustCompile(`(?m)^  #(- |  )`).ReplaceAllString(string(data), "  $1")
 	cfg, err = config.Parse(path, []byte(legacy), os.LookupEnv)
@@ -454,7 +460,7 @@ func schemaKeys(t reflect.Type) []string {
 		}
 		keys = append(keys, name)
 		ft := f.Type
-		if ft.Kind() == reflect.Slice {
+		if ft.Kind() == reflect.Slice || ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
 		}
 		if ft.Kind() == reflect.Struct {
@@ -478,7 +484,7 @@ func ExampleParse() {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "full.yaml", "../../config.example.yaml"} {
+	for _, name := range []string{"minimal.yaml", "full.yaml", "issuer.yaml", "../../config.example.yaml"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)
@@ -496,6 +502,8 @@ func FuzzParse(f *testing.F) {
 		"routes:\n  &a\n  listen: ${X}\n  read_timeout: [a]\n<<: *a\n",
 		"!!binary a: b\n" + base,
 		"server: {listen: '${EMPTY}:${X}', max_header_bytes: '${X}'}\n" + base,
+		"issuer:\n",
+		"issuer: {url: 'http://localhost/idp', users: [{username: a, password_hash: x, claims: {1: [a, {b: .nan, ~: !!binary aGk=}], c: &c {d: *c}}}]}\n",
 	} {
 		f.Add([]byte(seed))
 	}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -77,6 +78,56 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 			r.TokenFrom = []string{"header"}
 		}
 		orDuration(set, p+".timeout", &r.Timeout, defaultRouteTimeout)
+	}
+	if c.Issuer != nil {
+		c.Issuer.applyDefaults(set)
+	}
+}
+
+// applyDefaults fills in the defaults documented on [BuiltinIssuer] and
+// turns claims into values JSON can hold (maps with string keys).
+func (b *BuiltinIssuer) applyDefaults(set func(key string) bool) {
+	orString(&b.Signing.Algorithm, defaultSigningAlgorithm)
+	orDuration(set, "issuer.access_token_ttl", &b.AccessTokenTTL, defaultAccessTokenTTL)
+	orDuration(set, "issuer.id_token_ttl", &b.IDTokenTTL, b.AccessTokenTTL.D())
+	orDuration(set, "issuer.refresh_token_ttl", &b.RefreshTokenTTL, defaultRefreshTokenTTL)
+	orDuration(set, "issuer.session_ttl", &b.SessionTTL, defaultSessionTTL)
+	orDuration(set, "issuer.consent_ttl", &b.ConsentTTL, defaultConsentTTL)
+	orString(&b.Store, StoreMemory)
+	if !set("issuer.login_rate_limit.attempts") {
+		b.LoginRateLimit.Attempts = defaultLoginAttempts
+	}
+	orDuration(set, "issuer.login_rate_limit.window", &b.LoginRateLimit.Window, defaultLoginWindow)
+	for name, desc := range builtinScopes {
+		if _, ok := b.Scopes[name]; !ok {
+			if b.Scopes == nil {
+				b.Scopes = map[string]string{}
+			}
+			b.Scopes[name] = desc
+		}
+	}
+	for i := range b.Clients {
+		cl := &b.Clients[i]
+		p := indexPath("issuer.clients", i)
+		orString(&cl.Name, cl.ID)
+		if !set(p + ".grant_types") {
+			cl.GrantTypes = slices.Clone(defaultGrantTypes)
+		}
+		if !set(p + ".scopes") {
+			cl.Scopes = slices.Clone(defaultClientScopes)
+		}
+		if !set(p+".audiences") && cl.ID != "" {
+			cl.Audiences = []string{cl.ID}
+		}
+	}
+	for i := range b.Users {
+		u := &b.Users[i]
+		orString(&u.Subject, u.Username)
+		for k, v := range u.Claims {
+			if j, ok := jsonValue(v); ok {
+				u.Claims[k] = j
+			}
+		}
 	}
 }
 

@@ -21,6 +21,9 @@ type Config struct {
 	Log     Log      `yaml:"log"`
 	Issuers []Issuer `yaml:"issuers"`
 	Routes  []Route  `yaml:"routes"`
+	// Issuer, when set, runs the built-in OpenID provider. Nil when the
+	// issuer: key is absent; an issuer: key with no value is an error.
+	Issuer *BuiltinIssuer `yaml:"issuer,omitempty"`
 
 	// file is the name the configuration was loaded from, lines maps a key
 	// path such as "routes[0].upstream" to its line in that file.

@@ -29,6 +29,7 @@ func (c *Config) Validate() error {
 	v.log()
 	v.issuers()
 	v.routes()
+	v.builtinIssuer()
 	return v.errs.asError()
 }
 

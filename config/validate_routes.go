@@ -43,7 +43,9 @@ func checkHeaderName(name string) string {
 // are unique.
 func (v *validator) routes() {
 	if len(v.c.Routes) == 0 {
-		v.errorf("routes", "no routes; add at least one under routes: with a name and an upstream")
+		if v.c.Issuer == nil && !v.c.has("issuer") {
+			v.errorf("routes", "no routes; add at least one under routes: with a name and an upstream, or an issuer: section to run the built-in issuer alone")
+		}
 		return
 	}
 	names := map[string]int{}

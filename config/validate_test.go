@@ -94,7 +94,7 @@ func TestValidate(t *testing.T) {
 			`t.yaml:4: issuers[0].typ: "at jwt" is not a type name; write it like at+jwt or application/at+jwt, without spaces`}},
 		// routes
 		{name: "no routes", src: "issuers: []\n", want: []string{
-			`t.yaml: routes: no routes; add at least one under routes: with a name and an upstream`}},
+			`t.yaml: routes: no routes; add at least one under routes: with a name and an upstream, or an issuer: section to run the built-in issuer alone`}},
 		{name: "route key twice", src: route("name: other"), want: []string{
 			`t.yaml:7: routes[0].name: duplicate key; it is first set at line 5`}},
 		{name: "route name empty", src: strings.Replace(base, "name: app", "name: ''", 1), want: []string{

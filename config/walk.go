@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -33,6 +34,10 @@ func (p *parser) walk(slot **yaml.Node, t reflect.Type, path string) {
 	}
 	p.active[n] = true
 	defer delete(p.active, n)
+	if t.Kind() == reflect.Pointer {
+		// An optional section (issuer): present unless absent or null.
+		t = t.Elem()
+	}
 	if n.Kind == yaml.ScalarNode {
 		p.expandScalar(n, t, path)
 		if n.ShortTag() == nullTag {
@@ -51,6 +56,8 @@ func (p *parser) walk(slot **yaml.Node, t reflect.Type, path string) {
 		p.walkSlice(slot, n, t, path)
 	case reflect.Map:
 		p.walkMap(slot, n, t, path)
+	case reflect.Interface:
+		p.walkAny(slot, n, path)
 	default:
 		p.walkScalar(slot, n, t, path)
 	}
@@ -116,24 +123,75 @@ func (p *parser) unknownKey(k *yaml.Node, path string, names []string) {
 	if s := suggest(k.Value, names); s != "" {
 		msg += " (did you mean " + s + "?)"
 	}
-	if path == "" && (k.Value == "login" || k.Value == "issuer") {
+	if path == "" && k.Value == "login" {
 		msg += "; this version has no " + k.Value + ": section"
 	}
 	p.errorf(k.Line, "", "%s; valid keys: %s", msg, strings.Join(names, ", "))
 }
 
 // walkMap checks a mapping whose keys are free (forward_headers,
-// require_claims) and walks its values.
+// require_claims, claims) and walks its values. Where the values are free
+// too (claims), a key must be a string: JSON objects have no other keys.
 func (p *parser) walkMap(slot **yaml.Node, n *yaml.Node, t reflect.Type, path string) {
 	if n.Kind != yaml.MappingNode {
 		p.fail(slot, path, "want a mapping of names to values, got %s", describe(n))
 		return
 	}
 	for _, kv := range p.pairs(n, path, 0, map[string]bool{}) {
-		kpath := keyPath(path, kv.key.Value)
-		p.record(kpath, kv.key.Line)
+		k := kv.key
+		kpath := keyPath(path, k.Value)
+		p.record(kpath, k.Line)
+		if t.Elem().Kind() == reflect.Interface && k.ShortTag() != strTag {
+			p.errorf(k.Line, kpath, "a name must be a string, and %s reads as %s; quote it (%q) if it is meant as a name", describe(k), tagName(k.ShortTag()), k.Value)
+			p.bad[kpath] = true
+			// Decoded as a string, it lets the rest be checked.
+			k.Tag, k.Style = strTag, k.Style&^yaml.TaggedStyle
+		}
 		p.walk(kv.value, t.Elem(), kpath)
 	}
+}
+
+// walkAny checks a free-form value (a user's claim), which must be what
+// JSON can hold: a mapping with string keys, a list, a string, a number,
+// true, false or null.
+func (p *parser) walkAny(slot **yaml.Node, n *yaml.Node, path string) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		p.walkMap(slot, n, reflect.TypeFor[map[string]any](), path)
+		return
+	case yaml.SequenceNode:
+		p.walkSlice(slot, n, reflect.TypeFor[[]any](), path)
+		return
+	}
+	const want = "want a string, a number, true, false, a list or a mapping"
+	switch tag := n.ShortTag(); tag {
+	case strTag, "!!int", "!!bool", nullTag:
+	case "!!timestamp":
+		// Kept as written: a date is a string in JSON.
+		n.Tag, n.Style = strTag, n.Style&^yaml.TaggedStyle
+	case "!!float":
+		var f float64
+		if err := decodeNode(n, &f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			p.fail(slot, path, "%s is not a number JSON can hold; %s", describe(n), want)
+		}
+	default:
+		p.fail(slot, path, "a value tagged %s cannot be a claim; %s", tag, want)
+	}
+}
+
+// tagName names a YAML tag for messages.
+func tagName(tag string) string {
+	switch tag {
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	case nullTag:
+		return "null"
+	case "!!timestamp":
+		return "a date"
+	}
+	return "a value tagged " + tag
 }
 
 // walkSlice checks a sequence and walks its items as path[i].
