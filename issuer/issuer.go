@@ -1,0 +1,289 @@
+// Package issuer is portcullis' built-in OpenID provider: discovery, the
+// authorization endpoint with its login and consent pages, the token
+// endpoint (authorization code with PKCE, refresh-token rotation, client
+// credentials), userinfo, revocation (RFC 7009), introspection (RFC 7662)
+// and RP-initiated logout. Users and clients come from configuration; state
+// lives in a [Store].
+//
+// It follows RFC 9700 (OAuth 2.0 Security BCP): exact redirect URI
+// matching, PKCE S256 (plain refused), single-use codes whose replay revokes
+// what they issued, refresh-token rotation with reuse detection, and the
+// RFC 9207 "iss" authorization response parameter.
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// Client is a registered OAuth client.
+type Client struct {
+	ID   string
+	Name string // shown on the login and consent pages; defaults to ID
+	// Secret is a plain client secret; SecretHash a bcrypt hash. A
+	// confidential client has exactly one; a public client neither.
+	Secret     string
+	SecretHash string
+	Public     bool
+	// FirstParty clients get no consent page.
+	FirstParty             bool
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+	// GrantTypes: authorization_code, refresh_token, client_credentials.
+	GrantTypes []string
+	// Scopes the client may be granted.
+	Scopes []string
+	// Audiences are the "aud" of the client's access tokens; default [ID].
+	Audiences []string
+}
+
+// User is a person who can sign in.
+type User struct {
+	Username     string
+	Subject      string // "sub"; defaults to Username
+	PasswordHash string // bcrypt
+	Claims       map[string]any
+}
+
+// Signer signs tokens and publishes the verification keys. *jwks.KeyRing
+// implements it.
+type Signer interface {
+	Active() jwks.SigningKey
+	Keys(ctx context.Context, kid string) ([]jwks.Key, error)
+	JWKSHandler() http.Handler
+}
+
+// Config configures an [Issuer].
+type Config struct {
+	// URL is the issuer identifier, byte-identical in discovery, tokens and
+	// authorization responses. Endpoints live under its path.
+	URL string
+	// Keys signs tokens. Required.
+	Keys Signer
+	// Store keeps codes, refresh tokens, revocations and sessions. Required.
+	Store   Store
+	Clients []Client
+	Users   []User
+	// ScopeDescriptions describe non-standard scopes on the consent page.
+	ScopeDescriptions map[string]string
+	// Token and session lifetimes; zero values take the defaults
+	// 15m, AccessTTL, 720h, 12h, 720h, 60s. A negative ConsentTTL never
+	// remembers consent: every authorization asks.
+	AccessTTL, IDTokenTTL, RefreshTTL, SessionTTL, ConsentTTL, CodeTTL time.Duration
+	// LoginAttempts per LoginWindow are allowed per username and per
+	// client address; defaults 5 per 5m.
+	LoginAttempts int
+	LoginWindow   time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Issuer is the OpenID provider, an http.Handler for every path under the
+// issuer URL's path. Build it with [New]; it is safe for concurrent use.
+type Issuer struct {
+	cfg       Config
+	url       string
+	base      string // path prefix, "" for a host-root issuer
+	secure    bool   // https: Secure cookies, __Host- names
+	clients   map[string]*Client
+	users     map[string]*User // by username
+	bySubject map[string]*User
+	discovery []byte
+	mux       *http.ServeMux
+	now       func() time.Time
+	log       *slog.Logger
+	dummyHash []byte
+}
+
+// New checks cfg and builds the Issuer.
+func New(cfg Config) (*Issuer, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("issuer: url %q is not an absolute http(s) URL", cfg.URL)
+	}
+	if cfg.Keys == nil || cfg.Store == nil {
+		return nil, errors.New("issuer: keys and store are required")
+	}
+	setDefaults(&cfg)
+	i := &Issuer{
+		cfg:       cfg,
+		url:       strings.TrimSuffix(cfg.URL, "/"),
+		base:      strings.TrimSuffix(u.EscapedPath(), "/"),
+		secure:    u.Scheme == "https",
+		clients:   map[string]*Client{},
+		users:     map[string]*User{},
+		bySubject: map[string]*User{},
+		now:       cfg.Now,
+		log:       cfg.Logger,
+	}
+	for k := range cfg.Clients {
+		c := cfg.Clients[k]
+		if c.Name == "" {
+			c.Name = c.ID
+		}
+		if len(c.Audiences) == 0 {
+			c.Audiences = []string{c.ID}
+		}
+		if _, dup := i.clients[c.ID]; dup {
+			return nil, fmt.Errorf("issuer: client %q configured twice", c.ID)
+		}
+		i.clients[c.ID] = &c
+	}
+	for k := range cfg.Users {
+		usr := cfg.Users[k]
+		if usr.Subject == "" {
+			usr.Subject = usr.Username
+		}
+		i.users[usr.Username] = &usr
+		i.bySubject[usr.Subject] = &usr
+	}
+	if i.dummyHash, err = dummyBcrypt(); err != nil {
+		return nil, err
+	}
+	if i.discovery, err = i.buildDiscovery(); err != nil {
+		return nil, err
+	}
+	i.mux = i.routes()
+	return i, nil
+}
+
+func setDefaults(c *Config) {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.AccessTTL, 15*time.Minute)
+	def(&c.IDTokenTTL, c.AccessTTL)
+	def(&c.RefreshTTL, 720*time.Hour)
+	def(&c.SessionTTL, 12*time.Hour)
+	if c.ConsentTTL == 0 {
+		c.ConsentTTL = 720 * time.Hour
+	}
+	def(&c.CodeTTL, 60*time.Second)
+	def(&c.LoginWindow, 5*time.Minute)
+	if c.LoginAttempts <= 0 {
+		c.LoginAttempts = 5
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// PathPrefix is the path under which the issuer serves, "" for the root.
+func (i *Issuer) PathPrefix() string { return i.base }
+
+// URL is the issuer identifier.
+func (i *Issuer) URL() string { return i.url }
+
+// ServeHTTP serves the issuer's endpoints.
+func (i *Issuer) ServeHTTP(w http.ResponseWriter, r *http.Request) { i.mux.ServeHTTP(w, r) }
+
+func (i *Issuer) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	p := i.base
+	mux.HandleFunc("GET "+p+"/.well-known/openid-configuration", i.serveDiscovery)
+	mux.HandleFunc("GET "+p+"/.well-known/oauth-authorization-server", i.serveDiscovery)
+	mux.Handle("GET "+p+"/jwks", i.cfg.Keys.JWKSHandler())
+	mux.HandleFunc(p+"/authorize", i.authorize)
+	mux.HandleFunc("POST "+p+"/token", i.token)
+	mux.HandleFunc(p+"/userinfo", i.userinfo)
+	mux.HandleFunc("POST "+p+"/revoke", i.revoke)
+	mux.HandleFunc("POST "+p+"/introspect", i.introspect)
+	mux.HandleFunc(p+"/logout", i.logout)
+	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		i.errorPage(w, http.StatusNotFound, "Not found", "There is nothing here.")
+	})
+	return mux
+}
+
+// buildDiscovery makes the OpenID Provider Metadata once (OIDC Discovery
+// §3, RFC 8414). It is built from configuration, never from a request's
+// Host header.
+func (i *Issuer) buildDiscovery() ([]byte, error) {
+	scopes := []string{"openid", "profile", "email", "offline_access"}
+	grants := map[string]bool{}
+	for _, c := range i.clients {
+		for _, s := range c.Scopes {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+		for _, g := range c.GrantTypes {
+			grants[g] = true
+		}
+	}
+	grantList := []string{}
+	for _, g := range []string{"authorization_code", "refresh_token", "client_credentials"} {
+		if grants[g] {
+			grantList = append(grantList, g)
+		}
+	}
+	claims := []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid"}
+	for _, u := range i.users {
+		for k := range u.Claims {
+			if !slices.Contains(claims, k) {
+				claims = append(claims, k)
+			}
+		}
+	}
+	slices.Sort(claims)
+	alg := i.cfg.Keys.Active().Algorithm
+	doc := map[string]any{
+		"issuer":                                         i.url,
+		"authorization_endpoint":                         i.url + "/authorize",
+		"token_endpoint":                                 i.url + "/token",
+		"userinfo_endpoint":                              i.url + "/userinfo",
+		"jwks_uri":                                       i.url + "/jwks",
+		"revocation_endpoint":                            i.url + "/revoke",
+		"introspection_endpoint":                         i.url + "/introspect",
+		"end_session_endpoint":                           i.url + "/logout",
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          grantList,
+		"subject_types_supported":                        []string{"public"},
+		"id_token_signing_alg_values_supported":          []string{alg},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"client_secret_basic", "client_secret_post", "none"},
+		"revocation_endpoint_auth_methods_supported":     []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported":  []string{"client_secret_basic", "client_secret_post"},
+		"scopes_supported":                               scopes,
+		"claims_supported":                               claims,
+		"prompt_values_supported":                        []string{"none", "login", "consent"},
+		"authorization_response_iss_parameter_supported": true,
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+func (i *Issuer) serveDiscovery(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	_, _ = w.Write(i.discovery)
+}
+
+// hashToken is the storage key of a code or refresh token: SHA-256,
+// base64url. The raw value is never stored.
+func hashToken(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+var _ http.Handler = (*Issuer)(nil)

@@ -1,0 +1,147 @@
+package issuer
+
+import (
+	"bytes"
+	"html/template"
+	"net/http"
+	"net/url"
+)
+
+// pageHeaders are sent with every page the issuer renders: no framing
+// (clickjacking), no scripts, no referrer (codes and states stay out of
+// other sites' logs), no caching.
+func pageHeaders(h http.Header, formAction string) {
+	csp := "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+	if formAction != "" {
+		// Browsers apply form-action to the redirect that follows a form
+		// post, so the client's origin must be allowed too.
+		csp += " " + formAction
+	}
+	h.Set("Content-Security-Policy", csp)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+}
+
+var pages = template.Must(template.New("layout").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
+main{background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:2rem;width:100%;max-width:22rem;margin:1rem}
+h1{font-size:1.35rem;margin:0 0 .25rem}
+p.sub{color:#4b5563;margin:0 0 1.25rem}
+label{display:block;font-weight:600;margin:.75rem 0 .25rem}
+input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem .7rem;border:1px solid #9ca3af;border-radius:8px;font-size:1rem}
+input:focus,button:focus{outline:3px solid #93c5fd;outline-offset:1px}
+button{width:100%;padding:.65rem;margin-top:1.25rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-size:1rem;font-weight:600;cursor:pointer}
+button.secondary{background:#e5e7eb;color:#111827;margin-top:.5rem}
+.error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;border-radius:8px;padding:.5rem .75rem;margin-bottom:.5rem}
+ul{padding-left:1.2rem}
+</style></head><body><main>{{template "body" .}}</main></body></html>`))
+
+var loginPage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
+<h1>Sign in</h1>
+<p class="sub">to continue to <strong>{{.Client}}</strong></p>
+{{if .Scopes}}<p class="sub">It will be able to: {{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{$s}}{{end}}.</p>{{end}}
+{{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<input type="hidden" name="action" value="login">
+<label for="username">Username</label>
+<input type="text" id="username" name="username" value="{{.Username}}" autocomplete="username" autocapitalize="none" required autofocus>
+<label for="password">Password</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>`))
+
+var consentPage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
+<h1>{{.Client}} wants to:</h1>
+<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<form method="post" action="{{.Action}}">
+{{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit" name="action" value="allow">Allow</button>
+<button type="submit" name="action" value="deny" class="secondary">Deny</button>
+</form>`))
+
+var messagePage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>`))
+
+// render writes a page with the security headers.
+func render(w http.ResponseWriter, t *template.Template, status int, formAction string, data any) {
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, data); err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	pageHeaders(w.Header(), formAction)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorPage shows an error that must not go back to a client.
+func (i *Issuer) errorPage(w http.ResponseWriter, status int, title, msg string) {
+	render(w, messagePage, status, "", map[string]any{"Title": title, "Message": msg})
+}
+
+// builtinScopes describe the standard scopes on the consent page.
+var builtinScopes = map[string]string{
+	"openid":         "confirm your identity",
+	"profile":        "see your name and profile",
+	"email":          "see your email address",
+	"offline_access": "stay signed in when you are away",
+}
+
+func (i *Issuer) describeScopes(scopes []string) []string {
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		d := i.cfg.ScopeDescriptions[s]
+		if d == "" {
+			d = builtinScopes[s]
+		}
+		if d == "" {
+			d = s
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// formParams flattens the request parameters for hidden fields.
+func formParams(v url.Values) map[string]string {
+	out := make(map[string]string, len(v))
+	for k := range v {
+		out[k] = v.Get(k)
+	}
+	return out
+}
+
+// origin is scheme://host of a URL, for form-action.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+func (i *Issuer) loginPage(w http.ResponseWriter, r *http.Request, req *authRequest, username, msg string, status int) {
+	render(w, loginPage, status, origin(req.redirectURI), map[string]any{
+		"Title": "Sign in", "Client": req.client.Name, "Scopes": i.describeScopes(req.scopes),
+		"Error": msg, "Action": i.base + "/authorize", "Params": formParams(req.params),
+		"CSRF": i.csrfToken(w, r), "Username": username,
+	})
+}
+
+func (i *Issuer) consentPage(w http.ResponseWriter, r *http.Request, req *authRequest, _ *Session) {
+	render(w, consentPage, http.StatusOK, origin(req.redirectURI), map[string]any{
+		"Title": "Allow access", "Client": req.client.Name, "Scopes": i.describeScopes(req.scopes),
+		"Action": i.base + "/authorize", "Params": formParams(req.params), "CSRF": i.csrfToken(w, r),
+	})
+}

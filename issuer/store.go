@@ -1,0 +1,148 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store errors. Implementations return them (possibly wrapped) so callers
+// can branch with errors.Is.
+var (
+	// ErrNotFound: no such code, refresh token, session or consent (or it
+	// expired).
+	ErrNotFound = errors.New("issuer: not found")
+	// ErrCodeReused: the authorization code was already redeemed.
+	ErrCodeReused = errors.New("issuer: authorization code reused")
+	// ErrRefreshReused: a refresh token that was already rotated was
+	// presented again; its whole family has been revoked by the store.
+	ErrRefreshReused = errors.New("issuer: refresh token reused")
+	// ErrRevoked: the refresh token's family was revoked.
+	ErrRevoked = errors.New("issuer: revoked")
+	// ErrUnavailable: the backing store cannot be reached; callers answer
+	// 503 and never treat it as success.
+	ErrUnavailable = errors.New("issuer: store unavailable")
+)
+
+// AuthCode is what an authorization code stands for. It is stored under
+// the SHA-256 of the code, never the code itself.
+type AuthCode struct {
+	ClientID      string
+	RedirectURI   string
+	Subject       string
+	Scopes        []string
+	Nonce         string
+	CodeChallenge string // S256 challenge; empty if the client sent none
+	AuthTime      time.Time
+	SessionID     string
+	Expiry        time.Time
+	// Issued is filled in by RedeemCode: what the first redemption issued,
+	// so a replay can revoke it.
+	Issued Issued
+}
+
+// Issued records the tokens one grant produced.
+type Issued struct {
+	// FamilyID is the refresh-token family, empty if no refresh token.
+	FamilyID string
+	// AccessJTI and AccessExpiry identify the access token.
+	AccessJTI    string
+	AccessExpiry time.Time
+}
+
+// RefreshToken is one opaque refresh token's grant. It is stored under the
+// SHA-256 of the token.
+type RefreshToken struct {
+	FamilyID  string
+	ClientID  string
+	Subject   string
+	Scopes    []string
+	AuthTime  time.Time
+	SessionID string
+	// Expiry of this token; the family as a whole ends at FamilyExpiry
+	// (rotation does not extend it).
+	Expiry       time.Time
+	FamilyExpiry time.Time
+}
+
+// Session is a browser's signed-in session at the issuer.
+type Session struct {
+	Subject  string
+	AuthTime time.Time
+	Expiry   time.Time
+}
+
+// Store keeps the issuer's state: authorization codes, refresh-token
+// families, revoked access-token IDs, browser sessions, remembered consent
+// and login rate-limit counters. Every method is safe for concurrent use,
+// and every operation that decides something (redeeming a code, rotating a
+// refresh token) is atomic across all processes sharing the store. Expired
+// entries are never returned and are eventually removed.
+type Store interface {
+	// SaveCode stores a new authorization code under its hash until
+	// c.Expiry.
+	SaveCode(ctx context.Context, codeHash string, c AuthCode) error
+	// RedeemCode consumes a code exactly once. The first call for a live
+	// code records issued with it and returns the code. Every later call
+	// returns the code (with the Issued of the first redemption) and
+	// ErrCodeReused. Unknown or expired codes give ErrNotFound. A redeemed
+	// code is remembered until its Expiry plus ten minutes so replays can
+	// be detected.
+	RedeemCode(ctx context.Context, codeHash string, issued Issued) (AuthCode, error)
+
+	// CreateRefresh stores the first refresh token of a new family.
+	CreateRefresh(ctx context.Context, tokenHash string, rt RefreshToken) error
+	// RotateRefresh replaces the family's current token oldHash with
+	// newHash, atomically. It returns the old token's grant. If oldHash is
+	// not the family's current token (it was rotated before), the family is
+	// revoked and ErrRefreshReused returned with the grant; a revoked family
+	// gives ErrRevoked; an unknown or expired token ErrNotFound. The new
+	// token has next's fields (FamilyID is the old one's). accessJTI and
+	// accessExpiry are recorded with the family so that revoking the family
+	// also revokes the access tokens issued from it.
+	RotateRefresh(ctx context.Context, oldHash, newHash string, next RefreshToken, accessJTI string, accessExpiry time.Time) (RefreshToken, error)
+	// LookupRefresh returns a live refresh token's grant without changing
+	// anything: ErrNotFound, ErrRevoked, or ErrRefreshReused for one
+	// already rotated.
+	LookupRefresh(ctx context.Context, tokenHash string) (RefreshToken, error)
+	// AddFamilyAccess records an access token issued from a family.
+	AddFamilyAccess(ctx context.Context, familyID, accessJTI string, accessExpiry time.Time) error
+	// RevokeFamily revokes every refresh token of the family and denies
+	// every access token recorded with it until its expiry. A family not
+	// created yet is remembered as revoked for ten minutes, so a code replay
+	// racing the first redemption still wins: CreateRefresh then fails with
+	// ErrRevoked, and AddFamilyAccess records the jti (denied) and returns
+	// ErrRevoked. Rotation never extends FamilyExpiry. LookupRefresh and
+	// RotateRefresh return the grant along with ErrRevoked and
+	// ErrRefreshReused.
+	RevokeFamily(ctx context.Context, familyID string) error
+
+	// RevokeAccess denies an access token's jti until expiry.
+	RevokeAccess(ctx context.Context, jti string, expiry time.Time) error
+	// IsAccessRevoked reports whether jti is denied.
+	IsAccessRevoked(ctx context.Context, jti string) (bool, error)
+
+	// SaveSession stores a browser session until s.Expiry.
+	SaveSession(ctx context.Context, id string, s Session) error
+	// GetSession returns a live session or ErrNotFound.
+	GetSession(ctx context.Context, id string) (Session, error)
+	// DeleteSession removes a session; deleting a missing one is not an
+	// error.
+	DeleteSession(ctx context.Context, id string) error
+
+	// SaveConsent remembers that subject allowed client the scopes, until
+	// expiry.
+	SaveConsent(ctx context.Context, subject, clientID string, scopes []string, expiry time.Time) error
+	// GetConsent returns the remembered scopes, or ErrNotFound.
+	GetConsent(ctx context.Context, subject, clientID string) ([]string, error)
+
+	// Hit counts one event under key in a fixed window of the given length
+	// starting at its first hit, and returns the count including this one.
+	Hit(ctx context.Context, key string, window time.Duration) (int, error)
+	// Count returns the events counted under key in its current window (0
+	// when there is none), without counting one.
+	Count(ctx context.Context, key string) (int, error)
+
+	// Ping reports whether the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+}
