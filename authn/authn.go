@@ -50,6 +50,10 @@ type Issuer struct {
 	HMACSecret []byte
 	// Keys provides the issuer's public keys; nil for an HMAC-only issuer.
 	Keys KeySource
+	// Revoked, when set, is asked about every token's "jti" (the built-in
+	// issuer's revocation list). A revoked token is invalid; an error is a
+	// technical failure (503), never a pass.
+	Revoked func(ctx context.Context, jti string) (bool, error)
 }
 
 // Config configures an [Authenticator].

@@ -32,6 +32,7 @@ const (
 	ReasonScope           = "scope"
 	ReasonClaim           = "claim"
 	ReasonKeysUnavailable = "keys_unavailable"
+	ReasonRevoked         = "revoked"
 )
 
 // Error is an authentication or authorization failure of a request: what the

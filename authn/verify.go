@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -56,7 +57,23 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if !tok.Valid || v.issuer == nil {
 		return nil, invalidToken(ReasonSignature, "signature invalid")
 	}
-	return a.verifyClaims(token, v.issuer, c.raw)
+	id, err := a.verifyClaims(token, v.issuer, c.raw)
+	if err != nil {
+		return nil, err
+	}
+	if v.issuer.Revoked != nil {
+		if id.ID == "" {
+			return nil, invalidToken(ReasonRevoked, "jti missing")
+		}
+		revoked, err := v.issuer.Revoked(ctx, id.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: revocation list: %w", errKeysUnavailable, err)
+		}
+		if revoked {
+			return nil, invalidToken(ReasonRevoked, "token revoked")
+		}
+	}
+	return id, nil
 }
 
 // explain maps a golang-jwt error to a typed failure.

@@ -33,6 +33,13 @@ func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]auth
 		if ci.HMACSecret != "" {
 			iss.HMACSecret = []byte(ci.HMACSecret)
 		}
+		if b := g.builtin; b != nil && ci.Issuer == b.iss.URL() && ci.JWKSURI == "" {
+			// The built-in issuer: its keys and revocations in-process.
+			iss.Keys = b.keys
+			iss.Revoked = b.iss.Revoked
+			out = append(out, iss)
+			continue
+		}
 		if ci.HMACSecret == "" || ci.JWKSURI != "" {
 			name := ci.Issuer
 			remote := jwks.NewRemote(ctx, jwks.RemoteConfig{

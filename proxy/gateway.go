@@ -48,6 +48,7 @@ type Gateway struct {
 	trusted   []netip.Prefix
 	metrics   *metrics
 	realm     string
+	builtin   *builtin // nil without an issuer section
 }
 
 // route is one configured route, converted for the request path.
@@ -99,6 +100,10 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			return nil, err
 		}
 		g.trusted = append(g.trusted, pfx)
+	}
+	cfg.Logger, cfg.Now = g.log, g.now
+	if err := g.buildBuiltin(ctx, cfg); err != nil {
+		return nil, err
 	}
 	issuers, err := g.buildIssuers(ctx, cfg.HTTPClient)
 	if err != nil {
@@ -154,6 +159,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, key, ok := cleanPath(r.URL.EscapedPath())
 	if !ok {
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed path")
+		return
+	}
+	// portcullis' own paths come before any route.
+	if g.builtin != nil && g.builtin.owns(key) {
+		g.serveIssuer(w, r)
 		return
 	}
 	host := requestHost(r.Host)
@@ -268,14 +278,24 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// Ready reports whether every issuer's keys have been loaded.
-func (g *Gateway) Ready() bool {
+// Ready reports whether every issuer's keys have been loaded and the
+// built-in issuer's store answers.
+func (g *Gateway) Ready() bool { return len(g.notReady(context.Background())) == 0 }
+
+// notReady lists what is not ready yet.
+func (g *Gateway) notReady(ctx context.Context) []string {
+	var out []string
 	for _, r := range g.remotes {
 		if !r.Ready() {
-			return false
+			out = append(out, "keys of "+r.Issuer())
 		}
 	}
-	return true
+	if g.builtin != nil {
+		if err := g.builtin.store.Ping(ctx); err != nil {
+			out = append(out, "issuer store")
+		}
+	}
+	return out
 }
 
 func (g *Gateway) keySetInfo() []keySetInfo {

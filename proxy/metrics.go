@@ -17,6 +17,7 @@ const (
 	outcomeBadRequest  = "bad_request"
 	outcomeUnavailable = "unavailable"
 	outcomeNoRoute     = "no_route"
+	outcomeIssuer      = "issuer" // served by the built-in issuer
 )
 
 // metrics are the gateway's Prometheus metrics, on a registry of its own.

@@ -24,17 +24,11 @@ func (g *Gateway) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		var waiting []string
-		for _, r := range g.remotes {
-			if !r.Ready() {
-				waiting = append(waiting, r.Issuer())
-			}
-		}
-		if len(waiting) > 0 {
+		if waiting := g.notReady(r.Context()); len(waiting) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "waiting for keys of %s\n", strings.Join(waiting, ", "))
+			_, _ = fmt.Fprintf(w, "waiting for %s\n", strings.Join(waiting, ", "))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/issuer"
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// builtin is the built-in issuer mounted on the main listener.
+type builtin struct {
+	iss   *issuer.Issuer
+	keys  *jwks.KeyRing
+	store issuer.Store
+	base  string // path prefix; "" mounts only the endpoint paths at the root
+}
+
+// rootEndpoints are the issuer's paths when its URL has no path.
+var rootEndpoints = map[string]bool{
+	"/.well-known/openid-configuration": true, "/.well-known/oauth-authorization-server": true,
+	"/jwks": true, "/authorize": true, "/token": true, "/userinfo": true,
+	"/revoke": true, "/introspect": true, "/logout": true,
+}
+
+// owns reports whether a cleaned path belongs to the issuer; it is matched
+// before any route, so a catch-all route never hides the issuer.
+func (b *builtin) owns(path string) bool {
+	if b.base == "" {
+		return rootEndpoints[path]
+	}
+	return path == b.base || strings.HasPrefix(path, b.base+"/")
+}
+
+// NewIssuer builds the built-in issuer of cfg (nil when there is none): its
+// signing keys (loaded from, or generated into, issuer.signing.key_dir) and
+// its store. Key rotation runs on ctx.
+func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
+	bi := cfg.Config.Issuer
+	if bi == nil {
+		return nil, nil, nil, nil
+	}
+	if bi.Store != "" && bi.Store != config.StoreMemory {
+		return nil, nil, nil, fmt.Errorf("proxy: issuer.store %s: only memory is supported in this version", config.RedactStore(bi.Store))
+	}
+	now := cfg.Now
+	keys, err := jwks.OpenKeyRing(jwks.KeyRingConfig{
+		Algorithm:   bi.Signing.Algorithm,
+		KeyDir:      bi.Signing.KeyDir,
+		RotateEvery: bi.Signing.RotateEvery.D(),
+		RetainFor:   max(bi.AccessTokenTTL.D(), bi.IDTokenTTL.D()),
+		Now:         now,
+		Logger:      cfg.Logger,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("proxy: issuer keys: %w", err)
+	}
+	store := issuer.NewMemoryStore(issuer.MemoryConfig{Now: now})
+	ic := issuer.Config{
+		URL: bi.URL, Keys: keys, Store: store, ScopeDescriptions: bi.Scopes,
+		AccessTTL: bi.AccessTokenTTL.D(), IDTokenTTL: bi.IDTokenTTL.D(), RefreshTTL: bi.RefreshTokenTTL.D(),
+		SessionTTL: bi.SessionTTL.D(), ConsentTTL: bi.ConsentTTL.D(),
+		LoginAttempts: bi.LoginRateLimit.Attempts, LoginWindow: bi.LoginRateLimit.Window.D(),
+		Now: now, Logger: cfg.Logger,
+	}
+	if ic.ConsentTTL == 0 {
+		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time
+	}
+	for _, c := range bi.Clients {
+		ic.Clients = append(ic.Clients, issuer.Client{
+			ID: c.ID, Name: c.Name, Secret: c.Secret, SecretHash: c.SecretHash, Public: c.Public,
+			FirstParty: c.FirstParty, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
+		})
+	}
+	for _, u := range bi.Users {
+		ic.Users = append(ic.Users, issuer.User{Username: u.Username, Subject: u.Subject, PasswordHash: u.PasswordHash, Claims: u.Claims})
+	}
+	iss, err := issuer.New(ic)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if ctx != nil {
+		go keys.Run(ctx)
+	}
+	return iss, keys, store, nil
+}
+
+// buildBuiltin mounts the built-in issuer, if configured.
+func (g *Gateway) buildBuiltin(ctx context.Context, cfg Config) error {
+	iss, keys, store, err := NewIssuer(ctx, cfg)
+	if err != nil || iss == nil {
+		return err
+	}
+	g.builtin = &builtin{iss: iss, keys: keys, store: store, base: iss.PathPrefix()}
+	return nil
+}
+
+// serveIssuer hands a request to the built-in issuer.
+func (g *Gateway) serveIssuer(w http.ResponseWriter, r *http.Request) {
+	g.metrics.requests.WithLabelValues("issuer", outcomeIssuer).Inc()
+	g.builtin.iss.ServeHTTP(w, r)
+}
