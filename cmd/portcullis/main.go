@@ -3,6 +3,9 @@
 //	portcullis serve --config FILE     run the gateway
 //	portcullis check --config FILE     validate a configuration, report every error
 //	portcullis demo                    run a self-contained demo on loopback
+//	portcullis keygen [--alg ES256]    write a new signing key
+//	portcullis hash-password           bcrypt a password read from stdin
+//	portcullis token --config FILE --client ID --sub S [--scope "…"] [--ttl 1h]
 //	portcullis version                 print the version
 package main
 
@@ -38,11 +41,22 @@ commands:
   serve --config FILE   run the gateway
   check --config FILE   validate a configuration file and report every error
   demo                  run a gateway, a key server and an echo upstream on loopback
+  keygen [--alg ES256] [--out FILE]
+                        write a new signing key (PKCS#8 PEM)
+  hash-password [--cost 12]
+                        print the bcrypt hash of the password on standard input
+  token --config FILE --client ID --sub SUBJECT [--scope "a b"] [--ttl 1h]
+                        mint an access token with the built-in issuer's key
   version               print the version
 `
 
 // run executes one command and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWith is run with an explicit standard input.
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -55,6 +69,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = check(rest, stdout, stderr)
 	case "demo":
 		err = demo(ctx, rest, stdout, stderr)
+	case "keygen":
+		err = keygen(rest, stdout, stderr)
+	case "hash-password":
+		err = hashPassword(rest, stdin, stdout, stderr)
+	case "token":
+		err = token(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return 0
@@ -149,6 +169,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("starting portcullis", "version", versionString(), "config", path)
 	if cfg.Server.InsecureAllowHTTP {
 		log.Warn("insecure_allow_http is set: the gateway is served over plain http on a non-loopback address")
+	}
+	if cfg.Issuer != nil && cfg.Issuer.Signing.KeyDir == "" {
+		log.Warn("issuer.signing.key_dir is empty: signing keys live in memory and every token becomes invalid when portcullis restarts")
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
+	t.Setenv("PORTCULLIS_CLIENT_SECRET", "a-client-secret-for-tests")
 	cases := []struct {
 		name   string
 		args   []string
