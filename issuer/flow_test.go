@@ -54,7 +54,7 @@ type idp struct {
 	keys  *jwks.KeyRing
 }
 
-func newIDP(t *testing.T) *idp {
+func newIDP(t testing.TB) *idp {
 	t.Helper()
 	hashOnce.Do(func() {
 		h, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)

@@ -203,15 +203,27 @@ func (i *Issuer) routes() *http.ServeMux {
 	mux.HandleFunc("GET "+p+"/.well-known/oauth-authorization-server", i.serveDiscovery)
 	mux.Handle("GET "+p+"/jwks", i.cfg.Keys.JWKSHandler())
 	mux.HandleFunc(p+"/authorize", i.authorize)
-	mux.HandleFunc("POST "+p+"/token", i.token)
+	mux.HandleFunc(p+"/token", postOnly(i.token))
 	mux.HandleFunc(p+"/userinfo", i.userinfo)
-	mux.HandleFunc("POST "+p+"/revoke", i.revoke)
-	mux.HandleFunc("POST "+p+"/introspect", i.introspect)
+	mux.HandleFunc(p+"/revoke", postOnly(i.revoke))
+	mux.HandleFunc(p+"/introspect", postOnly(i.introspect))
 	mux.HandleFunc(p+"/logout", i.logout)
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusNotFound, "Not found", "There is nothing here.")
 	})
 	return mux
+}
+
+// postOnly answers 405 with an OAuth error to anything but POST.
+func postOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeOAuthError(w, &oauthError{status: http.StatusMethodNotAllowed, code: "invalid_request", desc: "use POST"})
+			return
+		}
+		h(w, r)
+	}
 }
 
 // buildDiscovery makes the OpenID Provider Metadata once (OIDC Discovery
