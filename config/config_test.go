@@ -67,7 +67,7 @@ func check(t *testing.T, src string, vars map[string]string, want ...string) {
 }
 
 func TestParseValid(t *testing.T) {
-	for _, name := range []string{"minimal", "full", "issuer"} {
+	for _, name := range []string{"minimal", "full", "issuer", "login"} {
 		t.Run(name, func(t *testing.T) {
 			src, err := os.ReadFile(filepath.Join("testdata", name+".yaml"))
 			if err != nil {
@@ -175,8 +175,8 @@ func TestUnknownKeys(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"top level", "login: {}\n" + base, []string{
-			`t.yaml:1: unknown key "login" at the top level; this version has no login: section; valid keys: server, admin, log, issuers, routes, issuer`}},
+		{"top level", "Login: {}\n" + base, []string{
+			`t.yaml:1: unknown key "Login" at the top level (did you mean login?); valid keys: server, admin, log, issuers, login, routes, issuer`}},
 		{"nested struct", "server:\n  tls:\n    cert: a.pem\n" + base, []string{
 			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file`}},
 		{"route with suggestion", base + "    pathPrefix: /api\n", []string{
@@ -193,12 +193,12 @@ func TestYAMLErrors(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
-		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
-		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, routes, issuer"}},
+		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
+		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
+		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
 		{"syntax", "routes:\n  - name: a\n   upstream: x\n", []string{"t.yaml:2: invalid YAML: did not find expected '-' indicator"}},
 		{"scanner", "server:\n  listen: a: b\n", []string{"t.yaml:2: invalid YAML: mapping values are not allowed in this context"}},
-		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, routes, issuer, not a list"}},
+		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, login, routes, issuer, not a list"}},
 		{"two documents", base + "---\nlog: {level: info}\n", []string{"t.yaml:7: a second YAML document starts here; keep the whole configuration in one document"}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n" + base, []string{"t.yaml:3: log.level: duplicate key; it is first set at line 2"}},
 		{"integer", "server:\n  max_header_bytes: lots\n" + base, []string{`t.yaml:2: server.max_header_bytes: want a whole number, got "lots"`}},
@@ -434,6 +434,12 @@ func TestExampleConfig(t *testing.T) {
 		!slices.Equal(b.Clients[0].Audiences, cfg.Issuers[0].Audiences) {
 		t.Errorf("example issuer: %+v", b)
 	}
+	// The login uses the built-in issuer, with the gateway's client.
+	if l := cfg.Login; l == nil || l.Issuer != cfg.Issuer.URL || l.ClientID != cfg.Issuer.Clients[0].ID ||
+		l.RedirectURL != "http://localhost:8080/oauth2/callback" || l.PostLogoutRedirectURL != "http://localhost:8080/" ||
+		!slices.Contains(cfg.Issuer.Clients[0].RedirectURIs, l.RedirectURL) || len(l.Cookie.Secret) != 1 {
+		t.Errorf("example login: %+v", l)
+	}
 	// Uncommented, the legacy issuer must be valid too.
 	legacy := regexp.MustCompile(`(?m)^  #(- |  )`).ReplaceAllString(string(data), "  $1")
 	cfg, err = config.Parse(path, []byte(legacy), os.LookupEnv)
@@ -484,7 +490,7 @@ func ExampleParse() {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "full.yaml", "issuer.yaml", "../../config.example.yaml"} {
+	for _, name := range []string{"minimal.yaml", "full.yaml", "issuer.yaml", "login.yaml", "../../config.example.yaml"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)
@@ -503,6 +509,8 @@ func FuzzParse(f *testing.F) {
 		"!!binary a: b\n" + base,
 		"server: {listen: '${EMPTY}:${X}', max_header_bytes: '${X}'}\n" + base,
 		"issuer:\n",
+		"login:\n",
+		"login: {issuer: 'http://localhost/idp', client_id: p, cookie: {secret: [${X}, '${X}${X}']}, prefix: /idp}\nissuer: {url: 'http://localhost/idp'}\n",
 		"issuer: {url: 'http://localhost/idp', users: [{username: a, password_hash: x, claims: {1: [a, {b: .nan, ~: !!binary aGk=}], c: &c {d: *c}}}]}\n",
 	} {
 		f.Add([]byte(seed))

@@ -82,6 +82,9 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	if c.Issuer != nil {
 		c.Issuer.applyDefaults(set)
 	}
+	if c.Login != nil {
+		c.Login.applyDefaults(set, s.PublicURL)
+	}
 }
 
 // applyDefaults fills in the defaults documented on [BuiltinIssuer] and

@@ -20,7 +20,11 @@ type Config struct {
 	Admin   Admin    `yaml:"admin"`
 	Log     Log      `yaml:"log"`
 	Issuers []Issuer `yaml:"issuers"`
-	Routes  []Route  `yaml:"routes"`
+	// Login, when set, sends browsers without a session through the
+	// OpenID Connect login. Nil when the login: key is absent; a login: key
+	// with no value is an error.
+	Login  *Login  `yaml:"login,omitempty"`
+	Routes []Route `yaml:"routes"`
 	// Issuer, when set, runs the built-in OpenID provider. Nil when the
 	// issuer: key is absent; an issuer: key with no value is an error.
 	Issuer *BuiltinIssuer `yaml:"issuer,omitempty"`
@@ -144,8 +148,10 @@ type Route struct {
 	PreserveHost bool `yaml:"preserve_host"`
 	// Auth is required, optional or public. Default required.
 	Auth string `yaml:"auth"`
-	// OnUnauthenticated is auto, login or deny. Default auto. Without a
-	// login section every mode denies with 401.
+	// OnUnauthenticated is what a request without a valid token gets: auto
+	// (browser navigations are sent to the login, others get 401), login
+	// (always sent to the login) or deny (always 401). Default auto. login
+	// needs a login: section; without one, auto denies too.
 	OnUnauthenticated string `yaml:"on_unauthenticated"`
 	// Audiences, when set, replace the issuers' audiences for this route.
 	Audiences []string `yaml:"audiences"`

@@ -30,6 +30,7 @@ func (c *Config) Validate() error {
 	v.issuers()
 	v.routes()
 	v.builtinIssuer()
+	v.login()
 	return v.errs.asError()
 }
 

@@ -99,9 +99,11 @@ func (v *validator) route(i int) {
 	switch r.OnUnauthenticated {
 	case "auto", "deny":
 	case "login":
-		v.errorf(p+".on_unauthenticated", "login needs a login: section, which this version does not support; use auto or deny")
+		if v.c.Login == nil {
+			v.errorf(p+".on_unauthenticated", "login needs a login: section; add one, or use auto or deny")
+		}
 	default:
-		v.errorf(p+".on_unauthenticated", "%q is not a mode; want auto or deny", r.OnUnauthenticated)
+		v.errorf(p+".on_unauthenticated", "%q is not a mode; want auto, login or deny", r.OnUnauthenticated)
 	}
 	v.nonNegative(p+".timeout", r.Timeout)
 	if r.MaxBodyBytes < 0 {
@@ -280,7 +282,11 @@ func checkHost(h string) string {
 // with "/", has no empty, "." or ".." segments and nothing that would be
 // matched differently once decoded.
 func checkPathPrefix(p string) string {
-	const like = "write it like /api/ or /healthz"
+	return checkPath(p, "write it like /api/ or /healthz")
+}
+
+// checkPath is [checkPathPrefix], ending its messages with like.
+func checkPath(p, like string) string {
 	switch {
 	case !strings.HasPrefix(p, "/"):
 		return fmt.Sprintf("%q must start with /; %s", p, like)

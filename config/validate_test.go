@@ -127,9 +127,9 @@ func TestValidate(t *testing.T) {
 		{name: "auth", src: route("auth: open"), want: []string{
 			`t.yaml:7: routes[0].auth: "open" is not an auth mode; want required, optional or public`}},
 		{name: "on_unauthenticated login", src: route("on_unauthenticated: login"), want: []string{
-			`t.yaml:7: routes[0].on_unauthenticated: login needs a login: section, which this version does not support; use auto or deny`}},
+			`t.yaml:7: routes[0].on_unauthenticated: login needs a login: section; add one, or use auto or deny`}},
 		{name: "on_unauthenticated", src: route("on_unauthenticated: redirect"), want: []string{
-			`t.yaml:7: routes[0].on_unauthenticated: "redirect" is not a mode; want auto or deny`}},
+			`t.yaml:7: routes[0].on_unauthenticated: "redirect" is not a mode; want auto, login or deny`}},
 		{name: "no issuers", src: "routes:\n  - name: app\n    upstream: http://u\n", want: []string{
 			`t.yaml:2: routes[0].auth: auth required needs at least one entry under issuers to verify tokens; add one, or set auth: public`}},
 		{name: "no audience", src: strings.Replace(base, "    audiences: [api]\n", "", 1), want: []string{

@@ -123,9 +123,6 @@ func (p *parser) unknownKey(k *yaml.Node, path string, names []string) {
 	if s := suggest(k.Value, names); s != "" {
 		msg += " (did you mean " + s + "?)"
 	}
-	if path == "" && k.Value == "login" {
-		msg += "; this version has no " + k.Value + ": section"
-	}
 	p.errorf(k.Line, "", "%s; valid keys: %s", msg, strings.Join(names, ", "))
 }
 
