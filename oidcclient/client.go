@@ -1,0 +1,212 @@
+// Package oidcclient is the browser side of the gateway: it sends users
+// without a session through the OpenID Connect authorization code flow with
+// PKCE, state and nonce, verifies what comes back, and keeps the result in
+// an encrypted session cookie that it refreshes before the access token
+// expires. It works with any provider that publishes discovery (Keycloak,
+// Google, Dex, Entra ID) and with portcullis' own issuer.
+package oidcclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/portcullis-dev/portcullis/jwks"
+)
+
+// KeySource yields the provider's id_token verification keys.
+// *jwks.Remote and *jwks.KeyRing implement it.
+type KeySource interface {
+	Keys(ctx context.Context, kid string) ([]jwks.Key, error)
+}
+
+// Endpoints are the provider's endpoints; when given, discovery is skipped.
+type Endpoints struct {
+	Authorization string
+	Token         string
+	EndSession    string // optional
+}
+
+// Config configures a [Client].
+type Config struct {
+	// Issuer is the provider's issuer identifier (exact "iss").
+	Issuer       string
+	ClientID     string
+	ClientSecret string // empty: a public client, PKCE only
+	Scopes       []string
+	// RedirectURL is the absolute URL of the callback endpoint.
+	RedirectURL string
+	// PostLogoutRedirectURL is where the provider returns the browser after
+	// sign-out.
+	PostLogoutRedirectURL string
+	// Prefix is the path of the gateway endpoints ("/oauth2").
+	Prefix string
+	// PublicURL is the gateway's public base URL; post-login redirects may
+	// go to its host and to AllowedRedirectHosts.
+	PublicURL            *url.URL
+	AllowedRedirectHosts []string
+	// Cookies seals the session and login-state cookies.
+	Cookies    *CookieCodec
+	CookieName string
+	// SessionMaxAge bounds a session; RefreshBefore is how long before the
+	// access token expires it is refreshed.
+	SessionMaxAge, RefreshBefore time.Duration
+	// Keys verifies id_tokens. Required.
+	Keys KeySource
+	// Endpoints, when set, skip discovery.
+	Endpoints *Endpoints
+	// HTTPClient talks to the provider (discovery, token endpoint); nil
+	// means a client with a 10s timeout.
+	HTTPClient *http.Client
+	// AccessTokenUsable reports whether an access token from the provider
+	// can be verified as a bearer token for the gateway's routes. When it
+	// cannot (opaque, or meant for another audience), the session's
+	// identity comes from the id_token. Nil means never.
+	AccessTokenUsable func(ctx context.Context, token string) bool
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Client runs the browser login. It is an http.Handler for the endpoints
+// under Prefix (start, callback, sign_out) and is safe for concurrent use.
+type Client struct {
+	cfg  Config
+	ctx  context.Context // the Client's own lifetime: refreshes run on it
+	now  func() time.Time
+	log  *slog.Logger
+	http *http.Client
+
+	mu        sync.Mutex
+	endpoints *Endpoints
+	endSess   string
+	algs      []string
+	lastTry   time.Time
+
+	refreshes refreshGroup
+}
+
+// New checks cfg and returns a Client. Discovery happens lazily, on the
+// first login, and is retried on later ones if it fails; ctx bounds the
+// Client's background work (refreshes).
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	switch {
+	case cfg.Issuer == "" || cfg.ClientID == "" || cfg.RedirectURL == "":
+		return nil, errors.New("oidcclient: issuer, client id and redirect URL are required")
+	case cfg.Cookies == nil || cfg.Keys == nil || cfg.PublicURL == nil:
+		return nil, errors.New("oidcclient: cookies, keys and public URL are required")
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = "_portcullis"
+	}
+	if cfg.SessionMaxAge <= 0 {
+		cfg.SessionMaxAge = 12 * time.Hour
+	}
+	if cfg.RefreshBefore <= 0 {
+		cfg.RefreshBefore = time.Minute
+	}
+	c := &Client{cfg: cfg, ctx: ctx, now: cfg.Now, log: cfg.Logger, http: cfg.HTTPClient}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Endpoints != nil {
+		c.endpoints = cfg.Endpoints
+	}
+	c.refreshes.init(c.now)
+	return c, nil
+}
+
+// discovered returns the provider's endpoints, fetching discovery if needed
+// (at most every 10 seconds after a failure).
+func (c *Client) discovered(ctx context.Context) (*Endpoints, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endpoints != nil {
+		return c.endpoints, nil
+	}
+	if !c.lastTry.IsZero() && c.now().Sub(c.lastTry) < 10*time.Second {
+		return nil, errors.New("oidcclient: provider discovery failed recently")
+	}
+	c.lastTry = c.now()
+	u := strings.TrimSuffix(c.cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: discovery: %w", err)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: discovery: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("oidcclient: discovery: %s answered %d", u, res.StatusCode)
+	}
+	var doc struct {
+		Issuer        string   `json:"issuer"`
+		Authorization string   `json:"authorization_endpoint"`
+		Token         string   `json:"token_endpoint"`
+		EndSession    string   `json:"end_session_endpoint"`
+		Algs          []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("oidcclient: discovery: %w", err)
+	}
+	if doc.Issuer != c.cfg.Issuer {
+		return nil, fmt.Errorf("oidcclient: discovery: issuer %q does not match %q", doc.Issuer, c.cfg.Issuer)
+	}
+	if doc.Authorization == "" || doc.Token == "" {
+		return nil, errors.New("oidcclient: discovery: no authorization or token endpoint")
+	}
+	c.endpoints = &Endpoints{Authorization: doc.Authorization, Token: doc.Token, EndSession: doc.EndSession}
+	c.algs = doc.Algs
+	return c.endpoints, nil
+}
+
+// oauth2Config is the x/oauth2 view of the client.
+func (c *Client) oauth2Config(ep *Endpoints) *oauth2.Config {
+	style := oauth2.AuthStyleInHeader
+	if c.cfg.ClientSecret == "" {
+		style = oauth2.AuthStyleInParams
+	}
+	return &oauth2.Config{
+		ClientID: c.cfg.ClientID, ClientSecret: c.cfg.ClientSecret, RedirectURL: c.cfg.RedirectURL, Scopes: c.cfg.Scopes,
+		Endpoint: oauth2.Endpoint{AuthURL: ep.Authorization, TokenURL: ep.Token, AuthStyle: style},
+	}
+}
+
+// LoginURL is where to send a browser that asked for r without a session.
+func (c *Client) LoginURL(r *http.Request) string {
+	return c.cfg.Prefix + "/start?rd=" + url.QueryEscape(r.URL.RequestURI())
+}
+
+// ServeHTTP serves start, callback and sign_out under the prefix.
+func (c *Client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, c.cfg.Prefix) {
+	case "/start":
+		c.start(w, r)
+	case "/callback":
+		c.callback(w, r)
+	case "/sign_out":
+		c.signOut(w, r)
+	default:
+		page(w, http.StatusNotFound, "Not found", "There is nothing here.")
+	}
+}
+
+var _ http.Handler = (*Client)(nil)

@@ -1,0 +1,295 @@
+package oidcclient
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+)
+
+// Session is a signed-in browser's state, kept in the encrypted session
+// cookie.
+type Session struct {
+	AccessToken  string    `json:"at,omitempty"`
+	IDToken      string    `json:"it,omitempty"`
+	RefreshToken string    `json:"rt,omitempty"`
+	Expiry       time.Time `json:"exp"` // of the access token (or id_token)
+	Subject      string    `json:"sub"` // from the verified id_token
+	Started      time.Time `json:"st"`  // login time; bounds the session's life
+	FromIDToken  bool      `json:"idt"` // identity comes from the id_token
+	Scopes       []string  `json:"scp"` // granted scopes
+}
+
+func (s *Session) mode() string {
+	if s.FromIDToken {
+		return "id_token"
+	}
+	return "access_token"
+}
+
+// defaultAlgs are accepted for id_tokens when discovery names none.
+var defaultAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// verifyIDToken checks an id_token (OIDC Core §3.1.3.7): signature with a
+// provider key whose type fits the algorithm, iss, aud, azp, exp, iat and,
+// when given, nonce. It returns the claims.
+func (c *Client) verifyIDToken(ctx context.Context, raw, nonce string) (jwt.MapClaims, error) {
+	c.mu.Lock()
+	algs := c.algs
+	c.mu.Unlock()
+	if len(algs) == 0 {
+		algs = defaultAlgs
+	}
+	claims := jwt.MapClaims{}
+	p := jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithIssuer(c.cfg.Issuer), jwt.WithAudience(c.cfg.ClientID),
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(30*time.Second), jwt.WithTimeFunc(c.now))
+	_, err := p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := c.cfg.Keys.Keys(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		set := jwt.VerificationKeySet{}
+		for _, k := range keys {
+			if k.Algorithm == "" || k.Algorithm == t.Method.Alg() {
+				set.Keys = append(set.Keys, k.Public)
+			}
+		}
+		return set, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oidcclient: id_token: %w", err)
+	}
+	if aud, _ := claims.GetAudience(); len(aud) > 1 {
+		if azp, _ := claims["azp"].(string); azp != c.cfg.ClientID {
+			return nil, errors.New("oidcclient: id_token: azp does not name this client")
+		}
+	}
+	if nonce != "" {
+		if got, _ := claims["nonce"].(string); got != nonce {
+			return nil, errors.New("oidcclient: id_token: nonce mismatch")
+		}
+	}
+	if sub, _ := claims["sub"].(string); sub == "" {
+		return nil, errors.New("oidcclient: id_token: no sub")
+	}
+	return claims, nil
+}
+
+// newSession builds a session from a token response. nonce is checked for
+// the first login; refreshes pass "" (OIDC Core §12.2: a refreshed id_token
+// need not carry it).
+func (c *Client) newSession(ctx context.Context, tok *oauth2.Token, nonce string) (*Session, error) {
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, errors.New("oidcclient: the provider returned no id_token")
+	}
+	claims, err := c.verifyIDToken(ctx, raw, nonce)
+	if err != nil {
+		return nil, err
+	}
+	sub, _ := claims["sub"].(string)
+	s := &Session{AccessToken: tok.AccessToken, IDToken: raw, RefreshToken: tok.RefreshToken,
+		Expiry: tok.Expiry, Subject: sub, Started: c.now()}
+	if sc, ok := tok.Extra("scope").(string); ok {
+		s.Scopes = splitFields(sc)
+	} else {
+		s.Scopes = slices.Clone(c.cfg.Scopes)
+	}
+	if c.cfg.AccessTokenUsable == nil || !c.cfg.AccessTokenUsable(ctx, tok.AccessToken) {
+		s.FromIDToken = true
+		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil && (s.Expiry.IsZero() || exp.Before(s.Expiry)) {
+			s.Expiry = exp.Time
+		}
+	}
+	if s.Expiry.IsZero() {
+		s.Expiry = c.now().Add(5 * time.Minute)
+	}
+	return s, nil
+}
+
+func splitFields(s string) []string {
+	var out []string
+	start := -1
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == ' ' {
+			if start >= 0 {
+				out = append(out, s[start:i])
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	return out
+}
+
+// save writes the session cookie; it lives as long as the session may.
+func (c *Client) save(w http.ResponseWriter, r *http.Request, s *Session) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	left := c.cfg.SessionMaxAge - c.now().Sub(s.Started)
+	if left <= 0 {
+		return errors.New("oidcclient: session too old")
+	}
+	return c.cfg.Cookies.Seal(w, r, c.cfg.CookieName, b, left)
+}
+
+// open reads the session cookie without refreshing it.
+func (c *Client) open(r *http.Request) (*Session, error) {
+	raw, err := c.cfg.Cookies.Open(r, c.cfg.CookieName)
+	if err != nil {
+		return nil, err
+	}
+	var s Session
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
+	}
+	if c.now().Sub(s.Started) > c.cfg.SessionMaxAge {
+		return nil, errNoSession
+	}
+	return &s, nil
+}
+
+// Session returns the request's session, refreshing its tokens when the
+// access token expires within RefreshBefore; a refreshed session is written
+// to w. It returns (nil, nil) when there is no usable session (none, expired,
+// tampered, or refresh failed: the cookie is then cleared and the browser
+// should log in again). Concurrent requests carrying the same session share
+// one refresh.
+func (c *Client) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	s, err := c.open(r)
+	if err != nil {
+		if !errors.Is(err, ErrNoCookie) {
+			c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
+		}
+		return nil, nil
+	}
+	if c.now().Add(c.cfg.RefreshBefore).Before(s.Expiry) {
+		return s, nil
+	}
+	if s.RefreshToken == "" {
+		if c.now().Before(s.Expiry) {
+			return s, nil
+		}
+		c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
+		return nil, nil
+	}
+	next, err := c.refreshes.do(s.RefreshToken, func() (*Session, error) { return c.refresh(s) })
+	if err != nil {
+		c.log.Info("session refresh failed; login needed", "sub", s.Subject, "err", err)
+		c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
+		return nil, nil
+	}
+	if err := c.save(w, r, next); err != nil {
+		return nil, nil
+	}
+	return next, nil
+}
+
+// refresh redeems the refresh token on the Client's own context, never a
+// request's: one request going away must not fail everyone's refresh.
+func (c *Client) refresh(s *Session) (*Session, error) {
+	ep, err := c.discovered(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.WithValue(c.ctx, oauth2.HTTPClient, c.http), 15*time.Second)
+	defer cancel()
+	tok, err := c.oauth2Config(ep).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := tok.Extra("id_token").(string); !ok {
+		// Providers may omit the id_token on refresh; keep the old one.
+		tok = tok.WithExtra(map[string]any{"id_token": s.IDToken, "scope": joinScopes(s.Scopes)})
+	}
+	next, err := c.newSession(ctx, tok, "")
+	if err != nil {
+		return nil, err
+	}
+	if next.Subject != s.Subject {
+		return nil, errors.New("oidcclient: refresh changed the subject")
+	}
+	next.Started = s.Started
+	if next.RefreshToken == "" {
+		next.RefreshToken = s.RefreshToken
+	}
+	return next, nil
+}
+
+func joinScopes(s []string) string {
+	out := ""
+	for i, v := range s {
+		if i > 0 {
+			out += " "
+		}
+		out += v
+	}
+	return out
+}
+
+// refreshGroup merges concurrent refreshes of one refresh token and
+// remembers the result for a minute, so requests that still carry the old
+// cookie (sent before the new one arrived) get the new session instead of
+// presenting a rotated refresh token, which the provider would treat as
+// reuse and answer by revoking the session.
+type refreshGroup struct {
+	mu   sync.Mutex
+	m    map[string]*refreshCall
+	keep time.Duration
+	now  func() time.Time
+}
+
+type refreshCall struct {
+	done chan struct{}
+	sess *Session
+	err  error
+	at   time.Time
+}
+
+func (g *refreshGroup) init(now func() time.Time) {
+	g.m = map[string]*refreshCall{}
+	g.keep = time.Minute
+	g.now = now
+}
+
+func (g *refreshGroup) do(token string, fn func() (*Session, error)) (*Session, error) {
+	sum := sha256.Sum256([]byte(token))
+	key := base64.RawURLEncoding.EncodeToString(sum[:])
+	g.mu.Lock()
+	now := g.now()
+	for k, call := range g.m {
+		if !call.at.IsZero() && now.Sub(call.at) > g.keep {
+			delete(g.m, k)
+		}
+	}
+	if call, ok := g.m[key]; ok {
+		g.mu.Unlock()
+		<-call.done
+		return call.sess, call.err
+	}
+	call := &refreshCall{done: make(chan struct{})}
+	g.m[key] = call
+	g.mu.Unlock()
+	call.sess, call.err = fn()
+	g.mu.Lock()
+	call.at = g.now()
+	if call.err != nil {
+		delete(g.m, key)
+	}
+	g.mu.Unlock()
+	close(call.done)
+	return call.sess, call.err
+}
