@@ -12,9 +12,10 @@ type SourceKind uint8
 
 // Token sources.
 const (
-	SourceHeader SourceKind = iota + 1 // Authorization: Bearer
-	SourceCookie                       // a named cookie
-	SourceQuery                        // a named query parameter
+	SourceHeader  SourceKind = iota + 1 // Authorization: Bearer
+	SourceCookie                        // a named cookie
+	SourceQuery                         // a named query parameter
+	SourceSession                       // the gateway's login session (set by the caller)
 )
 
 // Source is one place a route looks for a token.
@@ -33,6 +34,8 @@ func (s Source) String() string {
 		return "cookie:" + s.Name
 	case SourceQuery:
 		return "query:" + s.Name
+	case SourceSession:
+		return "session"
 	}
 	return "unknown"
 }

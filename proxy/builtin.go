@@ -104,3 +104,11 @@ func (g *Gateway) serveIssuer(w http.ResponseWriter, r *http.Request) {
 	g.metrics.requests.WithLabelValues("issuer", outcomeIssuer).Inc()
 	g.builtin.iss.ServeHTTP(w, r)
 }
+
+// Issuer returns the built-in issuer, or nil when there is none.
+func (g *Gateway) Issuer() *issuer.Issuer {
+	if g.builtin == nil {
+		return nil
+	}
+	return g.builtin.iss
+}

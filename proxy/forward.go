@@ -79,6 +79,7 @@ func (g *Gateway) buildRoute(cr *config.Route) (*route, error) {
 		idHeaders:    identityHeaders(cr.ForwardHeaders),
 		preserveHost: cr.PreserveHost,
 		maxBody:      cr.MaxBodyBytes,
+		onUnauth:     cr.OnUnauthenticated,
 	}
 	if rt.prefix == "" {
 		rt.prefix = "/"
@@ -158,8 +159,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 
 	// Delete every header portcullis sets, in every spelling, on every
-	// route: clients never speak for the gateway.
+	// route: clients never speak for the gateway. Its own cookies (the
+	// session, login attempts) are not the upstream's business either.
 	g.protected.strip(out.Header)
+	if g.login != nil {
+		removeCookiesWithPrefix(out.Header, g.login.cookie)
+	}
 
 	// X-Forwarded-*: believed only from trusted proxies.
 	trusted := g.isTrusted(pr.In.RemoteAddr)

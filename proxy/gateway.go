@@ -49,6 +49,7 @@ type Gateway struct {
 	metrics   *metrics
 	realm     string
 	builtin   *builtin // nil without an issuer section
+	login     *login   // nil without a login section
 }
 
 // route is one configured route, converted for the request path.
@@ -63,6 +64,7 @@ type route struct {
 	forwardToken string // "", "authorization" or a canonical header name
 	preserveHost bool
 	maxBody      int64
+	onUnauth     string
 	proxy        *httputil.ReverseProxy
 }
 
@@ -113,6 +115,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		if g.authn, err = authn.New(authn.Config{Issuers: issuers, Now: g.now}); err != nil {
 			return nil, err
 		}
+	}
+	if err := g.buildLogin(ctx, cfg.HTTPClient); err != nil {
+		return nil, err
 	}
 	routes := make([]*route, 0, len(c.Routes))
 	var idNames []string
@@ -166,6 +171,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveIssuer(w, r)
 		return
 	}
+	if g.login != nil && g.login.owns(key) {
+		g.serveLogin(w, r, key)
+		return
+	}
 	host := requestHost(r.Host)
 	rt := g.routes.match(host, key)
 	if rt == nil {
@@ -194,11 +203,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		var err error
 		id, err = g.authn.Authenticate(r, &rt.policy)
+		if id == nil && err == nil && g.login != nil {
+			id, err = g.sessionIdentity(w, r, &rt.policy)
+		}
 		g.metrics.authnLatency.Observe(time.Since(start).Seconds())
 		if id == nil && err == nil && rt.auth == config.AuthRequired {
 			err = authn.Missing()
 		}
 		if err != nil {
+			if g.sendToLogin(w, r, rt, err) {
+				return
+			}
 			g.deny(w, r, rt, err)
 			return
 		}
@@ -220,6 +235,30 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
 	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now()}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// sendToLogin redirects a browser without a valid session to log in, where
+// the route allows it: on_unauthenticated login always, auto for page
+// navigations only. Forbidden (403) and malformed (400) requests are never
+// redirected: logging in again would not change the answer.
+func (g *Gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
+	var ae *authn.Error
+	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		return false
+	}
+	switch rt.onUnauth {
+	case "login":
+	case "auto":
+		if !isNavigation(r) {
+			return false
+		}
+	default:
+		return false
+	}
+	g.metrics.requests.WithLabelValues(rt.name, outcomeRedirect).Inc()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, g.login.client.LoginURL(r), http.StatusFound)
+	return true
 }
 
 // deny answers a request whose authentication failed.

@@ -123,6 +123,16 @@ func validHeaderValue(v string) bool {
 // removeCookie deletes one cookie by name from a Cookie header, keeping the
 // others in their original order.
 func removeCookie(h http.Header, name string) {
+	filterCookies(h, func(n string) bool { return n == name })
+}
+
+// removeCookiesWithPrefix deletes every cookie whose name starts with prefix.
+func removeCookiesWithPrefix(h http.Header, prefix string) {
+	filterCookies(h, func(n string) bool { return strings.HasPrefix(n, prefix) })
+}
+
+// filterCookies deletes the cookies whose name drop reports.
+func filterCookies(h http.Header, drop func(string) bool) {
 	vals := h["Cookie"]
 	if len(vals) == 0 {
 		return
@@ -134,7 +144,7 @@ func removeCookie(h http.Header, name string) {
 			if p == "" {
 				continue
 			}
-			if n, _, _ := strings.Cut(p, "="); n == name {
+			if n, _, _ := strings.Cut(p, "="); drop(strings.TrimSpace(n)) {
 				continue
 			}
 			kept = append(kept, p)

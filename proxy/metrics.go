@@ -18,6 +18,8 @@ const (
 	outcomeUnavailable = "unavailable"
 	outcomeNoRoute     = "no_route"
 	outcomeIssuer      = "issuer" // served by the built-in issuer
+	outcomeLogin       = "login"  // the login endpoints
+	outcomeRedirect    = "login_redirect"
 )
 
 // metrics are the gateway's Prometheus metrics, on a registry of its own.

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
+	"html/template"
 	"io"
 	"net"
 	"net/http"
@@ -16,32 +15,59 @@ import (
 	"strings"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
-// demoConfig is the gateway configuration of the demo; %s are the key set
-// and upstream URLs.
+// demoConfig is the whole demo: the built-in issuer with one user, browser
+// login through it, and two routes to the echo upstream.
+// %[1]s public URL, %[2]s listen, %[3]s admin, %[4]s upstream,
+// %[5]s password hash, %[6]s client secret, %[7]s cookie secret.
 const demoConfig = `
-server: {listen: "%s"}
-admin: {listen: "%s"}
-log: {level: info, format: text}
+server: {listen: "%[2]s", public_url: "%[1]s"}
+admin: {listen: "%[3]s"}
+log: {level: info}
 issuers:
-  - issuer: "https://demo.portcullis.invalid"
-    jwks_uri: "%s"
+  - issuer: "%[1]s/idp"
     audiences: [demo-api]
     algorithms: [ES256]
+issuer:
+  url: "%[1]s/idp"
+  clients:
+    - id: portcullis
+      name: "Demo app"
+      secret: %[6]q
+      first_party: true
+      redirect_uris: ["%[1]s/oauth2/callback"]
+      post_logout_redirect_uris: ["%[1]s/"]
+      scopes: [openid, profile, email, offline_access, read]
+      audiences: [demo-api]
+    - id: cli
+      secret: %[6]q
+      grant_types: [client_credentials]
+      scopes: [read]
+      audiences: [demo-api]
+  scopes: {read: "Read your data"}
+  users:
+    - username: demo
+      password_hash: %[5]q
+      claims: {email: demo@example.com, name: Demo User, groups: [admin, dev]}
+login:
+  issuer: "%[1]s/idp"
+  client_id: portcullis
+  client_secret: %[6]q
+  scopes: [openid, profile, email, offline_access, read]
+  cookie: {secret: %[7]q, secure: false}
 routes:
   - name: public
     path_prefix: /public
-    upstream: "%s"
+    upstream: "%[4]s"
     auth: public
   - name: app
     path_prefix: /
-    upstream: "%s"
+    upstream: "%[4]s"
     require_scopes: [read]
     forward_headers:
       X-Auth-Request-User: sub
@@ -49,47 +75,13 @@ routes:
       X-Auth-Request-Groups: groups
 `
 
-// demo runs a key server, an upstream that echoes what it receives, and the
-// gateway in front of it, all on loopback, and prints a token to try.
+// demo runs the built-in issuer, the gateway with browser login, and an
+// upstream page that shows the identity it receives, all on loopback.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
 	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	const kid = "demo-1"
-	set, err := jwks.Encode([]jwks.Key{{ID: kid, Algorithm: "ES256", Public: &key.PublicKey}})
-	if err != nil {
-		return err
-	}
-	keysURL, stopKeys, err := serveLoopback(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/jwk-set+json")
-		w.Header().Set("Cache-Control", "max-age=300")
-		_, _ = w.Write(set)
-	}))
-	if err != nil {
-		return err
-	}
-	defer stopKeys()
-	upURL, stopUp, err := serveLoopback(http.HandlerFunc(echo))
-	if err != nil {
-		return err
-	}
-	defer stopUp()
-
-	yml := fmt.Sprintf(demoConfig, *listen, *adminAddr, keysURL+"/jwks.json", upURL, upURL)
-	cfg, err := config.Parse("demo.yaml", []byte(yml), func(string) (string, bool) { return "", false })
-	if err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", *listen)
@@ -101,7 +93,22 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ln.Close()
 		return fmt.Errorf("demo: %w (try --admin 127.0.0.1:0)", err)
 	}
-	tok, err := demoToken(key, kid)
+	upURL, stopUp, err := serveLoopback(http.HandlerFunc(echo))
+	if err != nil {
+		return err
+	}
+	defer stopUp()
+
+	password := secret(12)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	public := "http://localhost:" + port
+	yml := fmt.Sprintf(demoConfig, public, ln.Addr().String(), adminLn.Addr().String(), upURL,
+		string(hash), secret(24), secret(32))
+	cfg, err := config.Parse("demo.yaml", []byte(yml), nil)
 	if err != nil {
 		return err
 	}
@@ -110,25 +117,40 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	base := "http://" + ln.Addr().String()
+	tok, err := gw.Issuer().MintAccessToken("cli", "build-bot", []string{"read"}, time.Hour)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, `portcullis demo
 
-  gateway   %[1]s/            (protected: needs a token with scope "read")
-            %[1]s/public/     (public)
-  admin     http://%[2]s/metrics  /healthz  /readyz
+  Open %[1]s/ in a browser and sign in:
 
-  A token for alice, valid for one hour:
+    username  demo
+    password  %[2]s
+
+  The page behind the gateway shows the identity headers it received.
+  %[1]s/oauth2/sign_out signs out; %[1]s/public/ needs no login.
+
+  API clients get 401 instead of a login page. A token for a machine client:
 
     TOKEN=%[3]s
+    curl -i %[1]s/api                                         # 401
+    curl -i -H "Authorization: Bearer $TOKEN" %[1]s/api       # 200
+    curl -i -H "X-Auth-Request-User: mallory" %[1]s/public/   # the spoofed header never arrives
 
-  Try:
-    curl -i %[1]s/                                        # 401, no token
-    curl -i -H "Authorization: Bearer $TOKEN" %[1]s/hello  # 200, the upstream echoes alice's identity
-    curl -i -H "X-Auth-Request-User: mallory" %[1]s/public/  # the spoofed header never arrives
+  The built-in issuer:  %[1]s/idp/.well-known/openid-configuration
+  Admin:                http://%[4]s/metrics  /healthz  /readyz
 
   Ctrl-C stops the demo.
-`, base, adminLn.Addr().String(), tok)
+`, public, password, tok, adminLn.Addr().String())
 	return gw.Serve(ctx, ln, adminLn)
+}
+
+// secret returns n random bytes, base64url.
+func secret(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // serveLoopback serves h on a fresh loopback port.
@@ -138,41 +160,61 @@ func serveLoopback(h http.Handler) (string, func(), error) {
 		return "", nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return
+		}
+	}()
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 
-// demoToken mints alice's token.
-func demoToken(key *ecdsa.PrivateKey, kid string) (string, error) {
-	now := time.Now()
-	t := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{
-		"iss":    "https://demo.portcullis.invalid",
-		"sub":    "alice",
-		"aud":    "demo-api",
-		"email":  "alice@example.com",
-		"groups": []string{"admin", "dev"},
-		"scope":  "openid read",
-		"iat":    now.Unix(),
-		"exp":    now.Add(time.Hour).Unix(),
-	})
-	t.Header["kid"] = kid
-	t.Header["typ"] = "at+jwt"
-	return t.SignedString(key)
-}
+var echoPage = template.Must(template.New("echo").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Behind portcullis</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem;color:#111827}
+table{border-collapse:collapse;width:100%}td,th{text-align:left;border-bottom:1px solid #e5e7eb;padding:.4rem .5rem;vertical-align:top}
+th{width:16rem}code{word-break:break-all}.who{background:#ecfdf5;border:1px solid #a7f3d0;border-radius:8px;padding:.75rem 1rem}</style>
+</head><body>
+<h1>Hello{{with .User}}, <span id="user">{{.}}</span>{{end}}</h1>
+<p class="who">This page is an upstream application with no authentication of its own.
+portcullis let the request through and told it who you are:</p>
+<table id="identity">{{range .Identity}}<tr><th>{{.Name}}</th><td><code>{{.Value}}</code></td></tr>{{end}}</table>
+<h2>Everything else it received</h2>
+<p><code>{{.Method}} {{.Path}}</code></p>
+<table>{{range .Other}}<tr><th>{{.Name}}</th><td><code>{{.Value}}</code></td></tr>{{end}}</table>
+<p><a href="/oauth2/sign_out">Sign out</a></p>
+</body></html>`))
 
-// echo answers with what the upstream received: method, path and headers.
+type headerRow struct{ Name, Value string }
+
+// echo shows what the upstream received: as a page for browsers, as text
+// for everyone else.
 func echo(w http.ResponseWriter, r *http.Request) {
 	names := make([]string, 0, len(r.Header))
 	for k := range r.Header {
 		names = append(names, k)
 	}
 	sort.Strings(names)
-	hdrs := make(map[string]string, len(names))
+	var ident, other []headerRow
 	for _, k := range names {
-		hdrs[k] = strings.Join(r.Header[k], ", ")
+		row := headerRow{k, strings.Join(r.Header[k], ", ")}
+		if strings.HasPrefix(k, "X-Auth-Request-") {
+			ident = append(ident, row)
+		} else {
+			other = append(other, row)
+		}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"method": r.Method, "path": r.URL.RequestURI(), "headers": hdrs})
+	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%s %s\n", r.Method, r.URL.RequestURI())
+		for _, h := range append(ident, other...) {
+			fmt.Fprintf(w, "%s: %s\n", h.Name, h.Value)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = echoPage.Execute(w, map[string]any{
+		"User": r.Header.Get("X-Auth-Request-User"), "Identity": ident, "Other": other,
+		"Method": r.Method, "Path": r.URL.RequestURI(),
+	})
 }

@@ -16,6 +16,7 @@ import (
 
 func TestCheck(t *testing.T) {
 	t.Setenv("PORTCULLIS_CLIENT_SECRET", "a-client-secret-for-tests")
+	t.Setenv("PORTCULLIS_COOKIE_SECRET", "a-cookie-secret-for-tests-0123456789abcdef")
 	cases := []struct {
 		name   string
 		args   []string

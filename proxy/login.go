@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/authn"
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/jwks"
+	"github.com/portcullis-dev/portcullis/oidcclient"
+)
+
+// login is the browser login of the gateway, when configured.
+type login struct {
+	client   *oidcclient.Client
+	cookies  *oidcclient.CookieCodec
+	prefix   string
+	cookie   string // the session cookie's effective name; login-state cookies share it as a prefix
+	clientID string
+}
+
+// buildLogin wires the login section: cookie codec, provider keys (the
+// built-in issuer's key ring, a configured issuer's key set, or a key set of
+// its own), and, for the built-in issuer, an in-process transport so the
+// code exchange never leaves the process.
+func (g *Gateway) buildLogin(ctx context.Context, httpClient *http.Client) error {
+	lc := g.cfg.Login
+	if lc == nil {
+		return nil
+	}
+	if lc.SessionStore != "" && lc.SessionStore != config.SessionStoreCookie {
+		return fmt.Errorf("proxy: login.session_store %s is not supported in this version", lc.SessionStore)
+	}
+	if g.authn == nil {
+		return errors.New("proxy: login needs the provider listed under issuers, so sessions can be verified")
+	}
+	secrets := make([][]byte, 0, len(lc.Cookie.Secret))
+	for _, s := range lc.Cookie.Secret {
+		secrets = append(secrets, []byte(s))
+	}
+	codec, err := oidcclient.NewCookieCodec(oidcclient.CookieConfig{
+		Secrets: secrets, Secure: lc.Cookie.Secure, Domain: lc.Cookie.Domain, Now: g.now,
+	})
+	if err != nil {
+		return err
+	}
+	pub, err := url.Parse(g.cfg.Server.PublicURL)
+	if err != nil {
+		return fmt.Errorf("proxy: public_url: %w", err)
+	}
+	oc := oidcclient.Config{
+		Issuer: lc.Issuer, ClientID: lc.ClientID, ClientSecret: lc.ClientSecret, Scopes: lc.Scopes,
+		RedirectURL: lc.RedirectURL, PostLogoutRedirectURL: lc.PostLogoutRedirectURL, Prefix: lc.Prefix,
+		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
+		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: httpClient,
+		Now: g.now, Logger: g.log,
+		AccessTokenUsable: func(ctx context.Context, tok string) bool {
+			_, err := g.authn.Verify(ctx, tok)
+			return err == nil
+		},
+	}
+	switch b := g.builtin; {
+	case b != nil && strings.TrimSuffix(lc.Issuer, "/") == b.iss.URL():
+		oc.Keys = b.keys
+		u := b.iss.URL()
+		oc.Endpoints = &oidcclient.Endpoints{Authorization: u + "/authorize", Token: u + "/token", EndSession: u + "/logout"}
+		oc.HTTPClient = &http.Client{Transport: handlerTransport{b.iss}, Timeout: 15 * time.Second}
+	default:
+		for _, r := range g.remotes {
+			if r.Issuer() == lc.Issuer {
+				oc.Keys = r
+			}
+		}
+		if oc.Keys == nil {
+			r := jwks.NewRemote(ctx, jwks.RemoteConfig{Issuer: lc.Issuer, Client: httpClient, Now: g.now, Logger: g.log})
+			go r.Run()
+			g.remotes = append(g.remotes, r)
+			oc.Keys = r
+		}
+	}
+	client, err := oidcclient.New(ctx, oc)
+	if err != nil {
+		return err
+	}
+	g.login = &login{client: client, cookies: codec, prefix: lc.Prefix, cookie: codec.Name(lc.Cookie.Name), clientID: lc.ClientID}
+	return nil
+}
+
+// owns reports whether a cleaned path is one of the gateway endpoints.
+func (l *login) owns(path string) bool {
+	return strings.HasPrefix(path, l.prefix+"/")
+}
+
+// serveLogin answers the gateway endpoints.
+func (g *Gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
+	switch strings.TrimPrefix(path, g.login.prefix) {
+	case "/auth":
+		g.forwardAuth(w, r)
+	case "/userinfo":
+		g.sessionUserinfo(w, r)
+	default:
+		g.metrics.requests.WithLabelValues("login", outcomeLogin).Inc()
+		g.login.client.ServeHTTP(w, r)
+	}
+}
+
+// sessionIdentity verifies the identity of the request's session, like a
+// bearer token; a refreshed session's cookie is written to w.
+func (g *Gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *authn.Policy) (*authn.Identity, error) {
+	sess, err := g.login.client.Session(w, r)
+	if err != nil || sess == nil {
+		return nil, err
+	}
+	tok, pol := sess.AccessToken, p
+	if sess.FromIDToken {
+		// The provider's access token is opaque or meant for another
+		// audience: the verified id_token speaks for the user.
+		tok = sess.IDToken
+		cp := *p
+		cp.Audiences = []string{g.login.clientID}
+		pol = &cp
+	}
+	id, err := g.authn.Verify(r.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	if sess.FromIDToken {
+		id.Scopes = sess.Scopes
+	}
+	id.Source = authn.Source{Kind: authn.SourceSession}
+	if err := g.authn.Authorize(id, pol); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// isNavigation reports whether a request is a browser loading a page, the
+// only kind that is sent to log in (RFC-less, but what users expect: XHR and
+// API clients get 401).
+func isNavigation(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if strings.EqualFold(r.Header.Get("X-Requested-With"), "XMLHttpRequest") {
+		return false
+	}
+	if m := r.Header.Get("Sec-Fetch-Mode"); m != "" && m != "navigate" {
+		return false
+	}
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
+}
+
+// sessionUserinfo answers the caller's identity as JSON.
+func (g *Gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
+	id, err := g.authn.Authenticate(r, &authn.Policy{})
+	if id == nil && err == nil {
+		id, err = g.sessionIdentity(w, r, &authn.Policy{Audiences: g.allAudiences()})
+	}
+	var ae *authn.Error
+	switch {
+	case errors.As(err, &ae):
+		authn.WriteError(w, g.realm, ae)
+		return
+	case err != nil:
+		g.plain(w, nil, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
+		return
+	case id == nil:
+		authn.WriteError(w, g.realm, authn.Missing())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	out := map[string]any{"sub": id.Subject, "iss": id.Issuer, "exp": id.Expiry.Unix(), "scopes": id.Scopes}
+	for _, k := range []string{"email", "name", "preferred_username", "groups"} {
+		if v, ok := id.Claims[k]; ok {
+			out[k] = v
+		}
+	}
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// allAudiences is every audience any issuer or route accepts, for endpoints
+// that are not a route.
+func (g *Gateway) allAudiences() []string {
+	var out []string
+	for _, i := range g.cfg.Issuers {
+		out = append(out, i.Audiences...)
+	}
+	for _, r := range g.cfg.Routes {
+		out = append(out, r.Audiences...)
+	}
+	return out
+}
+
+// handlerTransport is an http.RoundTripper that serves requests with a
+// handler in this process: the gateway talks to its own issuer without a
+// network hop, whatever its public URL resolves to.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	rec := &bufferedResponse{header: http.Header{}}
+	in := req.Clone(req.Context())
+	in.RemoteAddr = "127.0.0.1:0"
+	in.RequestURI = req.URL.RequestURI()
+	if in.Body == nil {
+		in.Body = http.NoBody
+	}
+	t.h.ServeHTTP(rec, in)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return &http.Response{
+		Status: fmt.Sprintf("%d %s", rec.status, http.StatusText(rec.status)), StatusCode: rec.status,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: rec.header,
+		Body: io.NopCloser(&rec.body), ContentLength: int64(rec.body.Len()), Request: req,
+	}, nil
+}
+
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+func (b *bufferedResponse) WriteHeader(s int) {
+	if b.status == 0 {
+		b.status = s
+	}
+}
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	return b.body.Write(p)
+}

@@ -1,0 +1,344 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/proxy"
+)
+
+// loginConfig is a gateway with the built-in issuer and browser login.
+// %[1]s base URL, %[2]s upstream, %[3]s password hash.
+const loginConfig = `
+server: {listen: "127.0.0.1:18082", public_url: "%[1]s", trusted_proxies: ["127.0.0.1"]}
+admin: {listen: off}
+issuers:
+  - issuer: "%[1]s/idp"
+    audiences: [demo-api]
+    algorithms: [ES256]
+issuer:
+  url: "%[1]s/idp"
+  clients:
+    - id: portcullis
+      secret: gateway-secret-0123456789
+      first_party: true
+      redirect_uris: ["%[1]s/oauth2/callback"]
+      post_logout_redirect_uris: ["%[1]s/"]
+      scopes: [openid, profile, email, offline_access, read]
+      audiences: [demo-api]
+  users:
+    - username: alice
+      password_hash: %[3]q
+      claims: {email: alice@example.com, groups: [admin]}
+  scopes: {read: "Read your data"}
+login:
+  issuer: "%[1]s/idp"
+  client_id: portcullis
+  client_secret: gateway-secret-0123456789
+  scopes: [openid, profile, email, offline_access, read]
+  cookie: {secret: "cookie-secret-0123456789-0123456789-abc", secure: false}
+routes:
+  - name: api
+    path_prefix: /api
+    upstream: %[2]q
+    on_unauthenticated: deny
+    forward_headers: {X-Auth-Request-User: sub}
+  - name: app
+    path_prefix: /
+    upstream: %[2]q
+    require_scopes: [read]
+    forward_headers: {X-Auth-Request-User: sub, X-Auth-Request-Email: email}
+`
+
+type loginEnv struct {
+	t     *testing.T
+	base  string
+	clock *clock
+	gw    *proxy.Gateway
+}
+
+var (
+	loginHashOnce sync.Once
+	loginHash     string
+)
+
+func newLoginEnv(t *testing.T) *loginEnv {
+	t.Helper()
+	loginHashOnce.Do(func() {
+		h, _ := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
+		loginHash = string(h)
+	})
+	up := upstream(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &loginEnv{t: t, base: "http://" + ln.Addr().String(), clock: newClock()}
+	e.clock.ns.Store(time.Now().UnixNano())
+	cfg, err := config.Parse("login.yaml", []byte(fmt.Sprintf(loginConfig, e.base, up, loginHash)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Now: e.clock.Now,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.gw.Serve(ctx, ln, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return e
+}
+
+// browser is a cookie-keeping client that does not follow redirects, so
+// each hop can be checked.
+type browser struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newBrowser(t *testing.T) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+func (b *browser) do(method, u string, form url.Values, hdr http.Header) (*http.Response, string) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, u, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Accept", "text/html,application/xhtml+xml")
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res, string(raw)
+}
+
+var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
+
+// visit follows redirects from u, filling the login form when it appears,
+// and returns the final response.
+func (b *browser) visit(base, u string) (*http.Response, string) {
+	b.t.Helper()
+	res, body := b.do("GET", u, nil, nil)
+	for range 10 {
+		switch {
+		case res.StatusCode == http.StatusFound || res.StatusCode == http.StatusSeeOther:
+			loc, _ := res.Location()
+			res, body = b.do("GET", loc.String(), nil, nil)
+		case strings.Contains(body, `name="password"`):
+			f := url.Values{}
+			for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
+				f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+			}
+			f.Set("username", "alice")
+			f.Set("password", "alice-password")
+			res, body = b.do("POST", base+"/idp/authorize", f, nil)
+		default:
+			return res, body
+		}
+	}
+	b.t.Fatal("too many redirects")
+	return nil, ""
+}
+
+func TestBrowserLoginFlow(t *testing.T) {
+	e := newLoginEnv(t)
+	b := newBrowser(t)
+
+	// A page navigation without a session goes to login and comes back to
+	// the page asked for, with the identity.
+	res, _ := b.do("GET", e.base+"/orders?id=7", nil, nil)
+	if loc := res.Header.Get("Location"); res.StatusCode != 302 || loc != "/oauth2/start?rd="+url.QueryEscape("/orders?id=7") {
+		t.Fatalf("first visit: %d %q", res.StatusCode, loc)
+	}
+	res, body := b.visit(e.base, e.base+"/orders?id=7")
+	if res.StatusCode != 200 || !strings.Contains(body, `"X-Auth-Request-User":["alice"]`) || !strings.Contains(body, `"uri":"/orders?id=7"`) {
+		t.Fatalf("after login: %d %s", res.StatusCode, body)
+	}
+	if strings.Contains(body, "_portcullis") {
+		t.Error("the session cookie reached the upstream")
+	}
+
+	// No new login on the next visit.
+	res, body = b.do("GET", e.base+"/again", nil, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("second visit: %d", res.StatusCode)
+	}
+
+	// XHR and API clients get 401, never a redirect.
+	anon := newBrowser(t)
+	res, _ = anon.do("GET", e.base+"/orders", nil, http.Header{"Accept": {"application/json"}})
+	if res.StatusCode != 401 {
+		t.Errorf("XHR without session: %d", res.StatusCode)
+	}
+	res, _ = anon.do("GET", e.base+"/orders", nil, http.Header{"X-Requested-With": {"XMLHttpRequest"}})
+	if res.StatusCode != 401 {
+		t.Errorf("X-Requested-With without session: %d", res.StatusCode)
+	}
+	res, _ = anon.do("GET", e.base+"/api/x", nil, nil)
+	if res.StatusCode != 401 {
+		t.Errorf("deny route: %d", res.StatusCode)
+	}
+
+	// /oauth2/userinfo answers the session's identity.
+	res, body = b.do("GET", e.base+"/oauth2/userinfo", nil, nil)
+	if res.StatusCode != 200 || !strings.Contains(body, `"sub":"alice"`) {
+		t.Errorf("userinfo %d %s", res.StatusCode, body)
+	}
+
+	// Forward-auth as nginx auth_request sends it.
+	res, _ = b.do("GET", e.base+"/oauth2/auth", nil, http.Header{"X-Original-Url": {e.base + "/orders"}})
+	if res.StatusCode != 200 || res.Header.Get("X-Auth-Request-User") != "alice" {
+		t.Errorf("forward-auth with session: %d %v", res.StatusCode, res.Header)
+	}
+	res, _ = anon.do("GET", e.base+"/oauth2/auth", nil, http.Header{"X-Original-Url": {e.base + "/orders"}})
+	if res.StatusCode != 401 || res.Header.Get("Location") != "" {
+		t.Errorf("forward-auth without session: %d", res.StatusCode)
+	}
+
+	// The access token expires: the session refreshes without a redirect.
+	e.clock.Advance(20 * time.Minute)
+	res, body = b.do("GET", e.base+"/later", nil, nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "alice") {
+		t.Fatalf("after access token expiry: %d", res.StatusCode)
+	}
+	if !strings.Contains(strings.Join(res.Header.Values("Set-Cookie"), ";"), "_portcullis") {
+		t.Error("refreshed session not written back")
+	}
+	res, _ = b.do("GET", e.base+"/later-still", nil, nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("after refresh: %d", res.StatusCode)
+	}
+
+	// Sign out: the next visit asks for login again.
+	res, _ = b.do("GET", e.base+"/oauth2/sign_out", nil, nil)
+	loc, _ := res.Location()
+	if res.StatusCode != 302 || loc == nil || !strings.HasPrefix(loc.String(), e.base+"/idp/logout") {
+		t.Fatalf("sign out: %d %v", res.StatusCode, loc)
+	}
+	res, _ = b.do("GET", loc.String(), nil, nil)
+	if loc, _ := res.Location(); res.StatusCode != 303 || loc.String() != e.base+"/" {
+		t.Fatalf("issuer logout: %d %v", res.StatusCode, loc)
+	}
+	res, _ = b.do("GET", e.base+"/orders", nil, nil)
+	if res.StatusCode != 302 {
+		t.Fatalf("after sign out: %d", res.StatusCode)
+	}
+	_, body = b.visit(e.base, e.base+"/orders")
+	_ = body
+}
+
+func TestLoginRejections(t *testing.T) {
+	e := newLoginEnv(t)
+
+	t.Run("open redirect after login", func(t *testing.T) {
+		for _, rd := range []string{"//evil.example/", "https://evil.example/", "/\\evil.example", "javascript:alert(1)"} {
+			b := newBrowser(t)
+			res, _ := b.do("GET", e.base+"/oauth2/start?rd="+url.QueryEscape(rd), nil, nil)
+			for range 10 {
+				loc, err := res.Location()
+				if err != nil {
+					break
+				}
+				if strings.Contains(loc.String(), "evil") && !strings.Contains(loc.String(), "/idp/authorize") {
+					t.Fatalf("rd %q: redirected to %s", rd, loc)
+				}
+				res, _ = b.visit(e.base, loc.String())
+			}
+		}
+	})
+	t.Run("state mismatch and replayed callback", func(t *testing.T) {
+		b := newBrowser(t)
+		res, _ := b.do("GET", e.base+"/oauth2/start?rd=/x", nil, nil)
+		loc, _ := res.Location()
+		// Drive the login by hand to capture the callback URL.
+		res, body := b.do("GET", loc.String(), nil, nil)
+		f := url.Values{}
+		for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
+			f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+		}
+		f.Set("username", "alice")
+		f.Set("password", "alice-password")
+		res, _ = b.do("POST", e.base+"/idp/authorize", f, nil)
+		loc, _ = res.Location()
+		res, _ = b.do("GET", loc.String(), nil, nil)
+		callback, _ := res.Location()
+		if !strings.Contains(callback.Path, "/oauth2/callback") {
+			t.Fatalf("expected the callback, got %v", callback)
+		}
+		wrong := *callback
+		q := wrong.Query()
+		q.Set("state", "forged-state-value")
+		wrong.RawQuery = q.Encode()
+		if res, _ := b.do("GET", wrong.String(), nil, nil); res.StatusCode != 400 {
+			t.Errorf("state mismatch: %d", res.StatusCode)
+		}
+		if res, _ := b.do("GET", callback.String(), nil, nil); res.StatusCode != 302 {
+			t.Fatalf("genuine callback: %d", res.StatusCode)
+		}
+		if res, _ := b.do("GET", callback.String(), nil, nil); res.StatusCode != 400 {
+			t.Errorf("replayed callback: %d", res.StatusCode)
+		}
+		if res, _ := newBrowser(t).do("GET", callback.String(), nil, nil); res.StatusCode != 400 {
+			t.Errorf("callback in another browser: %d", res.StatusCode)
+		}
+	})
+	t.Run("tampered and foreign cookies", func(t *testing.T) {
+		for _, v := range []string{"garbage", strings.Repeat("A", 500), "AQ", ""} {
+			b := newBrowser(t)
+			u, _ := url.Parse(e.base)
+			b.c.Jar.SetCookies(u, []*http.Cookie{{Name: "_portcullis", Value: v}})
+			res, _ := b.do("GET", e.base+"/orders", nil, nil)
+			if res.StatusCode != 302 {
+				t.Errorf("cookie %q: %d, want a login redirect", v, res.StatusCode)
+			}
+		}
+	})
+	t.Run("two tabs log in at once", func(t *testing.T) {
+		b := newBrowser(t)
+		start := func(rd string) *url.URL {
+			res, _ := b.do("GET", e.base+"/oauth2/start?rd="+url.QueryEscape(rd), nil, nil)
+			loc, _ := res.Location()
+			return loc
+		}
+		tab1, tab2 := start("/one"), start("/two")
+		res, body := b.visit(e.base, tab1.String())
+		if res.StatusCode != 200 || !strings.Contains(body, `"uri":"/one"`) {
+			t.Fatalf("tab 1: %d %s", res.StatusCode, body)
+		}
+		res, body = b.visit(e.base, tab2.String())
+		if res.StatusCode != 200 || !strings.Contains(body, `"uri":"/two"`) {
+			t.Fatalf("tab 2: %d %s", res.StatusCode, body)
+		}
+	})
+}
