@@ -31,9 +31,9 @@ const (
 	// cookieMinSecret is the shortest secret accepted, in bytes.
 	cookieMinSecret = 32
 
-	// cookieChunkSize is the most encoded bytes put into one cookie. With
-	// the name and attributes a Set-Cookie stays under the 4096 bytes
-	// RFC 6265 §6.1 asks browsers to support per cookie.
+	// cookieChunkSize is the most encoded bytes put into one cookie, so
+	// that name and value stay under the 4096 bytes browsers keep per
+	// cookie (RFC 6265 §6.1; RFC 6265bis §5.6 counts name and value).
 	cookieChunkSize = 3800
 
 	// cookieMaxChunks bounds a value to base, base_1 … base_9.
@@ -260,9 +260,9 @@ func (c *CookieCodec) Seal(w http.ResponseWriter, r *http.Request, base string, 
 }
 
 // Open returns the value of cookie base, joining its chunks and trying
-// every secret. It returns [ErrNoCookie] when the request carries none of
-// it, and an error wrapping [ErrInvalidCookie] for anything else that does
-// not open to an unexpired value.
+// every secret. It returns [ErrNoCookie] when the request (which may be
+// nil) carries none of it, and an error wrapping [ErrInvalidCookie] for
+// anything else that does not open to an unexpired value.
 //
 // When a name is repeated in the request (a sibling subdomain can add its
 // own cookie of the same name unless the name is __Host-), every
@@ -399,6 +399,9 @@ func (c *CookieCodec) expired(name string) *http.Cookie {
 // cookieRequestChunks returns the values r carries for each chunk of name, in
 // order, each with at least one value.
 func cookieRequestChunks(r *http.Request, name string) ([][]string, error) {
+	if r == nil {
+		return nil, ErrNoCookie
+	}
 	var chunks [cookieMaxChunks][]string
 	for _, ck := range r.Cookies() {
 		i, ok := cookieChunkIndex(ck.Name, name)

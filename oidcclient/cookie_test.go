@@ -362,6 +362,7 @@ func TestCookieExpiredDuplicate(t *testing.T) {
 func TestCookieNoCookie(t *testing.T) {
 	c, _ := cookieTestCodec(t, cookieTestSecretA)
 	for _, r := range []*http.Request{
+		nil,
 		cookieTestRequest(),
 		cookieTestRequest(&http.Cookie{Name: "other", Value: "x"}, &http.Cookie{Name: "sess_x", Value: "x"}, &http.Cookie{Name: "sess_01", Value: "x"}),
 	} {
