@@ -14,12 +14,13 @@ import (
 // a valid bearer token or session, 401 otherwise. The original request is
 // read from X-Forwarded-Uri / X-Original-URL and X-Forwarded-Host, only
 // from trusted proxies, and chooses the route whose policy applies; without
-// them the policy of the route for "/" on the request's host applies. A
+// them the policy of the route for path (the path Envoy appends to the
+// endpoint, else "/") on the request's host applies. A
 // refreshed session comes back as Set-Cookie for the proxy to pass on. It
 // never redirects: the fronting proxy turns 401 into a login redirect, so
 // the login page itself is never behind forward-auth and cannot loop.
-func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request) {
-	host, path := requestHost(r.Host), "/"
+func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request, path string) {
+	host := requestHost(r.Host)
 	if g.isTrusted(r.RemoteAddr) {
 		orig := r.Header.Get("X-Forwarded-Uri")
 		if orig == "" {

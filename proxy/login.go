@@ -101,10 +101,14 @@ func (l *login) owns(path string) bool {
 
 // serveLogin answers the gateway endpoints.
 func (g *Gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
-	switch strings.TrimPrefix(path, g.login.prefix) {
-	case "/auth":
-		g.forwardAuth(w, r)
-	case "/userinfo":
+	rest := strings.TrimPrefix(path, g.login.prefix)
+	switch {
+	case rest == "/auth":
+		g.forwardAuth(w, r, "/")
+	case strings.HasPrefix(rest, "/auth/"):
+		// Envoy's ext_authz appends the original path to path_prefix.
+		g.forwardAuth(w, r, strings.TrimPrefix(rest, "/auth"))
+	case rest == "/userinfo":
 		g.sessionUserinfo(w, r)
 	default:
 		g.metrics.requests.WithLabelValues("login", outcomeLogin).Inc()

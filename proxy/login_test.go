@@ -225,6 +225,15 @@ func TestBrowserLoginFlow(t *testing.T) {
 	if res.StatusCode != 401 || res.Header.Get("Location") != "" {
 		t.Errorf("forward-auth without session: %d", res.StatusCode)
 	}
+	// Envoy ext_authz appends the original path to the endpoint.
+	res, _ = b.do("GET", e.base+"/oauth2/auth/api/items", nil, nil)
+	if res.StatusCode != 200 || res.Header.Get("X-Auth-Request-User") != "alice" {
+		t.Errorf("envoy-style forward-auth: %d %v", res.StatusCode, res.Header)
+	}
+	res, _ = anon.do("GET", e.base+"/oauth2/auth/api/items", nil, nil)
+	if res.StatusCode != 401 {
+		t.Errorf("envoy-style forward-auth without session: %d", res.StatusCode)
+	}
 
 	// The access token expires: the session refreshes without a redirect.
 	e.clock.Advance(20 * time.Minute)
