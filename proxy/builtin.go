@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/config"
@@ -13,11 +14,15 @@ import (
 
 // builtin is the built-in issuer mounted on the main listener.
 type builtin struct {
-	iss   *issuer.Issuer
-	keys  *jwks.KeyRing
-	store issuer.Store
-	base  string // path prefix; "" mounts only the endpoint paths at the root
+	iss    *issuer.Issuer
+	keys   *jwks.KeyRing
+	store  issuer.Store
+	base   string // path prefix; "" mounts only the endpoint paths at the root
+	cancel context.CancelFunc
 }
+
+// stop ends the issuer's background work (key rotation).
+func (b *builtin) stop() { b.cancel() }
 
 // rootEndpoints are the issuer's paths when its URL has no path.
 var rootEndpoints = map[string]bool{
@@ -89,26 +94,37 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 	return iss, keys, store, nil
 }
 
-// buildBuiltin mounts the built-in issuer, if configured.
-func (g *Gateway) buildBuiltin(ctx context.Context, cfg Config) error {
-	iss, keys, store, err := NewIssuer(ctx, cfg)
+// buildBuiltin mounts the built-in issuer, if configured, reusing the
+// previous configuration's when the issuer section is unchanged: same keys,
+// same store, nothing issued is forgotten.
+func (g *gateway) buildBuiltin(ctx context.Context, cfg Config, prev *gateway) error {
+	if prev != nil && prev.builtin != nil && reflect.DeepEqual(prev.cfg.Issuer, cfg.Config.Issuer) {
+		g.builtin = prev.builtin
+		return nil
+	}
+	// ctx is the gateway's: the issuer outlives this configuration when a
+	// reload keeps it.
+	bctx, cancel := context.WithCancel(ctx)
+	iss, keys, store, err := NewIssuer(bctx, cfg)
 	if err != nil || iss == nil {
+		cancel()
 		return err
 	}
-	g.builtin = &builtin{iss: iss, keys: keys, store: store, base: iss.PathPrefix()}
+	g.builtin = &builtin{iss: iss, keys: keys, store: store, base: iss.PathPrefix(), cancel: cancel}
 	return nil
 }
 
 // serveIssuer hands a request to the built-in issuer.
-func (g *Gateway) serveIssuer(w http.ResponseWriter, r *http.Request) {
+func (g *gateway) serveIssuer(w http.ResponseWriter, r *http.Request) {
 	g.metrics.requests.WithLabelValues("issuer", outcomeIssuer).Inc()
+	note(w, "issuer", outcomeIssuer, "")
 	g.builtin.iss.ServeHTTP(w, r)
 }
 
 // Issuer returns the built-in issuer, or nil when there is none.
-func (g *Gateway) Issuer() *issuer.Issuer {
-	if g.builtin == nil {
-		return nil
+func (gw *Gateway) Issuer() *issuer.Issuer {
+	if b := gw.cur.Load().builtin; b != nil {
+		return b.iss
 	}
-	return g.builtin.iss
+	return nil
 }

@@ -54,7 +54,7 @@ func TestBuiltinIssuerTokensPassTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t}, nil))})
+	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

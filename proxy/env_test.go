@@ -3,12 +3,14 @@ package proxy_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,6 +64,7 @@ type env struct {
 	keys   map[string]*testidp.Key
 	clock  *clock
 	gw     *proxy.Gateway
+	logs   *lockedBuffer // everything the gateway logged
 	url    string // gateway base URL
 	admin  string // admin base URL
 	up     string // upstream URL
@@ -167,7 +170,8 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	e.cancel = cancel
 	log := slog.New(slog.DiscardHandler)
 	if _, bench := t.(*testing.B); !bench {
-		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		e.logs = &lockedBuffer{}
+		log = slog.New(slog.NewTextHandler(testWriter{t, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: e.clock.Now})
 	if err != nil {
@@ -193,11 +197,35 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	return e
 }
 
-type testWriter struct{ t testing.TB }
+type testWriter struct {
+	t   testing.TB
+	buf *lockedBuffer // optional copy of everything logged
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	if w.buf != nil {
+		w.buf.Write(p)
+	}
 	return len(p), nil
+}
+
+// lockedBuffer collects log output from many goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) {
+	l.mu.Lock()
+	l.b.Write(p)
+	l.mu.Unlock()
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // claims returns valid claims for sub at the test clock's now.
@@ -277,3 +305,5 @@ func newEnvHeld(t *testing.T) heldEnv {
 	t.Cleanup(release)
 	return heldEnv{env: e, release: release}
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

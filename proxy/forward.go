@@ -20,7 +20,7 @@ import (
 
 // buildIssuers converts the configured issuers, starting a background key
 // set for each one that has keys to fetch.
-func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]authn.Issuer, error) {
+func (g *gateway) buildIssuers(ctx context.Context, client *http.Client) ([]authn.Issuer, error) {
 	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
 	for _, ci := range g.cfg.Issuers {
 		iss := authn.Issuer{
@@ -42,7 +42,7 @@ func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]auth
 		}
 		if ci.HMACSecret == "" || ci.JWKSURI != "" {
 			name := ci.Issuer
-			remote := jwks.NewRemote(ctx, jwks.RemoteConfig{
+			remote := g.keySets.get(jwks.RemoteConfig{
 				Issuer:          ci.Issuer,
 				JWKSURI:         ci.JWKSURI,
 				Client:          client,
@@ -55,7 +55,6 @@ func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]auth
 					g.metrics.jwksFetches.WithLabelValues(name, result).Inc()
 				},
 			})
-			go remote.Run()
 			g.remotes = append(g.remotes, remote)
 			iss.Keys = remote
 		}
@@ -65,7 +64,7 @@ func (g *Gateway) buildIssuers(ctx context.Context, client *http.Client) ([]auth
 }
 
 // buildRoute converts one configured route and its ReverseProxy.
-func (g *Gateway) buildRoute(cr *config.Route) (*route, error) {
+func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	u, err := url.Parse(cr.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: route %s: upstream: %w", cr.Name, err)
@@ -142,7 +141,7 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 
 // rewrite builds the outbound request. ReverseProxy has already removed
 // hop-by-hop headers and the X-Forwarded-* and Forwarded headers.
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*reqState)
 	rt := st.route
 	out := pr.Out
@@ -192,7 +191,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 
 // forwardToken removes the token from where the client put it unless the
 // route forwards it, and sets it where the route wants it.
-func (g *Gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity) {
+func (g *gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity) {
 	switch id.Source.Kind {
 	case authn.SourceHeader:
 		if rt.forwardToken != config.ForwardTokenAuthorization {
@@ -214,7 +213,7 @@ func (g *Gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity)
 	}
 }
 
-func (g *Gateway) isTrusted(remoteAddr string) bool {
+func (g *gateway) isTrusted(remoteAddr string) bool {
 	if len(g.trusted) == 0 {
 		return false
 	}
@@ -233,7 +232,7 @@ func (g *Gateway) isTrusted(remoteAddr string) bool {
 
 // modifyResponse records upstream latency and lifts the write timeout for
 // event streams.
-func (g *Gateway) modifyResponse(res *http.Response) error {
+func (g *gateway) modifyResponse(res *http.Response) error {
 	st := res.Request.Context().Value(stateKey{}).(*reqState)
 	g.metrics.upstreamLatency.WithLabelValues(st.route.name).Observe(time.Since(st.start).Seconds())
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
@@ -246,7 +245,7 @@ func (g *Gateway) modifyResponse(res *http.Response) error {
 // timeout is 504, a client that went away is only logged (nginx's 499), an
 // oversized body is 413, everything else 502. No error text reaches the
 // client.
-func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(stateKey{}).(*reqState)
 	name := st.route.name
 	var maxErr *http.MaxBytesError
@@ -269,7 +268,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 }
 
-func (g *Gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
+func (g *gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -19,7 +19,7 @@ import (
 // refreshed session comes back as Set-Cookie for the proxy to pass on. It
 // never redirects: the fronting proxy turns 401 into a login redirect, so
 // the login page itself is never behind forward-auth and cannot loop.
-func (g *Gateway) forwardAuth(w http.ResponseWriter, r *http.Request, path string) {
+func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, path string) {
 	host := requestHost(r.Host)
 	if g.isTrusted(r.RemoteAddr) {
 		orig := r.Header.Get("X-Forwarded-Uri")

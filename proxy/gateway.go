@@ -35,9 +35,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Gateway is the JWT-enforcing reverse proxy. It is an http.Handler and is
-// safe for concurrent use; build it with [New].
-type Gateway struct {
+// gateway is the proxy for one configuration. A reload builds a new one and
+// swaps it in; requests in flight finish on the one they started with.
+type gateway struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	now       func() time.Time
@@ -50,6 +50,8 @@ type Gateway struct {
 	realm     string
 	builtin   *builtin // nil without an issuer section
 	login     *login   // nil without a login section
+	keySets   *remoteCache
+	cancel    context.CancelFunc // stops what this configuration started
 }
 
 // route is one configured route, converted for the request path.
@@ -80,22 +82,17 @@ type reqState struct {
 
 type stateKey struct{}
 
-// New builds a Gateway from a validated configuration. Issuers' key sets
-// start loading in the background on ctx, which bounds their lifetime; New
-// never waits for a remote issuer.
-func New(ctx context.Context, cfg Config) (*Gateway, error) {
+// newGateway builds the proxy for one validated configuration. Key sets come
+// from keySets, shared across reloads; prev, the configuration being
+// replaced (nil at start), lends its built-in issuer when that section did
+// not change. What the new configuration starts runs on ctx; the built-in
+// issuer, which may outlive it, on root.
+func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remoteCache, prev *gateway) (*gateway, error) {
 	c := cfg.Config
 	if c == nil {
 		return nil, errors.New("proxy: no configuration")
 	}
-	g := &Gateway{cfg: c, log: cfg.Logger, now: cfg.Now, realm: c.Server.PublicURL}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
-	if g.now == nil {
-		g.now = time.Now
-	}
-	g.metrics = newMetrics(g.keySetInfo)
+	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, realm: c.Server.PublicURL, metrics: m, keySets: keySets}
 	for _, p := range c.Server.TrustedProxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -103,8 +100,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 		}
 		g.trusted = append(g.trusted, pfx)
 	}
-	cfg.Logger, cfg.Now = g.log, g.now
-	if err := g.buildBuiltin(ctx, cfg); err != nil {
+	if err := g.buildBuiltin(root, cfg, prev); err != nil {
 		return nil, err
 	}
 	issuers, err := g.buildIssuers(ctx, cfg.HTTPClient)
@@ -155,7 +151,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 // ServeHTTP authenticates and forwards one request.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Route on the cleaned path, so "/public/../admin", "//admin" and
 	// "/%2e%2e/admin" are judged as the path the upstream will see. The
 	// cleaned path is also what is forwarded. If a permissive upstream
@@ -233,6 +229,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ReverseProxy has removed hop-by-hop headers, so a client's
 	// "Connection: X-Auth-Request-User" cannot delete them.
 	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
+	sub := ""
+	if id != nil {
+		sub = id.Subject
+	}
+	note(w, rt.name, outcome, sub)
 	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now()}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
@@ -241,7 +242,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the route allows it: on_unauthenticated login always, auto for page
 // navigations only. Forbidden (403) and malformed (400) requests are never
 // redirected: logging in again would not change the answer.
-func (g *Gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
+func (g *gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
 	var ae *authn.Error
 	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
 		return false
@@ -256,13 +257,14 @@ func (g *Gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route,
 		return false
 	}
 	g.metrics.requests.WithLabelValues(rt.name, outcomeRedirect).Inc()
+	note(w, rt.name, outcomeRedirect, "")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, g.login.client.LoginURL(r), http.StatusFound)
 	return true
 }
 
 // deny answers a request whose authentication failed.
-func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err error) {
 	var ae *authn.Error
 	if !errors.As(err, &ae) {
 		g.log.Warn("authentication unavailable", "route", rt.name, "err", err)
@@ -280,6 +282,7 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 	}
 	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
 	g.metrics.authFailures.WithLabelValues(rt.name, ae.Reason).Inc()
+	note(w, rt.name, outcome+":"+ae.Reason, "")
 	if ae.Reason != authn.ReasonMissing {
 		g.log.Info("request denied", "route", rt.name, "reason", ae.Reason,
 			"detail", ae.Description, "path", r.URL.Path, "remote", r.RemoteAddr)
@@ -288,12 +291,13 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 }
 
 // plain answers with a short text body and counts the outcome.
-func (g *Gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
+func (g *gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
 	name := ""
 	if rt != nil {
 		name = rt.name
 	}
 	g.metrics.requests.WithLabelValues(name, outcome).Inc()
+	note(w, name, outcome, "")
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -319,10 +323,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // Ready reports whether every issuer's keys have been loaded and the
 // built-in issuer's store answers.
-func (g *Gateway) Ready() bool { return len(g.notReady(context.Background())) == 0 }
+func (g *gateway) Ready() bool { return len(g.notReady(context.Background())) == 0 }
 
 // notReady lists what is not ready yet.
-func (g *Gateway) notReady(ctx context.Context) []string {
+func (g *gateway) notReady(ctx context.Context) []string {
 	var out []string
 	for _, r := range g.remotes {
 		if !r.Ready() {
@@ -337,7 +341,7 @@ func (g *Gateway) notReady(ctx context.Context) []string {
 	return out
 }
 
-func (g *Gateway) keySetInfo() []keySetInfo {
+func (g *gateway) keySetInfo() []keySetInfo {
 	out := make([]keySetInfo, 0, len(g.remotes))
 	now := g.now()
 	for _, r := range g.remotes {
@@ -356,4 +360,4 @@ func newBufferPool() *bufferPool {
 func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bufferPool) Put(x []byte) { b.p.Put(&x) }
 
-var _ http.Handler = (*Gateway)(nil)
+var _ http.Handler = (*gateway)(nil)

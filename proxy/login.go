@@ -31,7 +31,7 @@ type login struct {
 // built-in issuer's key ring, a configured issuer's key set, or a key set of
 // its own), and, for the built-in issuer, an in-process transport so the
 // code exchange never leaves the process.
-func (g *Gateway) buildLogin(ctx context.Context, httpClient *http.Client) error {
+func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error {
 	lc := g.cfg.Login
 	if lc == nil {
 		return nil
@@ -80,8 +80,7 @@ func (g *Gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 			}
 		}
 		if oc.Keys == nil {
-			r := jwks.NewRemote(ctx, jwks.RemoteConfig{Issuer: lc.Issuer, Client: httpClient, Now: g.now, Logger: g.log})
-			go r.Run()
+			r := g.keySets.get(jwks.RemoteConfig{Issuer: lc.Issuer, Client: httpClient, Now: g.now, Logger: g.log})
 			g.remotes = append(g.remotes, r)
 			oc.Keys = r
 		}
@@ -100,7 +99,7 @@ func (l *login) owns(path string) bool {
 }
 
 // serveLogin answers the gateway endpoints.
-func (g *Gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
+func (g *gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
 	rest := strings.TrimPrefix(path, g.login.prefix)
 	switch {
 	case rest == "/auth":
@@ -112,13 +111,14 @@ func (g *Gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string
 		g.sessionUserinfo(w, r)
 	default:
 		g.metrics.requests.WithLabelValues("login", outcomeLogin).Inc()
+		note(w, "login", outcomeLogin, "")
 		g.login.client.ServeHTTP(w, r)
 	}
 }
 
 // sessionIdentity verifies the identity of the request's session, like a
 // bearer token; a refreshed session's cookie is written to w.
-func (g *Gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *authn.Policy) (*authn.Identity, error) {
+func (g *gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *authn.Policy) (*authn.Identity, error) {
 	sess, err := g.login.client.Session(w, r)
 	if err != nil || sess == nil {
 		return nil, err
@@ -163,7 +163,7 @@ func isNavigation(r *http.Request) bool {
 }
 
 // sessionUserinfo answers the caller's identity as JSON.
-func (g *Gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
+func (g *gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
 	id, err := g.authn.Authenticate(r, &authn.Policy{})
 	if id == nil && err == nil {
 		id, err = g.sessionIdentity(w, r, &authn.Policy{Audiences: g.allAudiences()})
@@ -193,7 +193,7 @@ func (g *Gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
 
 // allAudiences is every audience any issuer or route accepts, for endpoints
 // that are not a route.
-func (g *Gateway) allAudiences() []string {
+func (g *gateway) allAudiences() []string {
 	var out []string
 	for _, i := range g.cfg.Issuers {
 		out = append(out, i.Audiences...)

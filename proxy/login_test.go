@@ -96,7 +96,7 @@ func newLoginEnv(t *testing.T) *loginEnv {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,16 +17,16 @@ import (
 // AdminHandler serves /metrics, /healthz (the process is up) and /readyz
 // (every issuer's keys are loaded). It belongs on its own listener, never on
 // the public one.
-func (g *Gateway) AdminHandler() http.Handler {
+func (gw *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gw.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if waiting := g.notReady(r.Context()); len(waiting) > 0 {
+		if waiting := gw.cur.Load().notReady(r.Context()); len(waiting) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprintf(w, "waiting for %s\n", strings.Join(waiting, ", "))
 			return
@@ -39,28 +39,28 @@ func (g *Gateway) AdminHandler() http.Handler {
 // ListenAndServe listens on the configured proxy and admin addresses and
 // serves until ctx is done, then shuts down gracefully: it stops accepting,
 // lets in-flight requests finish within server.shutdown_grace and returns.
-func (g *Gateway) ListenAndServe(ctx context.Context) error {
-	ln, err := net.Listen("tcp", g.cfg.Server.Listen)
+func (gw *Gateway) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", gw.cfg.Server.Listen)
 	if err != nil {
-		return fmt.Errorf("proxy: listen %s: %w", g.cfg.Server.Listen, err)
+		return fmt.Errorf("proxy: listen %s: %w", gw.cfg.Server.Listen, err)
 	}
 	var adminLn net.Listener
-	if g.cfg.Admin.Listen != "off" {
-		if adminLn, err = net.Listen("tcp", g.cfg.Admin.Listen); err != nil {
+	if gw.cfg.Admin.Listen != "off" {
+		if adminLn, err = net.Listen("tcp", gw.cfg.Admin.Listen); err != nil {
 			ln.Close()
-			return fmt.Errorf("proxy: listen admin %s: %w", g.cfg.Admin.Listen, err)
+			return fmt.Errorf("proxy: listen admin %s: %w", gw.cfg.Admin.Listen, err)
 		}
 	}
-	return g.Serve(ctx, ln, adminLn)
+	return gw.Serve(ctx, ln, adminLn)
 }
 
 // Serve is ListenAndServe on listeners the caller opened; adminLn may be
 // nil. It closes both listeners.
-func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
-	s := g.cfg.Server
-	errLog := slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
+func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
+	s := gw.cfg.Server
+	errLog := slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
-		Handler:           g,
+		Handler:           gw,
 		ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
 		ReadTimeout:       s.ReadTimeout.D(),
 		WriteTimeout:      s.WriteTimeout.D(),
@@ -74,7 +74,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	errc := make(chan error, 2)
 	go func() {
-		g.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn)
+		gw.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn)
 		var err error
 		if tlsOn {
 			err = srv.ServeTLS(ln, s.TLS.CertFile, s.TLS.KeyFile)
@@ -86,7 +86,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	var admin *http.Server
 	if adminLn != nil {
 		admin = &http.Server{
-			Handler:           g.AdminHandler(),
+			Handler:           gw.AdminHandler(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -94,7 +94,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 			ErrorLog:          errLog,
 		}
 		go func() {
-			g.log.Info("admin listening", "addr", adminLn.Addr().String())
+			gw.log.Info("admin listening", "addr", adminLn.Addr().String())
 			errc <- admin.Serve(adminLn)
 		}()
 	}
@@ -104,7 +104,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
-	g.log.Info("shutting down", "grace", s.ShutdownGrace.D().String())
+	gw.log.Info("shutting down", "grace", s.ShutdownGrace.D().String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace.D())
 	defer cancel()
 	err := srv.Shutdown(sctx)

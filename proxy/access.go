@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// accessWriter records what the access log needs about one request while
+// passing everything through; Unwrap lets http.ResponseController reach
+// the connection for flushing, hijacking and deadlines.
+type accessWriter struct {
+	http.ResponseWriter
+	status  int
+	bytes   int64
+	route   string
+	outcome string
+	subject string
+}
+
+func (a *accessWriter) WriteHeader(code int) {
+	if a.status == 0 {
+		a.status = code
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *accessWriter) Write(p []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	n, err := a.ResponseWriter.Write(p)
+	a.bytes += int64(n)
+	return n, err
+}
+
+func (a *accessWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// Flush supports ReverseProxy's streaming when called directly.
+func (a *accessWriter) Flush() {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	_ = http.NewResponseController(a.ResponseWriter).Flush()
+}
+
+// note records the route, outcome and subject of the request on w, if w is
+// the access log's writer.
+func note(w http.ResponseWriter, route, outcome, subject string) {
+	if a, ok := w.(*accessWriter); ok {
+		a.route, a.outcome = route, outcome
+		if subject != "" {
+			a.subject = subject
+		}
+	}
+}
+
+// requestID returns the request's X-Request-Id when it is a sane value,
+// or a new random one.
+func requestID(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 128 && saneID(v) {
+		return v
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func saneID(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
+
+// serveLogged runs one request with an X-Request-Id (passed through or
+// made) and writes one access-log line: method, path (never the query, which
+// may carry a token), route, status, outcome, subject, latency, bytes,
+// remote address and request id. Tokens and cookies are never logged.
+func (gw *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := requestID(r)
+	r.Header.Set("X-Request-Id", id)
+	w.Header().Set("X-Request-Id", id)
+	aw := &accessWriter{ResponseWriter: w}
+	gw.cur.Load().ServeHTTP(aw, r)
+	if aw.status == 0 {
+		aw.status = 499 // the client went away before an answer
+	}
+	gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.String("route", aw.route),
+		slog.Int("status", aw.status),
+		slog.String("outcome", aw.outcome),
+		slog.String("sub", aw.subject),
+		slog.Duration("latency", time.Since(start)),
+		slog.Int64("bytes", aw.bytes),
+		slog.String("remote", r.RemoteAddr),
+		slog.String("request_id", id),
+	)
+}
