@@ -65,9 +65,9 @@ type env struct {
 	clock  *clock
 	gw     *proxy.Gateway
 	logs   *lockedBuffer // everything the gateway logged
-	url    string // gateway base URL
-	admin  string // admin base URL
-	up     string // upstream URL
+	url    string        // gateway base URL
+	admin  string        // admin base URL
+	up     string        // upstream URL
 	cancel context.CancelFunc
 	done   chan error
 }
