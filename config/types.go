@@ -174,6 +174,9 @@ type Route struct {
 	// Timeout bounds waiting for the upstream's response headers.
 	// Default 30s.
 	Timeout Duration `yaml:"timeout"`
+	// UpstreamCAFile, for an https upstream, is a PEM bundle of the CAs its
+	// certificate is checked against. Default "": the system roots.
+	UpstreamCAFile string `yaml:"upstream_ca_file"`
 	// MaxBodyBytes bounds request bodies (413 past it). 0 means no limit.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }

@@ -109,6 +109,13 @@ func (v *validator) route(i int) {
 	if r.MaxBodyBytes < 0 {
 		v.errorf(p+".max_body_bytes", "is %d; want a number of bytes, or 0 for no limit", r.MaxBodyBytes)
 	}
+	if r.UpstreamCAFile != "" {
+		if msg := checkReadable(r.UpstreamCAFile); msg != "" {
+			v.errorf(p+".upstream_ca_file", "%s", msg)
+		} else if !strings.HasPrefix(strings.ToLower(r.Upstream), "https://") {
+			v.errorf(p+".upstream_ca_file", "is set but upstream %q is not https", r.Upstream)
+		}
+	}
 	v.routeAuth(i)
 	v.routeHeaders(i)
 	v.tokenFrom(i)

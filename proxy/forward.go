@@ -110,9 +110,13 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	if rt.auth != config.AuthPublic && g.authn == nil {
 		return nil, fmt.Errorf("proxy: route %s needs an issuer", cr.Name)
 	}
+	tr := newTransport(cr.Timeout.D())
+	if tr.TLSClientConfig, err = upstreamTLS(cr.UpstreamCAFile); err != nil {
+		return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
+	}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      newTransport(cr.Timeout.D()),
+		Transport:      tr,
 		FlushInterval:  -1, // stream: server-sent events and long polls must not wait on a buffer
 		BufferPool:     newBufferPool(),
 		ModifyResponse: g.modifyResponse,

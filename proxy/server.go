@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,14 +69,22 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	tlsOn := s.TLS.CertFile != ""
 	if tlsOn {
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		certs, err := newCertReloader(s.TLS.CertFile, s.TLS.KeyFile, gw.base.Now, gw.log)
+		if err != nil {
+			ln.Close()
+			if adminLn != nil {
+				adminLn.Close()
+			}
+			return err
+		}
+		srv.TLSConfig = serverTLSConfig(certs)
 	}
 	errc := make(chan error, 2)
 	go func() {
 		gw.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn)
 		var err error
 		if tlsOn {
-			err = srv.ServeTLS(ln, s.TLS.CertFile, s.TLS.KeyFile)
+			err = srv.ServeTLS(ln, "", "") // certificates from GetCertificate
 		} else {
 			err = srv.Serve(ln)
 		}
