@@ -31,6 +31,32 @@ type Identity struct {
 	Source Source
 }
 
+// registered are the claims that describe the token rather than the user;
+// WithClaims never copies them.
+var registered = map[string]bool{"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true,
+	"iat": true, "jti": true, "azp": true, "nonce": true, "at_hash": true, "c_hash": true,
+	"auth_time": true, "sid": true, "scope": true, "scp": true, "client_id": true, "acr": true, "amr": true, "typ": true}
+
+// WithClaims returns a copy of id whose Claims also hold the user claims of
+// extra that id lacks (a browser session adds its id_token's email, name or
+// groups to an access token that carries none). Claims of id always win.
+func (id *Identity) WithClaims(extra map[string]any) *Identity {
+	if len(extra) == 0 {
+		return id
+	}
+	cp := *id
+	cp.Claims = make(map[string]any, len(id.Claims)+len(extra))
+	for k, v := range extra {
+		if !registered[k] {
+			cp.Claims[k] = v
+		}
+	}
+	for k, v := range id.Claims {
+		cp.Claims[k] = v
+	}
+	return &cp
+}
+
 // Claim returns a claim by exact name, else by dotted path into nested
 // objects ("realm_access.roles"). A name containing dots that exists as is
 // wins over the path.

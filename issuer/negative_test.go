@@ -248,6 +248,9 @@ func TestLoginPage(t *testing.T) {
 	if res.Header.Get("X-Frame-Options") != "DENY" || !strings.Contains(res.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
 		t.Errorf("anti-framing headers missing: %v", res.Header)
 	}
+	if !strings.HasPrefix(page, "<!doctype html>") || !strings.Contains(page, "<style>") {
+		t.Errorf("login page is not a whole styled document: %.80q", page)
+	}
 	if !strings.Contains(page, "Web App") || !strings.Contains(page, "see your email address") {
 		t.Errorf("login page lacks client name or scopes")
 	}

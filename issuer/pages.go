@@ -76,7 +76,7 @@ var messagePage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
 // render writes a page with the security headers.
 func render(w http.ResponseWriter, t *template.Template, status int, formAction string, data any) {
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, data); err != nil {
+	if err := t.ExecuteTemplate(&buf, "layout", data); err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

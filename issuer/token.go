@@ -396,6 +396,13 @@ func (i *Issuer) mintAccess(c *Client, sub string, scopes []string, authTime tim
 	if !authTime.IsZero() {
 		claims["auth_time"] = authTime.Unix()
 	}
+	// RFC 9068 §2.2.3.1: identity claims the scopes release, so resource
+	// servers (and the gateway's identity headers) need no userinfo call.
+	for k, v := range i.userClaims(sub, scopes) {
+		if _, set := claims[k]; !set {
+			claims[k] = v
+		}
+	}
 	tok, err := i.sign(claims, "at+jwt")
 	return tok, jti, exp, err
 }

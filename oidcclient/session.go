@@ -1,6 +1,7 @@
 package oidcclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,27 @@ type Session struct {
 	Started      time.Time `json:"st"`  // login time; bounds the session's life
 	FromIDToken  bool      `json:"idt"` // identity comes from the id_token
 	Scopes       []string  `json:"scp"` // granted scopes
+}
+
+// IDClaims returns the claims of the session's id_token, which was
+// verified when the session was made (the cookie that carries it is
+// authenticated), numbers as json.Number; nil if there is none.
+func (s *Session) IDClaims() map[string]any {
+	parts := strings.Split(s.IDToken, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if d.Decode(&m) != nil {
+		return nil
+	}
+	return m
 }
 
 func (s *Session) mode() string {
@@ -99,7 +122,13 @@ func (c *Client) newSession(ctx context.Context, tok *oauth2.Token, nonce string
 	}
 	sub, _ := claims["sub"].(string)
 	s := &Session{AccessToken: tok.AccessToken, IDToken: raw, RefreshToken: tok.RefreshToken,
-		Expiry: tok.Expiry, Subject: sub, Started: c.now()}
+		Subject: sub, Started: c.now()}
+	if tok.ExpiresIn > 0 {
+		// x/oauth2 computes Expiry with the wall clock; use ours.
+		s.Expiry = c.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	} else {
+		s.Expiry = tok.Expiry
+	}
 	if sc, ok := tok.Extra("scope").(string); ok {
 		s.Scopes = splitFields(sc)
 	} else {

@@ -138,6 +138,8 @@ func (g *gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *aut
 	}
 	if sess.FromIDToken {
 		id.Scopes = sess.Scopes
+	} else if id.Subject == sess.Subject {
+		id = id.WithClaims(sess.IDClaims())
 	}
 	id.Source = authn.Source{Kind: authn.SourceSession}
 	if err := g.authn.Authorize(id, pol); err != nil {

@@ -188,6 +188,9 @@ func TestBrowserLoginFlow(t *testing.T) {
 	if strings.Contains(body, "_portcullis") {
 		t.Error("the session cookie reached the upstream")
 	}
+	if !strings.Contains(body, `"X-Auth-Request-Email":["alice@example.com"]`) {
+		t.Errorf("email claim not forwarded: %s", body)
+	}
 
 	// No new login on the next visit.
 	res, body = b.do("GET", e.base+"/again", nil, nil)
