@@ -1,0 +1,167 @@
+package deploy_test
+
+import (
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portcullis-dev/portcullis/config"
+)
+
+// configPath returns the --config argument of portcullis.
+func configPath(c container) string {
+	args := c.Args
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--config="); ok {
+			return v
+		}
+		if a == "--config" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	// The image's CMD.
+	return "/etc/portcullis/config.yaml"
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// checkConfig finds the ConfigMap mounted at portcullis' --config path,
+// parses the file with [config.Parse] and checks the listeners and the
+// secrets it refers to. It returns nil when the file does not parse.
+func checkConfig(t *testing.T, r rendered, spec podSpec, c container, tmpl secret) *config.Config {
+	t.Helper()
+	file := configPath(c)
+	dir, base := path.Split(file)
+	var cmName string
+	for _, m := range c.VolumeMounts {
+		if path.Clean(m.MountPath) != path.Clean(dir) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.ConfigMap != nil {
+				cmName = v.ConfigMap.Name
+			}
+		}
+	}
+	if cmName == "" {
+		t.Fatalf("no ConfigMap is mounted at %s, where --config %s is", dir, file)
+	}
+	data, ok := named[configMap](t, r, "ConfigMap", cmName).Data[base]
+	if !ok {
+		t.Fatalf("ConfigMap %s has no key %s", cmName, base)
+	}
+
+	// ${VARS}: set only those the container has, as at run time; a secret
+	// must come from the Secret, never from a literal in the manifest.
+	dummies := map[string]string{}
+	fromSecret := map[string]bool{}
+	for _, e := range c.Env {
+		switch {
+		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
+			ref := e.ValueFrom.SecretKeyRef
+			if ref.Name != tmpl.Metadata.Name {
+				t.Errorf("env %s: from Secret %q, but %s describes %q", e.Name, ref.Name, secretFile, tmpl.Metadata.Name)
+			} else if _, ok := tmpl.StringData[ref.Key]; !ok {
+				t.Errorf("env %s: key %q is missing from %s", e.Name, ref.Key, secretFile)
+			}
+			dummies[e.Name] = dummy(t, e.Name)
+			fromSecret[e.Name] = true
+		case e.Value != nil:
+			dummies[e.Name] = *e.Value
+		}
+	}
+	for _, m := range envRef.FindAllStringSubmatch(data, -1) {
+		name := m[1]
+		secretish := strings.Contains(name, "SECRET") || strings.Contains(name, "PASSWORD") || strings.HasSuffix(name, "_URL")
+		if _, set := dummies[name]; set && secretish && !fromSecret[name] {
+			t.Errorf("config.yaml refers to ${%s}, which the container sets from a literal, not from the Secret", name)
+		}
+	}
+	lookup := func(name string) (string, bool) {
+		v, ok := dummies[name]
+		return v, ok
+	}
+	cfg, err := config.Parse("ConfigMap "+cmName+"/"+base, []byte(data), lookup)
+	if err != nil {
+		t.Errorf("the shipped configuration does not parse:\n%v", err)
+		return nil
+	}
+
+	// Both listeners on every interface, on the ports the pod declares.
+	checkListen(t, c, "server.listen", cfg.Server.Listen, "http")
+	checkListen(t, c, "admin.listen", cfg.Admin.Listen, "admin")
+	if n, _ := containerPort(c, "admin"); n != adminPort {
+		t.Errorf("the admin port is %d, want %d", n, adminPort)
+	}
+	if u, err := url.Parse(cfg.Server.PublicURL); err != nil || u.Scheme != "https" {
+		t.Errorf("server.public_url %q is not https: the session cookie is secure and TLS ends at the ingress", cfg.Server.PublicURL)
+	}
+	if cfg.Server.InsecureAllowHTTP {
+		t.Errorf("server.insecure_allow_http is set; the shipped configs serve an https public_url")
+	}
+
+	// The issuer's keys need the one writable place.
+	if cfg.Issuer != nil && cfg.Issuer.Signing.KeyDir != "" {
+		if !writable(spec, c, cfg.Issuer.Signing.KeyDir) {
+			t.Errorf("issuer.signing.key_dir %s is not under a writable emptyDir mount; the root filesystem is read-only", cfg.Issuer.Signing.KeyDir)
+		}
+	}
+	return cfg
+}
+
+// dummy returns a stand-in for the secret environment variable name: what
+// the validator wants for its kind, at least 32 bytes.
+func dummy(t *testing.T, name string) string {
+	t.Helper()
+	switch {
+	case strings.HasSuffix(name, "_PASSWORD_HASH"):
+		h, err := bcrypt.GenerateFromPassword([]byte("a password for the test"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(h)
+	case strings.HasSuffix(name, "REDIS_URL"):
+		return "redis://:" + strings.Repeat("p", 32) + "@redis.example.svc.cluster.local:6379/0"
+	}
+	return strings.Repeat(strings.ToLower(name)+"-", 4)[:max(32, len(name)+1)]
+}
+
+// checkListen checks that addr listens on every interface, on c's port
+// named portName.
+func checkListen(t *testing.T, c container, key, addr, portName string) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Errorf("%s %q: %v", key, addr, err)
+		return
+	}
+	if host != "" && host != "0.0.0.0" && host != "::" {
+		t.Errorf("%s %q listens on %s only; the kubelet and the Service reach the pod's address, so write :%s", key, addr, host, port)
+	}
+	want, ok := containerPort(c, portName)
+	if !ok || strconv.Itoa(want) != port {
+		t.Errorf("%s %q: the container's port %s is %d", key, addr, portName, want)
+	}
+}
+
+// writable reports whether dir is under a read-write emptyDir mount of c.
+func writable(spec podSpec, c container, dir string) bool {
+	for _, m := range c.VolumeMounts {
+		mp := path.Clean(m.MountPath)
+		if m.ReadOnly || (dir != mp && !strings.HasPrefix(path.Clean(dir), mp+"/")) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name && v.EmptyDir != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
