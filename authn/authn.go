@@ -62,6 +62,14 @@ type Config struct {
 	Issuers []Issuer
 	// MaxTokenBytes bounds the token length; 0 means 16 KiB.
 	MaxTokenBytes int
+	// CacheEntries and CacheBytes bound the cache of verified tokens; 0
+	// means 20 000 entries and 16 MiB, a negative CacheEntries turns the
+	// cache off. CacheMaxAge bounds how long a token stays cached (0: 5m);
+	// it never outlives the token's exp or a change of its issuer's keys,
+	// and revocation is checked on every use.
+	CacheEntries int
+	CacheBytes   int
+	CacheMaxAge  time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -87,6 +95,7 @@ type Authenticator struct {
 	maxLen   int
 	now      func() time.Time
 	allowAlg map[string]bool
+	cache    *tokenCache // nil when off
 }
 
 // supportedAlgs maps every algorithm portcullis verifies to its key family.
@@ -114,6 +123,19 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	if cfg.CacheEntries >= 0 {
+		entries, bytes, age := cfg.CacheEntries, cfg.CacheBytes, cfg.CacheMaxAge
+		if entries == 0 {
+			entries = 20000
+		}
+		if bytes <= 0 {
+			bytes = 16 << 20
+		}
+		if age <= 0 {
+			age = 5 * time.Minute
+		}
+		a.cache = newTokenCache(entries, bytes, age)
 	}
 	for i := range cfg.Issuers {
 		iss := cfg.Issuers[i]

@@ -241,7 +241,10 @@ func (x *explainer) format(token string) bool {
 	}
 	var c claims
 	tok, parts, err := x.a.parser.ParseUnverified(token, &c)
-	if err != nil && (tok == nil || errors.Is(err, jwt.ErrTokenMalformed)) {
+	// golang-jwt decodes the signature last: when only it is broken, the
+	// header and payload can still be shown.
+	badSig := err != nil && tok != nil && tok.Method != nil && strings.Contains(err.Error(), "base64 decode signature")
+	if err != nil && !badSig && (tok == nil || errors.Is(err, jwt.ErrTokenMalformed)) {
 		x.add("format", Fail, "%s", malformedDetail(err))
 		return false
 	}
@@ -249,7 +252,11 @@ func (x *explainer) format(token string) bool {
 	if x.claims == nil {
 		x.claims = map[string]any{}
 	}
-	x.add("format", Pass, "compact JWS, 3 segments, %d bytes", len(token))
+	if badSig {
+		x.add("format", Fail, "%s", malformedDetail(err))
+	} else {
+		x.add("format", Pass, "compact JWS, 3 segments, %d bytes", len(token))
+	}
 	return true
 }
 
@@ -470,12 +477,15 @@ func (x *explainer) signature() {
 	m := jwt.GetSigningMethod(x.alg)
 	input := x.parts[0] + "." + x.parts[1]
 	sig, err := x.a.parser.DecodeSegment(x.parts[2])
-	if err == nil {
-		for _, k := range x.keys {
-			if m.Verify(input, sig, k) == nil {
-				x.add("signature", Pass, "valid")
-				return
-			}
+	if err != nil {
+		x.add("signature", Fail, "not base64url: the gateway stops here; the checks below read the unverified payload")
+		x.unverified = true
+		return
+	}
+	for _, k := range x.keys {
+		if m.Verify(input, sig, k) == nil {
+			x.add("signature", Pass, "valid")
+			return
 		}
 	}
 	x.add("signature", Fail, "invalid: the gateway stops here; the checks below read the unverified payload")
@@ -538,9 +548,15 @@ func (x *explainer) when(t time.Time) string {
 	return t.UTC().Format(time.RFC3339) + " (" + rel + ")"
 }
 
-// shortDuration renders d in whole seconds without zero units: 14m, 1h, 30s.
+// shortDuration renders d without zero units: seconds under an hour,
+// minutes above: 30s, 14m, 14m5s, 1h, 25h3m.
 func shortDuration(d time.Duration) string {
-	s := d.Round(time.Second).String()
+	if d >= time.Hour {
+		d = d.Round(time.Minute)
+	} else {
+		d = d.Round(time.Second)
+	}
+	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]
 	}
@@ -581,7 +597,8 @@ func (x *explainer) revocation() {
 	revoked, err := x.iss.Revoked(x.ctx, jti)
 	switch {
 	case errors.Is(err, ErrNotChecked):
-		x.skip(fmt.Sprintf("jti %s: %v", show(jti), err), "revocation")
+		why := strings.TrimPrefix(err.Error(), ErrNotChecked.Error()+": ")
+		x.skip(fmt.Sprintf("jti %s not checked: %s", show(jti), why), "revocation")
 	case err != nil:
 		x.add("revocation", Fail, "jti %s: the revocation list did not answer (%v); the gateway answers 503", show(jti), err)
 	case revoked:
@@ -658,15 +675,33 @@ func (x *explainer) requiredClaims() {
 	for _, name := range sortedKeys(x.p.Claims) {
 		want := x.p.Claims[name]
 		v, ok := id.Claim(name)
+		matched := id.claimMatches(name, want)
+		_, isArr := v.([]any)
 		switch {
 		case !ok:
-			x.add("claim "+name, Fail, "not set; want %s", showList(want))
-		case id.claimMatches(name, want):
-			x.add("claim "+name, Pass, "%s matches one of %s", showValue(v), showList(want))
+			x.add("claim "+name, Fail, "not set; want one of %s", showList(want))
+		case matched && isArr:
+			x.add("claim "+name, Pass, "%s contains %s", showValue(v), show(firstMatch(v, want)))
+		case matched:
+			x.add("claim "+name, Pass, "%s is one of %s", showValue(v), showList(want))
+		case isArr:
+			x.add("claim "+name, Fail, "%s contains none of %s", showValue(v), showList(want))
 		default:
-			x.add("claim "+name, Fail, "%s matches none of %s", showValue(v), showList(want))
+			x.add("claim "+name, Fail, "%s is not one of %s", showValue(v), showList(want))
 		}
 	}
+}
+
+// firstMatch returns the first element of the array claim v that is in
+// want.
+func firstMatch(v any, want []string) string {
+	arr, _ := v.([]any)
+	for _, e := range arr {
+		if s, ok := scalarString(e); ok && contains(want, s) {
+			return s
+		}
+	}
+	return ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

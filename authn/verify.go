@@ -26,11 +26,12 @@ func IsUnavailable(err error) bool { return errors.Is(err, errKeysUnavailable) }
 // verification carries what the key function learns to the code after
 // ParseWithClaims, so errors keep their precise reason.
 type verification struct {
-	a      *Authenticator
-	ctx    context.Context
-	ran    bool
-	issuer *Issuer
-	fail   error
+	a       *Authenticator
+	ctx     context.Context
+	ran     bool
+	issuer  *Issuer
+	version uint64 // of the issuer's keys, taken before they were read
+	fail    error
 }
 
 // Verify checks the token's signature and its registered claims (iss, exp,
@@ -48,6 +49,13 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	default:
 		return nil, invalidToken(ReasonMalformed, "token is not a compact JWS")
 	}
+	var key [32]byte
+	if a.cache != nil {
+		key = tokenKey(token)
+		if id, iss := a.cache.get(&key, a.now()); id != nil {
+			return id, a.checkRevoked(ctx, iss, id)
+		}
+	}
 	v := verification{a: a, ctx: ctx}
 	var c claims
 	tok, err := a.parser.ParseWithClaims(token, &c, v.keyFunc)
@@ -61,19 +69,33 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if err != nil {
 		return nil, err
 	}
-	if v.issuer.Revoked != nil {
-		if id.ID == "" {
-			return nil, invalidToken(ReasonRevoked, "jti missing")
-		}
-		revoked, err := v.issuer.Revoked(ctx, id.ID)
-		if err != nil {
-			return nil, fmt.Errorf("%w: revocation list: %w", errKeysUnavailable, err)
-		}
-		if revoked {
-			return nil, invalidToken(ReasonRevoked, "token revoked")
-		}
+	if err := a.checkRevoked(ctx, v.issuer, id); err != nil {
+		return nil, err
+	}
+	if a.cache != nil {
+		cp := *id
+		a.cache.put(&key, &cp, v.issuer, v.version, a.now())
 	}
 	return id, nil
+}
+
+// checkRevoked asks the issuer's revocation list, if it has one, about the
+// token's jti; it runs on every request, cached or not.
+func (a *Authenticator) checkRevoked(ctx context.Context, iss *Issuer, id *Identity) error {
+	if iss.Revoked == nil {
+		return nil
+	}
+	if id.ID == "" {
+		return invalidToken(ReasonRevoked, "jti missing")
+	}
+	revoked, err := iss.Revoked(ctx, id.ID)
+	if err != nil {
+		return fmt.Errorf("%w: revocation list: %w", errKeysUnavailable, err)
+	}
+	if revoked {
+		return invalidToken(ReasonRevoked, "token revoked")
+	}
+	return nil
 }
 
 // explain maps a golang-jwt error to a typed failure.
@@ -140,6 +162,7 @@ func (v *verification) key(t *jwt.Token) (any, error) {
 			return nil, invalidToken(ReasonMalformed, "kid is not a string")
 		}
 	}
+	v.version = keyVersion(iss)
 	if supportedAlgs[alg] == "HMAC" {
 		// Only the issuer's configured secret, never a JWKS key: this is
 		// what stops HS256 signed with a public key (RFC 8725 §2.1).

@@ -133,6 +133,7 @@ type ringView struct {
 	etag         string    // strong ETag of body
 	updated      time.Time
 	nextRotation time.Time // zero without rotation
+	version      uint64    // increases with every change of the published keys
 }
 
 // OpenKeyRing loads the keys in cfg.KeyDir, or starts an in-memory ring
@@ -272,9 +273,20 @@ func (k *KeyRing) commit(keys []ringKey, now time.Time, persist bool) (*ringView
 		}
 	}
 	k.mu.Lock()
+	if k.view != nil {
+		v.version = k.view.version + 1
+	}
 	k.view = v
 	k.mu.Unlock()
 	return v, nil
+}
+
+// Version increases whenever the published keys change; caches of verified
+// tokens compare it to know their keys may be gone. Safe for concurrent use.
+func (k *KeyRing) Version() uint64 {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.view.version
 }
 
 // newView orders keys and precomputes the served key set.

@@ -80,6 +80,7 @@ type RemoteConfig struct {
 // up does not abort a fetch others wait for. After a successful load a
 // failed fetch keeps the last good set (stale-if-error).
 type Remote struct {
+	version  atomic.Uint64 // see Version
 	ctx      context.Context
 	issuer   string
 	jwksURI  string
@@ -270,6 +271,10 @@ func (r *Remote) Run() {
 	}
 }
 
+// Version increases whenever the cached keys change; caches of verified
+// tokens compare it to know their keys may be gone.
+func (r *Remote) Version() uint64 { return r.version.Load() }
+
 // Ready reports whether a key set has been loaded at least once. It stays
 // true when later refreshes fail, as the last good set is kept.
 func (r *Remote) Ready() bool {
@@ -341,6 +346,9 @@ func (r *Remote) finish(res fetchResult) string {
 	var old *Set
 	if res.set != nil {
 		old = r.set.Swap(res.set)
+		if old == nil || !old.equalKeys(res.set) {
+			r.version.Add(1)
+		}
 	}
 	r.mu.Unlock()
 
