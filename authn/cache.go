@@ -20,10 +20,10 @@ type versioned interface{ Version() uint64 }
 // sharded, bounded in entries and in bytes, and evicts with a second-chance
 // sweep over random entries when full.
 type tokenCache struct {
-	shards   [cacheShards]cacheShard
-	entries  int // per shard
-	bytes    int // per shard
-	maxAge   time.Duration
+	shards  [cacheShards]cacheShard
+	entries int // per shard
+	bytes   int // per shard
+	maxAge  time.Duration
 }
 
 const cacheShards = 16
