@@ -5,7 +5,6 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -200,7 +199,7 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 		return
 	}
 	ctx := r.Context()
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	host := i.cfg.ClientAddr(r)
 	// Failed attempts are counted per username and per client address;
 	// past the limit every attempt, right or wrong, is refused until the
 	// window ends. An address gets more room than one username, since

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -86,6 +87,10 @@ type Config struct {
 	// client address; defaults 5 per 5m.
 	LoginAttempts int
 	LoginWindow   time.Duration
+	// ClientAddr returns the address login attempts are counted under; nil
+	// means the connection's address. Behind a load balancer, pass one that
+	// believes X-Forwarded-For from trusted proxies only.
+	ClientAddr func(*http.Request) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives logs; nil discards them.
@@ -184,6 +189,12 @@ func setDefaults(c *Config) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.ClientAddr == nil {
+		c.ClientAddr = func(r *http.Request) string {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			return host
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"strings"
 
@@ -64,8 +65,17 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 		return nil, nil, nil, fmt.Errorf("proxy: issuer keys: %w", err)
 	}
 	store := issuer.NewMemoryStore(issuer.MemoryConfig{Now: now})
+	var trusted []netip.Prefix
+	for _, p := range cfg.Config.Server.TrustedProxies {
+		pfx, err := parsePrefix(p)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		trusted = append(trusted, pfx)
+	}
 	ic := issuer.Config{
-		URL: bi.URL, Keys: keys, Store: store, ScopeDescriptions: bi.Scopes,
+		ClientAddr: func(r *http.Request) string { return clientAddr(trusted, r) },
+		URL:        bi.URL, Keys: keys, Store: store, ScopeDescriptions: bi.Scopes,
 		AccessTTL: bi.AccessTokenTTL.D(), IDTokenTTL: bi.IDTokenTTL.D(), RefreshTTL: bi.RefreshTokenTTL.D(),
 		SessionTTL: bi.SessionTTL.D(), ConsentTTL: bi.ConsentTTL.D(),
 		LoginAttempts: bi.LoginRateLimit.Attempts, LoginWindow: bi.LoginRateLimit.Window.D(),

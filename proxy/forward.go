@@ -217,6 +217,39 @@ func (g *gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity)
 	}
 }
 
+// clientAddr is the address of the client behind any trusted proxies: the
+// right-most X-Forwarded-For entry that is not itself a trusted proxy.
+func clientAddr(trusted []netip.Prefix, r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	addr := ap.Addr().Unmap()
+	in := func(a netip.Addr) bool {
+		for _, p := range trusted {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	if !in(addr) {
+		return addr.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		addr = a.Unmap()
+		if !in(addr) {
+			break
+		}
+	}
+	return addr.String()
+}
+
 func (g *gateway) isTrusted(remoteAddr string) bool {
 	if len(g.trusted) == 0 {
 		return false

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -124,4 +126,25 @@ func FuzzCleanPath(f *testing.F) {
 		}
 		_ = suspiciousKey(raw)
 	})
+}
+
+func TestClientAddr(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}
+	cases := []struct{ remote, xff, want string }{
+		{"203.0.113.9:1234", "1.2.3.4", "203.0.113.9"},                       // untrusted peer: its own address
+		{"10.1.2.3:1234", "", "10.1.2.3"},                                    // trusted peer, no header
+		{"10.1.2.3:1234", "198.51.100.7", "198.51.100.7"},                    // one proxy
+		{"10.1.2.3:1234", "6.6.6.6, 198.51.100.7, 10.9.9.9", "198.51.100.7"}, // spoofed left part ignored
+		{"127.0.0.1:1", "garbage, 198.51.100.7", "198.51.100.7"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got := clientAddr(trusted, r); got != c.want {
+			t.Errorf("clientAddr(%s, %q) = %s, want %s", c.remote, c.xff, got, c.want)
+		}
+	}
 }
