@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -191,13 +192,16 @@ func explainBuiltinKeys(cfg Config) (string, authn.KeySource, string, error) {
 		return bi.URL, noKeys{}, "issuer.signing.key_dir is empty: the running server's signing keys live in its memory, so its tokens cannot be checked here", nil
 	}
 	if pems, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(pems) == 0 {
-		if _, err := os.Stat(dir); err != nil {
+		switch _, err := os.Stat(dir); {
+		case errors.Is(err, fs.ErrNotExist):
+			return bi.URL, noKeys{}, fmt.Sprintf("issuer.signing.key_dir %s does not exist yet: the built-in issuer's keys are unknown here", dir), nil
+		case err != nil:
 			return bi.URL, noKeys{}, fmt.Sprintf("issuer.signing.key_dir %s cannot be read (%v): the built-in issuer's keys are unknown here", dir, err), nil
 		}
 		return bi.URL, noKeys{}, fmt.Sprintf("issuer.signing.key_dir %s holds no keys yet: the built-in issuer's keys are unknown here", dir), nil
 	}
 	// A nil context starts no rotation: Explain only reads the ring.
-	iss, keys, _, err := NewIssuer(nil, cfg) //nolint:staticcheck // nil ctx: no background rotation
+	iss, keys, _, err := NewIssuer(nil, cfg)
 	if err != nil {
 		return "", nil, "", err
 	}

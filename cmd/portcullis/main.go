@@ -6,6 +6,7 @@
 //	portcullis keygen [--alg ES256]    write a new signing key
 //	portcullis hash-password           bcrypt a password read from stdin
 //	portcullis token --config FILE --client ID --sub S [--scope "…"] [--ttl 1h]
+//	portcullis explain --config FILE --route NAME [TOKEN | -]
 //	portcullis version                 print the version
 package main
 
@@ -48,6 +49,8 @@ commands:
                         print the bcrypt hash of the password on standard input
   token --config FILE --client ID --sub SUBJECT [--scope "a b"] [--ttl 1h]
                         mint an access token with the built-in issuer's key
+  explain --config FILE --route NAME [TOKEN | -]
+                        show every check the gateway runs on a token, and why
   version               print the version
 `
 
@@ -76,6 +79,8 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		err = hashPassword(rest, stdin, stdout, stderr)
 	case "token":
 		err = token(rest, stdout, stderr)
+	case "explain":
+		err = explain(ctx, rest, stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return 0

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/proxy"
+)
+
+const explainUsage = "usage: portcullis explain --config FILE --route NAME [--at TIME] [TOKEN | -]"
+
+// errRefused makes explain exit 1: the gateway would not let the request
+// through.
+var errRefused = errors.New("explain: the gateway would refuse the request")
+
+// explain prints every check the gateway runs on a token for one route, and
+// its verdict. The token comes from the argument, or from standard input
+// when the argument is "-" or absent; it is never printed.
+func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (YAML)")
+	route := fs.String("route", "", "name of the route to judge the token for")
+	at := fs.String("at", "", "judge the token as at this time (RFC 3339) instead of now")
+	// Flags may come before or after the token.
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if *path == "" || *route == "" || len(positional) > 1 {
+		fmt.Fprintln(stderr, explainUsage)
+		return errUsage
+	}
+	tok := ""
+	if len(positional) == 1 && positional[0] != "-" {
+		tok = positional[0]
+	} else {
+		var err error
+		if tok, err = readToken(stdin, stderr); err != nil {
+			return err
+		}
+	}
+	tok = trimToken(tok)
+	if tok == "" {
+		fmt.Fprintln(stderr, "portcullis explain: no token (pass it as an argument or on standard input)")
+		return errUsage
+	}
+	cfg, err := loadConfig(*path, stderr)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.Name == *route }) {
+		names := make([]string, 0, len(cfg.Routes))
+		for _, r := range cfg.Routes {
+			names = append(names, r.Name)
+		}
+		fmt.Fprintf(stderr, "portcullis explain: %s has no route named %q; its routes are: %s\n", *path, *route, strings.Join(names, ", "))
+		return errUsage
+	}
+	// Cancelling stops any key set fetch still under way.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pc := proxy.Config{Config: cfg}
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			fmt.Fprintf(stderr, "portcullis explain: --at %q is not an RFC 3339 time such as 2026-11-24T12:00:00Z\n", *at)
+			return errUsage
+		}
+		pc.Now = func() time.Time { return t }
+	}
+	ex, err := proxy.Explain(ctx, pc, *route, tok)
+	if err != nil {
+		return err
+	}
+	printExplanation(stdout, ex)
+	if !ex.Allowed() {
+		return errRefused
+	}
+	return nil
+}
+
+// readToken reads the token from standard input: its first line, at most
+// 1 MiB.
+func readToken(stdin io.Reader, stderr io.Writer) (string, error) {
+	if f, ok := stdin.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintln(stderr, "reading the token from standard input (end with Enter)…")
+		}
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 1<<20)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("explain: read token: %w", err)
+	}
+	return line, nil
+}
+
+// trimToken drops surrounding space and a pasted "Bearer " prefix.
+func trimToken(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 7 && strings.EqualFold(s[:7], "bearer ") {
+		s = strings.TrimSpace(s[7:])
+	}
+	return s
+}
+
+// printExplanation writes the route, one line per check and the verdict.
+func printExplanation(w io.Writer, ex *proxy.Explanation) {
+	where := "path_prefix " + ex.PathPrefix
+	if ex.Host != "" {
+		where = "host " + ex.Host + ", " + where
+	}
+	fmt.Fprintf(w, "route     %s (%s, auth %s)\n", ex.Route, where, ex.Auth)
+	for _, n := range ex.Notes {
+		fmt.Fprintf(w, "note      %s\n", n)
+	}
+	if ex.Public() {
+		fmt.Fprintln(w, "note      the route is public: the checks below are for information only")
+	}
+	if ex.Explanation != nil {
+		width := 14
+		for _, c := range ex.Checks {
+			width = max(width, len(c.Name)+2)
+		}
+		for _, c := range ex.Checks {
+			detail := c.Detail
+			if c.Unverified {
+				detail += " (unverified)"
+			}
+			fmt.Fprintf(w, "%s  %-*s%s\n", c.Status, width, c.Name, detail)
+		}
+	}
+	fmt.Fprintf(w, "result: %s\n", ex.Result())
+	if !ex.Allowed() || ex.Public() {
+		return
+	}
+	if len(ex.Headers) == 0 {
+		fmt.Fprintln(w, "identity headers: none")
+	} else {
+		names := make([]string, 0, len(ex.Headers))
+		for name := range ex.Headers {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for i, name := range names {
+			names[i] = name + ": " + ex.Headers.Get(name)
+		}
+		fmt.Fprintf(w, "identity headers: %s\n", strings.Join(names, "; "))
+	}
+	fmt.Fprintf(w, "token to upstream: %s\n", ex.ForwardToken)
+}
