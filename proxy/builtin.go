@@ -49,9 +49,6 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 	if bi == nil {
 		return nil, nil, nil, nil
 	}
-	if bi.Store != "" && bi.Store != config.StoreMemory {
-		return nil, nil, nil, fmt.Errorf("proxy: issuer.store %s: only memory is supported in this version", config.RedactStore(bi.Store))
-	}
 	now := cfg.Now
 	keys, err := jwks.OpenKeyRing(jwks.KeyRingConfig{
 		Algorithm:   bi.Signing.Algorithm,
@@ -64,7 +61,19 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("proxy: issuer keys: %w", err)
 	}
-	store := issuer.NewMemoryStore(issuer.MemoryConfig{Now: now})
+	var store issuer.Store
+	switch {
+	case bi.Store == "" || bi.Store == config.StoreMemory:
+		store = issuer.NewMemoryStore(issuer.MemoryConfig{Now: now})
+	default:
+		// Redis (redis:// or rediss://): codes, refresh families,
+		// revocations and sessions shared by every replica.
+		rs, err := issuer.NewRedisStore(issuer.RedisConfig{URL: bi.Store, Now: now, Logger: cfg.Logger})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("proxy: issuer.store %s: %w", config.RedactStore(bi.Store), err)
+		}
+		store = rs
+	}
 	var trusted []netip.Prefix
 	for _, p := range cfg.Config.Server.TrustedProxies {
 		pfx, err := parsePrefix(p)
