@@ -170,17 +170,17 @@ func (i *Issuer) revoke(w http.ResponseWriter, r *http.Request) {
 	if rt, err := i.cfg.Store.LookupRefresh(ctx, hashToken(tok)); err == nil || errors.Is(err, ErrRefreshReused) {
 		if rt.ClientID == c.ID {
 			if err := i.cfg.Store.RevokeFamily(ctx, rt.FamilyID); err != nil {
-				writeOAuthError(w, storeFailure(err))
+				i.storeFailed(w, err)
 				return
 			}
 		}
 	} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRevoked) {
-		writeOAuthError(w, storeFailure(err))
+		i.storeFailed(w, err)
 		return
 	} else if claims, err := i.verifyOwn(ctx, tok, "at+jwt", true); err == nil && stringOf(claims["client_id"]) == c.ID {
 		exp, _ := claims.GetExpirationTime()
 		if err := i.cfg.Store.RevokeAccess(ctx, stringOf(claims["jti"]), exp.Time); err != nil {
-			writeOAuthError(w, storeFailure(err))
+			i.storeFailed(w, err)
 			return
 		}
 	}
@@ -216,7 +216,7 @@ func (i *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	} else if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrRevoked) && !errors.Is(err, ErrRefreshReused) {
-		writeOAuthError(w, storeFailure(err))
+		i.storeFailed(w, err)
 		return
 	}
 	claims, err := i.activeAccess(ctx, tok)

@@ -23,7 +23,8 @@ type oauthError struct {
 	status int
 	code   string
 	desc   string
-	basic  bool // add WWW-Authenticate: Basic (client authentication failed with it)
+	basic  bool  // add WWW-Authenticate: Basic (client authentication failed with it)
+	cause  error // logged, never sent
 }
 
 func (e *oauthError) Error() string { return "issuer: " + e.code + ": " + e.desc }
@@ -47,6 +48,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeOAuthError(w http.ResponseWriter, e *oauthError) {
+	if e.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
 	if e.basic {
 		w.Header().Set("WWW-Authenticate", `Basic realm="token"`)
 	}
@@ -139,7 +143,7 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if oe.status >= 500 {
-		i.log.Error("token endpoint", "err", oe.desc)
+		i.log.Error("token endpoint", "err", oe.desc, "cause", oe.cause)
 	}
 	writeOAuthError(w, oe)
 }
@@ -165,9 +169,12 @@ func (i *Issuer) grant(r *http.Request, c *Client, form url.Values) (*tokenRespo
 	return i.clientCredentialsGrant(c, form)
 }
 
-// storeFailure maps a store error that is not a verdict to a 503.
+// storeFailure maps a store error that is not a verdict to a 503. The
+// cause is logged by the handler (token, revoke, introspect); the client
+// learns nothing about the store.
 func storeFailure(err error) *oauthError {
-	return &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", desc: "state store unavailable: " + err.Error()}
+	return &oauthError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		desc: "the authorization server is temporarily unavailable", cause: err}
 }
 
 // codeGrant redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.6).
@@ -484,4 +491,10 @@ func (i *Issuer) MintAccessToken(clientID, subject string, scopes []string, ttl 
 	now := i.now()
 	tok, _, _, err := i.mintAccess(c, subject, scopes, time.Time{}, randomToken(), now, now.Add(ttl))
 	return tok, err
+}
+
+// storeFailed logs a store failure and answers 503.
+func (i *Issuer) storeFailed(w http.ResponseWriter, err error) {
+	i.log.Error("issuer store", "err", err)
+	writeOAuthError(w, storeFailure(err))
 }

@@ -1,0 +1,183 @@
+package issuer
+
+import (
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The Lua scripts that make each of the Redis store's decisions atomic.
+
+// The scripts. Each gets now (Unix milliseconds on the store's clock) as
+// ARGV[1]; every expiry is an "until" field compared with it, never Redis'
+// clock, and keep sets the TTL that removes the key once it is dead.
+// Arguments flagged 1 or 0 are booleans.
+var redisPrelude = `
+local now = tonumber(ARGV[1])
+local function live(u) return u ~= false and u ~= nil and tonumber(u) > now end
+local function keep(key, u)
+  redis.call('PEXPIREAT', key, string.format('%d', tonumber(u) + ` + strconv.FormatInt(redisExpirySlack.Milliseconds(), 10) + `))
+end
+-- family returns the fields of the live family under fk, or nil.
+local function family(fk)
+  local f = redis.call('HMGET', fk, 'until', 'exp', 'cur', 'revoked', 'v')
+  if not live(f[1]) or tonumber(f[2]) <= now then return nil end
+  return f
+end
+-- record notes that the access token keyed ak, alive until au, came from
+-- family fam (key fk, fields f), which is kept at least as long.
+local function record(fk, f, ak, fam, au)
+  if tonumber(au) <= now then return end
+  redis.call('DEL', ak)
+  redis.call('HSET', ak, 'until', au, 'fam', fam)
+  keep(ak, au)
+  if tonumber(au) > tonumber(f[1]) then
+    redis.call('HSET', fk, 'until', au)
+    keep(fk, au)
+  end
+end
+`
+
+func redisScript(src string) *redis.Script { return redis.NewScript(redisPrelude + src) }
+
+var (
+	// KEYS: code. ARGV: now, expiry, code JSON. An identical code already
+	// stored is this call's own retry.
+	redisSaveCode = redisScript(`
+local c = redis.call('HMGET', KEYS[1], 'until', 'code')
+if live(c[1]) then
+  if c[2] == ARGV[3] then return 'ok' end
+  return 'exists'
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'exp', ARGV[2], 'code', ARGV[3])
+keep(KEYS[1], ARGV[2])
+return 'ok'`)
+
+	// KEYS: code. ARGV: now, issued JSON, replay grace in ms, whether the
+	// issued JSON is unique to this call (so that finding it stored means
+	// this is a retry of a redemption that succeeded).
+	// Reply: {status, code JSON, issued JSON}.
+	redisRedeemCode = redisScript(`
+local c = redis.call('HMGET', KEYS[1], 'until', 'exp', 'code', 'issued')
+if not live(c[1]) then return {'notfound'} end
+if c[4] then
+  if ARGV[4] == '1' and c[4] == ARGV[2] then return {'ok', c[3], c[4]} end
+  return {'reused', c[3], c[4]}
+end
+local u = string.format('%d', tonumber(c[2]) + tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'issued', ARGV[2], 'until', u)
+keep(KEYS[1], u)
+return {'ok', c[3], ARGV[2]}`)
+
+	// KEYS: token, family. ARGV: now, token hash, family expiry, family
+	// JSON, token expiry, family ID, token JSON.
+	redisCreateRefresh = redisScript(`
+local f = redis.call('HMGET', KEYS[2], 'until', 'revoked', 'cur')
+if live(f[1]) then
+  if f[2] == '1' then return 'revoked' end
+  if f[3] == ARGV[2] then return 'ok' end
+  return 'family'
+end
+if live(redis.call('HGET', KEYS[1], 'until')) then return 'exists' end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], 'until', ARGV[3], 'exp', ARGV[3], 'cur', ARGV[2], 'v', ARGV[4])
+keep(KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[1], 'until', ARGV[5], 'fam', ARGV[6], 'rt', ARGV[7])
+keep(KEYS[1], ARGV[5])
+return 'ok'`)
+
+	// KEYS: token. ARGV: now, family key prefix, token hash.
+	// Reply: {status, token JSON, family ID, family JSON}.
+	redisLookupRefresh = redisScript(`
+local t = redis.call('HMGET', KEYS[1], 'until', 'fam', 'rt')
+if not live(t[1]) then return {'notfound'} end
+local f = family(ARGV[2] .. t[2])
+if not f then return {'notfound'} end
+local st = 'ok'
+if f[4] == '1' then st = 'revoked' elseif f[3] ~= ARGV[3] then st = 'reused' end
+return {st, t[3], t[2], f[5]}`)
+
+	// KEYS: old token, new token, access token record. ARGV: now, family
+	// key prefix, old hash, new hash, refusal (empty if none), new expiry,
+	// new token JSON, whether to record the access token, its expiry.
+	// Reply as redisLookupRefresh. A family whose current token is already
+	// the new hash was rotated by this call's own earlier attempt.
+	redisRotateRefresh = redisScript(`
+local t = redis.call('HMGET', KEYS[1], 'until', 'fam', 'rt')
+if not live(t[1]) then return {'notfound'} end
+local fk = ARGV[2] .. t[2]
+local f = family(fk)
+if not f then return {'notfound'} end
+local function reply(st) return {st, t[3], t[2], f[5]} end
+if f[4] == '1' then return reply('revoked') end
+if f[3] ~= ARGV[3] then
+  if ARGV[4] ~= '' and f[3] == ARGV[4] then return reply('ok') end
+  redis.call('HSET', fk, 'revoked', '1')
+  return reply('reused')
+end
+if ARGV[5] ~= '' then return reply(ARGV[5]) end
+if live(redis.call('HGET', KEYS[2], 'until')) then return reply('exists') end
+local u = string.format('%d', math.min(tonumber(ARGV[6]), tonumber(f[2])))
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], 'until', u, 'fam', t[2], 'rt', ARGV[7])
+keep(KEYS[2], u)
+redis.call('HSET', fk, 'cur', ARGV[4])
+if ARGV[8] == '1' then record(fk, f, KEYS[3], t[2], ARGV[9]) end
+return reply('ok')`)
+
+	// KEYS: family, access token record. ARGV: now, family ID, expiry.
+	redisAddAccess = redisScript(`
+local f = family(KEYS[1])
+if not f then return 'notfound' end
+record(KEYS[1], f, KEYS[2], ARGV[2], ARGV[3])
+if f[4] == '1' then return 'revoked' end
+return 'ok'`)
+
+	// KEYS: family. ARGV: now, end of the tombstone of an unknown family.
+	redisRevokeFamily = redisScript(`
+if live(redis.call('HGET', KEYS[1], 'until')) then
+  redis.call('HSET', KEYS[1], 'revoked', '1')
+  return 'ok'
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'exp', ARGV[2], 'revoked', '1')
+keep(KEYS[1], ARGV[2])
+return 'ok'`)
+
+	// KEYS: revoked jti. ARGV: now, expiry.
+	redisRevokeAccess = redisScript(`
+local u = redis.call('HGET', KEYS[1], 'until')
+if live(u) and tonumber(u) >= tonumber(ARGV[2]) then return 'ok' end
+redis.call('HSET', KEYS[1], 'until', ARGV[2])
+keep(KEYS[1], ARGV[2])
+return 'ok'`)
+
+	// KEYS: revoked jti, access token record. ARGV: now, family key prefix.
+	// Reply: 1 if denied, else 0.
+	redisIsRevoked = redisScript(`
+if live(redis.call('HGET', KEYS[1], 'until')) then return 1 end
+local a = redis.call('HMGET', KEYS[2], 'until', 'fam')
+if not live(a[1]) then return 0 end
+local f = redis.call('HMGET', ARGV[2] .. a[2], 'until', 'revoked')
+if live(f[1]) and f[2] == '1' then return 1 end
+return 0`)
+
+	// KEYS: counter. ARGV: now, end of a window starting now.
+	// Reply: the count including this hit.
+	redisHit = redisScript(`
+if live(redis.call('HGET', KEYS[1], 'until')) then
+  return redis.call('HINCRBY', KEYS[1], 'n', 1)
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'n', 1)
+keep(KEYS[1], ARGV[2])
+return 1`)
+
+	// KEYS: entry. ARGV: now, expiry, value JSON.
+	redisPut = redisScript(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'v', ARGV[3])
+keep(KEYS[1], ARGV[2])
+return 'ok'`)
+)
