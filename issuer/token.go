@@ -240,7 +240,10 @@ func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values) (*tokenR
 		err := i.cfg.Store.AddFamilyAccess(ctx, g.familyID, issued.AccessJTI, issued.AccessExpiry)
 		switch {
 		case errors.Is(err, ErrRevoked):
-			return nil, errInvalidGrant("the code was already used")
+			// A replay of this code raced the redemption and revoked
+			// the family: the jti is recorded as denied; the one
+			// redemption that won still gets its (dead) answer.
+			i.log.Warn("code replayed during its redemption; the tokens issued are revoked", "client", c.ID)
 		case err != nil:
 			return nil, storeFailure(err)
 		}
@@ -378,11 +381,13 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 		})
 		switch {
 		case errors.Is(err, ErrRevoked):
-			return nil, errInvalidGrant("the code was already used")
+			// A replay of the code revoked the family before it was
+			// created: no refresh token is issued.
 		case err != nil:
 			return nil, storeFailure(err)
+		default:
+			res.RefreshToken = rt
 		}
-		res.RefreshToken = rt
 	}
 	return res, nil
 }

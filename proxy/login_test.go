@@ -77,12 +77,17 @@ var (
 	loginHash     string
 )
 
-func newLoginEnv(t *testing.T) *loginEnv {
-	t.Helper()
+// aliceHash is the bcrypt hash of "alice-password", made once.
+func aliceHash() string {
 	loginHashOnce.Do(func() {
 		h, _ := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
 		loginHash = string(h)
 	})
+	return loginHash
+}
+
+func newLoginEnv(t *testing.T) *loginEnv {
+	t.Helper()
 	up := upstream(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,7 +95,7 @@ func newLoginEnv(t *testing.T) *loginEnv {
 	}
 	e := &loginEnv{t: t, base: "http://" + ln.Addr().String(), clock: newClock()}
 	e.clock.ns.Store(time.Now().UnixNano())
-	cfg, err := config.Parse("login.yaml", []byte(fmt.Sprintf(loginConfig, e.base, up, loginHash)), nil)
+	cfg, err := config.Parse("login.yaml", []byte(fmt.Sprintf(loginConfig, e.base, up, aliceHash())), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
