@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/jwks"
@@ -110,6 +112,11 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	if rt.auth != config.AuthPublic && g.authn == nil {
 		return nil, fmt.Errorf("proxy: route %s needs an issuer", cr.Name)
 	}
+	rt.forwarded = map[string]prometheus.Counter{}
+	for _, o := range []string{outcomeAllowed, outcomeAnonymous, outcomePublic} {
+		rt.forwarded[o] = g.metrics.requests.WithLabelValues(rt.name, o)
+	}
+	rt.upstreamT = g.metrics.upstreamLatency.WithLabelValues(rt.name)
 	tr := newTransport(cr.Timeout.D())
 	if tr.TLSClientConfig, err = upstreamTLS(cr.UpstreamCAFile); err != nil {
 		return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
@@ -117,7 +124,7 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
 		Transport:      tr,
-		FlushInterval:  -1, // stream: server-sent events and long polls must not wait on a buffer
+		FlushInterval:  0, // ReverseProxy streams event streams and unknown-length bodies by itself
 		BufferPool:     newBufferPool(),
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.upstreamError,
@@ -271,7 +278,7 @@ func (g *gateway) isTrusted(remoteAddr string) bool {
 // event streams.
 func (g *gateway) modifyResponse(res *http.Response) error {
 	st := res.Request.Context().Value(stateKey{}).(*reqState)
-	g.metrics.upstreamLatency.WithLabelValues(st.route.name).Observe(time.Since(st.start).Seconds())
+	st.route.upstreamT.Observe(time.Since(st.start).Seconds())
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		_ = http.NewResponseController(st.w).SetWriteDeadline(time.Time{})
 	}
