@@ -99,6 +99,7 @@ func TestLoginValidate(t *testing.T) {
 		{name: "issuer query", src: strings.Replace(lg, "  issuer: https://idp.example.com\n", "  issuer: https://idp.example.com?x=1\n", 1), want: []string{
 			`t.yaml:5: login.issuer: "https://idp.example.com?x=1" must not have a ?query; write it like https://example.com/path`}},
 		{name: "issuer plain http", src: strings.ReplaceAll(lg, "https://idp.example.com", "http://idp.example.com"), want: []string{
+			`t.yaml:2: issuers[0].issuer: "http://idp.example.com" is plain http on a host that is not loopback, so the issuer's keys would be fetched unauthenticated; use https, or set server.insecure_allow_http: true`,
 			`t.yaml:5: login.issuer: "http://idp.example.com" is plain http on a host that is not loopback; use https, or set server.insecure_allow_http: true when TLS ends in front of the provider`}},
 		{name: "issuer plain http allowed", src: strings.ReplaceAll(lg, "https://idp.example.com", "http://idp.example.com") + "server: {insecure_allow_http: true}\n"},
 		{name: "issuer not trusted", src: strings.Replace(lg, "  issuer: https://idp.example.com\n  client_id", "  issuer: https://login.example.com\n  client_id", 1), want: []string{

@@ -45,6 +45,7 @@ func (v *validator) issuer(i int) {
 			v.errorf(p+".jwks_uri", "%s", msg)
 		}
 	}
+	v.issuerFetch(i)
 	for j, a := range is.Audiences {
 		if strings.TrimSpace(a) == "" {
 			v.errorf(indexPath(p+".audiences", j), `is empty; want an "aud" value such as my-api`)
@@ -120,4 +121,27 @@ func (v *validator) algorithms(i int) {
 func isMediaType(s string) bool {
 	typ, sub, ok := strings.Cut(s, "/")
 	return isToken(typ) && (!ok || isToken(sub))
+}
+
+// issuerFetch refuses fetching an issuer's keys (its jwks_uri, or discovery
+// at the issuer URL) over plain http from a host that is not loopback,
+// unless server.insecure_allow_http: keys fetched that way can be swapped
+// by anyone on the path. Issuers whose keys are not fetched (HMAC only, or
+// the built-in issuer, verified in-process) are not affected.
+func (v *validator) issuerFetch(i int) {
+	is := &v.c.Issuers[i]
+	p := indexPath("issuers", i)
+	key, raw := p+".jwks_uri", is.JWKSURI
+	if raw == "" {
+		builtin := v.c.Issuer != nil && is.Issuer == v.c.Issuer.URL
+		if is.HMACSecret != "" || builtin {
+			return
+		}
+		key, raw = p+".issuer", is.Issuer
+	}
+	u, msg := parseHTTPURL(raw, raw == is.JWKSURI)
+	if msg != "" || u.Scheme != "http" || isLoopback(u.Hostname()) || v.c.Server.InsecureAllowHTTP {
+		return
+	}
+	v.errorf(key, "%q is plain http on a host that is not loopback, so the issuer's keys would be fetched unauthenticated; use https, or set server.insecure_allow_http: true", u.Redacted())
 }

@@ -295,9 +295,13 @@ func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	var maxErr *http.MaxBytesError
 	var timeout interface{ Timeout() bool }
 	switch {
-	case errors.As(err, &maxErr):
+	case errors.As(err, &maxErr) || st.body != nil && errors.As(st.body.err, &maxErr):
 		g.metrics.upstreamErrors.WithLabelValues(name, "body_too_large").Inc()
 		g.plainStatus(w, http.StatusRequestEntityTooLarge, "request body too large")
+	case st.body != nil && st.body.err != nil && r.Context().Err() == nil:
+		g.metrics.upstreamErrors.WithLabelValues(name, "bad_request_body").Inc()
+		w.Header().Set("Connection", "close")
+		g.plainStatus(w, http.StatusBadRequest, "malformed request body")
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		g.metrics.upstreamErrors.WithLabelValues(name, "canceled").Inc()
 		g.log.Debug("client went away", "route", name, "path", r.URL.Path)

@@ -8,6 +8,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -82,6 +83,23 @@ type reqState struct {
 	raw   string // cleaned escaped path to forward
 	w     http.ResponseWriter
 	start time.Time
+	body  *bodyReader // nil without a body
+}
+
+// bodyReader remembers why reading the client's body failed, so a
+// malformed body (bad chunk sizes) is answered 400, not blamed on the
+// upstream.
+type bodyReader struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 type stateKey struct{}
@@ -186,7 +204,18 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 2. Bound the body before anything reads it.
+	// 2. Bound the body before anything reads it. A chunked request may have
+	// carried a Content-Length too, which net/http drops: RFC 9112 §6.3
+	// then requires closing the connection after the response, so bytes
+	// after the body can never be read as a second, smuggled request.
+	if len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
+	}
+	var body *bodyReader
+	if r.Body != nil && r.Body != http.NoBody {
+		body = &bodyReader{ReadCloser: r.Body}
+		r.Body = body
+	}
 	if rt.maxBody > 0 {
 		if r.ContentLength > rt.maxBody {
 			g.plain(w, rt, http.StatusRequestEntityTooLarge, outcomeBadRequest, "request body too large")
@@ -238,7 +267,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sub = id.Subject
 	}
 	note(w, rt.name, outcome, sub)
-	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now()}
+	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now(), body: body}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
