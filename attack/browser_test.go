@@ -407,6 +407,9 @@ func TestPagesCarrySecurityHeaders(t *testing.T) {
 		{"issuer error page", badRedirect, 400},
 		{"callback error page", e.url + "/oauth2/callback?state=x&code=y", 400},
 		{"gateway not-found page", e.url + "/oauth2/nope", 404},
+		{"gateway 401 answer", e.url + "/api/x", 401},
+		{"gateway 400 answer", e.url + "/public/..%2Fapi", 400},
+		{"gateway 502 answer", e.url + "/dead/x", 502},
 	} {
 		t.Run(p.name, func(t *testing.T) {
 			res, body := newBrowser(t).do("GET", p.url, nil, nil)

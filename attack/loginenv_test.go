@@ -76,6 +76,10 @@ routes:
     upstream: %[2]q
     on_unauthenticated: deny
     forward_headers: {X-Auth-Request-User: sub}
+  - name: dead
+    path_prefix: /dead
+    upstream: http://127.0.0.1:1
+    auth: public
   - name: app
     path_prefix: /
     upstream: %[2]q

@@ -104,6 +104,10 @@ func WriteError(w http.ResponseWriter, realm string, e *Error) {
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// portcullis' own answers are never framed, cached or referred on.
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(e.Status)
 	msg := e.Description
 	if e.Code != "" {

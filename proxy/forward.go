@@ -318,8 +318,13 @@ func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 
 func (g *gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
+	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
+	// portcullis' own answers are never framed, cached or referred on.
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))
 }
