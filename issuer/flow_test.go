@@ -85,6 +85,7 @@ func newIDP(t testing.TB) *idp {
 			{ID: "spa", Public: true, FirstParty: true, RedirectURIs: []string{appRedirect},
 				GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid", "profile"}},
 			{ID: "machine", Secret: machineSecret, GrantTypes: []string{"client_credentials"}, Scopes: []string{"read", "write"}},
+			{ID: "hashed", SecretHash: aliceHash, GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}},
 		},
 		Users: []issuer.User{{Username: "alice", PasswordHash: aliceHash,
 			Claims: map[string]any{"email": "alice@example.com", "name": "Alice", "groups": []any{"admin"}}}},
