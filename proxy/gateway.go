@@ -277,7 +277,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // redirected: logging in again would not change the answer.
 func (g *gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
 	var ae *authn.Error
-	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+	var rejected errSessionRejected
+	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) {
 		return false
 	}
 	switch rt.onUnauth {

@@ -20,11 +20,12 @@ import (
 
 // login is the browser login of the gateway, when configured.
 type login struct {
-	client   *oidcclient.Client
-	cookies  *oidcclient.CookieCodec
-	prefix   string
-	cookie   string // the session cookie's effective name; login-state cookies share it as a prefix
-	clientID string
+	client     *oidcclient.Client
+	cookies    *oidcclient.CookieCodec
+	prefix     string
+	cookie     string // the session cookie's effective name; login-state cookies share it as a prefix
+	cookieBase string // the configured name, as the codec takes it
+	clientID   string
 }
 
 // buildLogin wires the login section: cookie codec, provider keys (the
@@ -62,9 +63,12 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: httpClient,
 		Now: g.now, Logger: g.log,
+		// An access token is usable when it verifies and is meant for
+		// an audience portcullis serves; otherwise (opaque, or for another
+		// API) the id_token speaks for the user.
 		AccessTokenUsable: func(ctx context.Context, tok string) bool {
-			_, err := g.authn.Verify(ctx, tok)
-			return err == nil
+			id, err := g.authn.Verify(ctx, tok)
+			return err == nil && g.authn.Authorize(id, &authn.Policy{Audiences: g.allAudiences()}) == nil
 		},
 	}
 	switch b := g.builtin; {
@@ -89,7 +93,8 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 	if err != nil {
 		return err
 	}
-	g.login = &login{client: client, cookies: codec, prefix: lc.Prefix, cookie: codec.Name(lc.Cookie.Name), clientID: lc.ClientID}
+	g.login = &login{client: client, cookies: codec, prefix: lc.Prefix, cookie: codec.Name(lc.Cookie.Name),
+		cookieBase: lc.Cookie.Name, clientID: lc.ClientID}
 	return nil
 }
 
@@ -117,12 +122,35 @@ func (g *gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string
 }
 
 // sessionIdentity verifies the identity of the request's session, like a
-// bearer token; a refreshed session's cookie is written to w.
+// bearer token; a refreshed session's cookie is written to w. A session
+// whose token no longer verifies (revoked, say) is cleared, so the browser
+// logs in again; one that verifies but does not satisfy the route keeps
+// its 401 or 403 (logging in again would not change it, and redirecting
+// would loop).
 func (g *gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *authn.Policy) (*authn.Identity, error) {
 	sess, err := g.login.client.Session(w, r)
 	if err != nil || sess == nil {
 		return nil, err
 	}
+	id, err := g.verifySession(r, sess, p)
+	var ae *authn.Error
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && ae.Reason != authn.ReasonAudience {
+		g.login.cookies.Clear(w, r, g.login.cookieBase)
+		return nil, err
+	}
+	if err != nil {
+		return nil, errSessionRejected{err}
+	}
+	return id, nil
+}
+
+// errSessionRejected is a valid session that the route does not accept.
+type errSessionRejected struct{ error }
+
+func (e errSessionRejected) Unwrap() error { return e.error }
+
+// verifySession checks the session's token against the route's policy.
+func (g *gateway) verifySession(r *http.Request, sess *oidcclient.Session, p *authn.Policy) (*authn.Identity, error) {
 	tok, pol := sess.AccessToken, p
 	if sess.FromIDToken {
 		// The provider's access token is opaque or meant for another

@@ -48,6 +48,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		})
 	}
 
+	hits := e.idp.JWKSHits()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "gateway.yaml")
 	apply := func(extra, replaceFrom, replaceTo string) {
@@ -89,6 +90,9 @@ func TestReloadUnderLoad(t *testing.T) {
 
 	stop.Store(true)
 	wg.Wait()
+	if e.idp.JWKSHits() != hits {
+		t.Errorf("reloads refetched the unchanged issuer's keys (%d fetches)", e.idp.JWKSHits()-hits)
+	}
 	if failed.Load() != 0 || ok.Load() == 0 {
 		t.Fatalf("during reloads: %d ok, %d failed", ok.Load(), failed.Load())
 	}
