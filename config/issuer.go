@@ -66,6 +66,11 @@ type IssuerSigning struct {
 	// published until the tokens it signed expire. Default 0: never. When
 	// set, at least 1h.
 	RotateEvery Duration `yaml:"rotate_every"`
+	// KeyFiles are PEM private keys given from outside, such as a Secret
+	// mounted into every replica, so all of them sign and publish the same
+	// keys: the first signs, all are published, nothing is generated or
+	// rotated. Default []. Excludes KeyDir and RotateEvery.
+	KeyFiles []string `yaml:"key_files"`
 }
 
 // LoginRateLimit bounds failed logins, counted per username and per client

@@ -97,6 +97,19 @@ func (v *validator) issuerSigning() {
 	if s.RotateEvery > 0 && s.RotateEvery < Duration(minRotateEvery) {
 		v.errorf("issuer.signing.rotate_every", "is %s; want at least 1h, such as 24h, or 0s to never rotate", s.RotateEvery.D())
 	}
+	if len(s.KeyFiles) > 0 {
+		if s.KeyDir != "" {
+			v.errorf("issuer.signing.key_files", "and key_dir are both set; keys come either from files given from outside or from a directory the issuer manages")
+		}
+		if s.RotateEvery > 0 {
+			v.errorf("issuer.signing.key_files", "cannot rotate on their own; unset rotate_every and rotate by changing the files")
+		}
+		for i, f := range s.KeyFiles {
+			if msg := checkReadable(f); msg != "" {
+				v.errorf(indexPath("issuer.signing.key_files", i), "%s", msg)
+			}
+		}
+	}
 }
 
 // issuerTTLs checks the lifetimes of tokens, sessions and consents.

@@ -74,6 +74,13 @@ type KeyRingConfig struct {
 	// Logger receives key generation, rotation and removal (info) and
 	// problems (warn). nil discards.
 	Logger *slog.Logger
+	// KeyFiles, when set, are PEM private keys given from outside, such as
+	// a Kubernetes Secret mounted into every replica so all of them sign
+	// and publish the same keys: the first signs, every one is published.
+	// Nothing is generated, written or rotated (KeyDir and RotateEvery
+	// must be unset); rotate by publishing a new key second, and later
+	// moving it first, with a restart each time.
+	KeyFiles []string
 }
 
 // KeyRing is the built-in issuer's set of signing keys: one active key that
@@ -92,7 +99,8 @@ type KeyRing struct {
 	now      func() time.Time
 	log      *slog.Logger
 
-	rotMu sync.Mutex // held by Rotate while it computes and persists
+	rotMu  sync.Mutex // held by Rotate while it computes and persists
+	static bool       // keys from KeyFiles: never generated, written or rotated
 
 	mu   sync.RWMutex
 	view *ringView // replaced, never modified
@@ -151,6 +159,9 @@ func OpenKeyRing(cfg KeyRingConfig) (*KeyRing, error) {
 	k, err := newKeyRing(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.KeyFiles) > 0 {
+		return k.openStatic(cfg)
 	}
 	now := k.now()
 	var keys []ringKey
@@ -381,6 +392,9 @@ func (k *KeyRing) NextRotation() time.Time {
 // and their files removed. Changes are persisted before they take effect;
 // on error nothing changes. Calls are serialised.
 func (k *KeyRing) Rotate() (bool, error) {
+	if k.static {
+		return false, nil
+	}
 	k.rotMu.Lock()
 	defer k.rotMu.Unlock()
 	now := k.now()
@@ -527,3 +541,43 @@ var _ interface {
 	Ready() bool
 	Updated() time.Time
 } = (*KeyRing)(nil)
+
+// openStatic loads the keys of cfg.KeyFiles: the first is active, the
+// others published as retired keys that never expire.
+func (k *KeyRing) openStatic(cfg KeyRingConfig) (*KeyRing, error) {
+	if cfg.KeyDir != "" || cfg.RotateEvery != 0 {
+		return nil, fmt.Errorf("jwks: key files are given from outside: key_dir and rotation must be unset")
+	}
+	now := k.now()
+	keys := make([]ringKey, 0, len(cfg.KeyFiles))
+	for i, path := range cfg.KeyFiles {
+		s, err := readKeyFile(path)
+		if err != nil {
+			return nil, err
+		}
+		alg, err := keyAlgorithm(s, k.alg)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: key file %s: %w", path, err)
+		}
+		id, err := thumbprintID(s.Public())
+		if err != nil {
+			return nil, fmt.Errorf("jwks: key file %s: %w", path, err)
+		}
+		if slices.ContainsFunc(keys, func(r ringKey) bool { return r.ID == id }) {
+			return nil, fmt.Errorf("jwks: key file %s holds a key given twice", path)
+		}
+		rk := ringKey{SigningKey: SigningKey{ID: id, Algorithm: alg, Signer: s}, created: now, activated: now}
+		if i > 0 {
+			rk.retired = now
+		}
+		keys = append(keys, rk)
+	}
+	k.static = true
+	k.strategy = rotationStrategy{retain: 100 * 365 * 24 * time.Hour}
+	v, err := k.commit(keys, now, false)
+	if err != nil {
+		return nil, err
+	}
+	k.log.Info("jwks: key ring open from key files", "active", v.keys[0].ID, "alg", v.keys[0].Algorithm, "published", len(v.keys))
+	return k, nil
+}

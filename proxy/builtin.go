@@ -55,6 +55,7 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 		KeyDir:      bi.Signing.KeyDir,
 		RotateEvery: bi.Signing.RotateEvery.D(),
 		RetainFor:   max(bi.AccessTokenTTL.D(), bi.IDTokenTTL.D()),
+		KeyFiles:    bi.Signing.KeyFiles,
 		Now:         now,
 		Logger:      cfg.Logger,
 	})

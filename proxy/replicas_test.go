@@ -13,6 +13,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,12 +22,14 @@ import (
 
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/testredis"
+	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
 // replicaConfig is one of several replicas of the gateway and built-in
-// issuer behind one URL, sharing a Redis store and a key directory.
-// %[1]s Redis URL, %[2]s key dir, %[3]s upstream, %[4]s password hash.
+// issuer behind one URL, sharing a Redis store and signing keys mounted from
+// one Secret. %[1]s Redis URL, %[2]s key file, %[3]s upstream, %[4]s
+// password hash.
 const replicaConfig = `
 server: {listen: "127.0.0.1:18099", public_url: "http://idp.test", insecure_allow_http: true}
 admin: {listen: off}
@@ -36,7 +40,7 @@ issuers:
 issuer:
   url: http://idp.test/idp
   store: %[1]q
-  signing: {key_dir: %[2]q}
+  signing: {key_files: [%[2]q]}
   clients:
     - id: app
       secret: app-secret-0123456789
@@ -80,7 +84,13 @@ func viaReplica(to *atomic.Pointer[replica]) *http.Client {
 func TestReplicasShareOneRedis(t *testing.T) {
 	redisURL, stopRedis, restartRedis := testredis.Start(t)
 	up := upstream(t)
-	yml := fmt.Sprintf(replicaConfig, redisURL, t.TempDir(), up, aliceHash())
+	key, _ := jwks.GenerateKey("ES256")
+	pemKey, _ := jwks.MarshalPrivateKey(key)
+	keyFile := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(keyFile, pemKey, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	yml := fmt.Sprintf(replicaConfig, redisURL, keyFile, up, aliceHash())
 	start := func() *replica {
 		cfg, err := config.Parse("replica.yaml", []byte(yml), nil)
 		if err != nil {
@@ -101,6 +111,15 @@ func TestReplicasShareOneRedis(t *testing.T) {
 	var to atomic.Pointer[replica]
 	to.Store(a)
 	client := viaReplica(&to)
+
+	// Every replica publishes the same keys.
+	_, jwksA := fetch(t, client, "GET", "http://idp.test/idp/jwks", nil)
+	to.Store(b)
+	_, jwksB := fetch(t, client, "GET", "http://idp.test/idp/jwks", nil)
+	to.Store(a)
+	if jwksA != jwksB || !strings.Contains(jwksA, `"kid"`) {
+		t.Fatalf("replicas publish different key sets:\n%s\n%s", jwksA, jwksB)
+	}
 
 	// Log in through A.
 	code := func() string {

@@ -176,7 +176,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Server.InsecureAllowHTTP {
 		log.Warn("insecure_allow_http is set: the gateway is served over plain http on a non-loopback address")
 	}
-	if cfg.Issuer != nil && cfg.Issuer.Signing.KeyDir == "" {
+	if cfg.Issuer != nil && cfg.Issuer.Signing.KeyDir == "" && len(cfg.Issuer.Signing.KeyFiles) == 0 {
 		log.Warn("issuer.signing.key_dir is empty: signing keys live in memory and every token becomes invalid when portcullis restarts")
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -121,8 +121,8 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if cfg.Issuer == nil {
 		return fmt.Errorf("%s has no issuer section", *path)
 	}
-	if cfg.Issuer.Signing.KeyDir == "" {
-		return errors.New("token: issuer.signing.key_dir is empty, so the running server has keys of its own that this token would not match")
+	if cfg.Issuer.Signing.KeyDir == "" && len(cfg.Issuer.Signing.KeyFiles) == 0 {
+		return errors.New("token: issuer.signing.key_dir and key_files are empty, so the running server has keys of its own that this token would not match")
 	}
 	iss, _, _, err := proxy.NewIssuer(context.Background(), proxy.Config{Config: cfg})
 	if err != nil {
