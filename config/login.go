@@ -50,7 +50,10 @@ type Login struct {
 	// refreshed. Default 1m.
 	RefreshBefore Duration `yaml:"refresh_before"`
 	// SessionStore is where sessions live: [SessionStoreCookie] (in the
-	// encrypted cookie itself) or [SessionStoreRedis]. Default cookie.
+	// encrypted cookie itself), [SessionStoreRedis] (the built-in issuer's
+	// Redis), or a Redis URL; with Redis the cookie holds only an encrypted
+	// session id, for providers whose tokens make cookies too big. Default
+	// cookie.
 	SessionStore string `yaml:"session_store"`
 }
 

@@ -70,7 +70,7 @@ func TestLoginValidate(t *testing.T) {
 		{name: "valid", src: lg},
 		{name: "every key", src: lgKeys("client_secret: x", "scopes: [openid]", "prefix: /auth/x", "redirect_url: https://gw.example.com/auth/x/callback?a=1",
 			"post_logout_redirect_url: https://www.example.com/bye", "allowed_redirect_hosts: [app.example.com, .example.org]", "refresh_before: 0s",
-			"session_store: redis") + "server: {public_url: 'https://gw.example.com'}\n"},
+			"session_store: redis://localhost:6379/1") + "server: {public_url: 'https://gw.example.com'}\n"},
 		// the section
 		{name: "empty section", src: "login:\n" + base, want: []string{
 			`t.yaml:1: login.issuer: is required; write the issuer URL of the OpenID provider, such as http://localhost:8080/idp, or remove the login: key`}},
@@ -204,7 +204,7 @@ func TestLoginValidate(t *testing.T) {
 		{name: "session_store case", src: lgKeys("session_store: Redis"), want: []string{
 			`t.yaml:9: login.session_store: "Redis" is not a session store; names are case-sensitive: write redis`}},
 		{name: "session_store unknown", src: lgKeys("session_store: memory"), want: []string{
-			`t.yaml:9: login.session_store: "memory" is not a session store; want cookie or redis`}},
+			`t.yaml:9: login.session_store: "memory" is not a session store; want cookie, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
 	}
 	for _, tt := range tests {
 		vars := tt.vars

@@ -42,11 +42,19 @@ func (v *validator) login() {
 	v.allowedRedirectHosts()
 	v.nonNegative("login.refresh_before", l.RefreshBefore)
 	switch s := l.SessionStore; {
-	case s == SessionStoreCookie || s == SessionStoreRedis:
+	case s == SessionStoreCookie:
+	case s == SessionStoreRedis:
+		if v.c.Issuer == nil || !strings.HasPrefix(v.c.Issuer.Store, "redis") {
+			v.errorf("login.session_store", "redis shares the built-in issuer's Redis, and issuer.store is not a Redis URL; write a Redis URL here, such as redis://localhost:6379/0")
+		}
+	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://"):
+		if msg := checkStore(s); msg != "" {
+			v.errorf("login.session_store", "%s", msg)
+		}
 	case strings.EqualFold(s, SessionStoreCookie) || strings.EqualFold(s, SessionStoreRedis):
 		v.errorf("login.session_store", "%q is not a session store; names are case-sensitive: write %s", s, strings.ToLower(s))
 	default:
-		v.errorf("login.session_store", "%q is not a session store; want cookie or redis", shorten(s))
+		v.errorf("login.session_store", "%q is not a session store; want cookie, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0", shorten(s))
 	}
 	v.loginBuiltin()
 }

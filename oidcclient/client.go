@@ -73,10 +73,27 @@ type Config struct {
 	// cannot (opaque, or meant for another audience), the session's
 	// identity comes from the id_token. Nil means never.
 	AccessTokenUsable func(ctx context.Context, token string) bool
+	// Sessions, when set, keeps sessions on the server: the cookie then
+	// carries only a random session id, sealed, and signing out makes that
+	// id worthless even to someone who copied the cookie. Nil keeps the
+	// whole session in the cookie.
+	Sessions SessionStore
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
+
+// SessionStore keeps sessions by id. LoadSession returns ErrNoSession for
+// an id it does not have; any other error means the store could not be
+// asked, and the request is answered 503 rather than sent to log in.
+type SessionStore interface {
+	SaveSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	LoadSession(ctx context.Context, id string) ([]byte, error)
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// ErrNoSession is returned by a [SessionStore] for an unknown or expired id.
+var ErrNoSession = errors.New("oidcclient: no such session")
 
 // Client runs the browser login. It is an http.Handler for the endpoints
 // under Prefix (start, callback, sign_out) and is safe for concurrent use.

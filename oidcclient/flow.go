@@ -128,6 +128,12 @@ func (c *Client) callback(w http.ResponseWriter, r *http.Request) {
 func (c *Client) signOut(w http.ResponseWriter, r *http.Request) {
 	sess, _ := c.open(r)
 	c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
+	if sess != nil && sess.id != "" {
+		// The id dies with the sign-out: a copied cookie is worth nothing.
+		if err := c.cfg.Sessions.DeleteSession(r.Context(), sess.id); err != nil {
+			c.log.Warn("session not deleted from the store", "err", err)
+		}
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	ep, err := c.discovered(r.Context())
 	if err == nil && ep.EndSession != "" {

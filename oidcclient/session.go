@@ -29,6 +29,8 @@ type Session struct {
 	Started      time.Time `json:"st"`  // login time; bounds the session's life
 	FromIDToken  bool      `json:"idt"` // identity comes from the id_token
 	Scopes       []string  `json:"scp"` // granted scopes
+
+	id string // its id in the server-side store, if there is one
 }
 
 // IDClaims returns the claims of the session's id_token, which was
@@ -163,6 +165,9 @@ func splitFields(s string) []string {
 }
 
 // save writes the session cookie; it lives as long as the session may.
+// With a server-side store the session is stored under its id (kept across
+// refreshes, so requests still carrying the cookie keep working) and the
+// cookie holds only the id.
 func (c *Client) save(w http.ResponseWriter, r *http.Request, s *Session) error {
 	b, err := json.Marshal(s)
 	if err != nil {
@@ -171,6 +176,15 @@ func (c *Client) save(w http.ResponseWriter, r *http.Request, s *Session) error 
 	left := c.cfg.SessionMaxAge - c.now().Sub(s.Started)
 	if left <= 0 {
 		return errors.New("oidcclient: session too old")
+	}
+	if c.cfg.Sessions != nil {
+		if s.id == "" {
+			s.id = random()
+		}
+		if err := c.cfg.Sessions.SaveSession(r.Context(), s.id, b, left); err != nil {
+			return err
+		}
+		b = []byte(s.id)
 	}
 	return c.cfg.Cookies.Seal(w, r, c.cfg.CookieName, b, left)
 }
@@ -181,6 +195,16 @@ func (c *Client) open(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	id := ""
+	if c.cfg.Sessions != nil {
+		id = string(raw)
+		if raw, err = c.cfg.Sessions.LoadSession(r.Context(), id); err != nil {
+			if errors.Is(err, ErrNoSession) {
+				return nil, errNoSession
+			}
+			return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+		}
+	}
 	var s Session
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
@@ -188,8 +212,12 @@ func (c *Client) open(r *http.Request) (*Session, error) {
 	if c.now().Sub(s.Started) > c.cfg.SessionMaxAge {
 		return nil, errNoSession
 	}
+	s.id = id
 	return &s, nil
 }
+
+// errStoreUnavailable: the server-side session store could not be asked.
+var errStoreUnavailable = errors.New("oidcclient: session store unavailable")
 
 // Session returns the request's session, refreshing its tokens when the
 // access token expires within RefreshBefore; a refreshed session is written
@@ -200,6 +228,9 @@ func (c *Client) open(r *http.Request) (*Session, error) {
 func (c *Client) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	s, err := c.open(r)
 	if err != nil {
+		if errors.Is(err, errStoreUnavailable) {
+			return nil, err
+		}
 		if !errors.Is(err, ErrNoCookie) {
 			c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
 		}
@@ -252,6 +283,7 @@ func (c *Client) refresh(s *Session) (*Session, error) {
 		return nil, errors.New("oidcclient: refresh changed the subject")
 	}
 	next.Started = s.Started
+	next.id = s.id
 	if next.RefreshToken == "" {
 		next.RefreshToken = s.RefreshToken
 	}

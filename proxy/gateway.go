@@ -376,6 +376,11 @@ func (g *gateway) notReady(ctx context.Context) []string {
 			out = append(out, "issuer store")
 		}
 	}
+	if g.login != nil && g.login.sessions != nil {
+		if err := g.login.sessions.ping(ctx); err != nil {
+			out = append(out, "session store")
+		}
+	}
 	return out
 }
 

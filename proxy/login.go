@@ -26,6 +26,7 @@ type login struct {
 	cookie     string // the session cookie's effective name; login-state cookies share it as a prefix
 	cookieBase string // the configured name, as the codec takes it
 	clientID   string
+	sessions   *redisSessions // nil: sessions live in the cookie
 }
 
 // buildLogin wires the login section: cookie codec, provider keys (the
@@ -37,8 +38,17 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 	if lc == nil {
 		return nil
 	}
-	if lc.SessionStore != "" && lc.SessionStore != config.SessionStoreCookie {
-		return fmt.Errorf("proxy: login.session_store %s is not supported in this version", lc.SessionStore)
+	var sessions *redisSessions
+	switch store := lc.SessionStore; store {
+	case "", config.SessionStoreCookie:
+	default:
+		if store == config.SessionStoreRedis && g.cfg.Issuer != nil {
+			store = g.cfg.Issuer.Store
+		}
+		var err error
+		if sessions, err = newRedisSessions(store); err != nil {
+			return err
+		}
 	}
 	if g.authn == nil {
 		return errors.New("proxy: login needs the provider listed under issuers, so sessions can be verified")
@@ -89,12 +99,15 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 			oc.Keys = r
 		}
 	}
+	if sessions != nil {
+		oc.Sessions = sessions
+	}
 	client, err := oidcclient.New(ctx, oc)
 	if err != nil {
 		return err
 	}
 	g.login = &login{client: client, cookies: codec, prefix: lc.Prefix, cookie: codec.Name(lc.Cookie.Name),
-		cookieBase: lc.Cookie.Name, clientID: lc.ClientID}
+		cookieBase: lc.Cookie.Name, clientID: lc.ClientID, sessions: sessions}
 	return nil
 }
 

@@ -88,6 +88,12 @@ func aliceHash() string {
 
 func newLoginEnv(t *testing.T) *loginEnv {
 	t.Helper()
+	return newLoginEnvWith(t, nil)
+}
+
+// newLoginEnvWith is newLoginEnv with the configuration text edited by mod.
+func newLoginEnvWith(t *testing.T, mod func(string) string) *loginEnv {
+	t.Helper()
 	up := upstream(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -95,7 +101,11 @@ func newLoginEnv(t *testing.T) *loginEnv {
 	}
 	e := &loginEnv{t: t, base: "http://" + ln.Addr().String(), clock: newClock()}
 	e.clock.ns.Store(time.Now().UnixNano())
-	cfg, err := config.Parse("login.yaml", []byte(fmt.Sprintf(loginConfig, e.base, up, aliceHash())), nil)
+	yml := fmt.Sprintf(loginConfig, e.base, up, aliceHash())
+	if mod != nil {
+		yml = mod(yml)
+	}
+	cfg, err := config.Parse("login.yaml", []byte(yml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
