@@ -263,6 +263,19 @@ func TestReplicasShareOneRedis(t *testing.T) {
 		t.Fatalf("the winner's token after 49 replays: %d, want 401 (revoked)", s)
 	}
 
+	// Nothing issued is lost when portcullis restarts: a new replica built
+	// from the same configuration honours earlier tokens.
+	to.Store(a)
+	c4 := code()
+	_, before := token(a, codeForm(c4), "app", "app-secret-0123456789")
+	c := start()
+	if s := call(c, before["access_token"]); s != 200 {
+		t.Fatalf("access token after a restart: %d", s)
+	}
+	if s, out := token(c, refreshForm(before["refresh_token"]), "app", "app-secret-0123456789"); s != 200 {
+		t.Fatalf("refresh token after a restart: %d %v", s, out)
+	}
+
 	// Redis goes away: 503s and not ready, no panic; it comes back: so does
 	// the service, without restarting portcullis.
 	_, fresh := token(a, url.Values{"grant_type": {"client_credentials"}}, "machine", "machine-secret-0123456789")
