@@ -142,16 +142,7 @@ func (g *gateway) explainIssuers(ctx context.Context, cfg Config) ([]authn.Issue
 	}
 	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
 	for _, ci := range g.cfg.Issuers {
-		iss := authn.Issuer{
-			Issuer:     ci.Issuer,
-			Audiences:  ci.Audiences,
-			Algorithms: ci.Algorithms,
-			Leeway:     ci.Leeway.D(),
-			Typ:        ci.Typ,
-		}
-		if ci.HMACSecret != "" {
-			iss.HMACSecret = []byte(ci.HMACSecret)
-		}
+		iss := authnIssuer(ci)
 		if builtinKeys != nil && ci.Issuer == builtinURL && ci.JWKSURI == "" {
 			iss.Keys = builtinKeys
 			iss.Revoked = func(context.Context, string) (bool, error) {

@@ -20,21 +20,27 @@ import (
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
+// authnIssuer converts a configured issuer, without its key source.
+func authnIssuer(ci config.Issuer) authn.Issuer {
+	iss := authn.Issuer{
+		Issuer:     ci.Issuer,
+		Audiences:  ci.Audiences,
+		Algorithms: ci.Algorithms,
+		Leeway:     ci.Leeway.D(),
+		Typ:        ci.Typ,
+	}
+	if ci.HMACSecret != "" {
+		iss.HMACSecret = []byte(ci.HMACSecret)
+	}
+	return iss
+}
+
 // buildIssuers converts the configured issuers, starting a background key
 // set for each one that has keys to fetch.
 func (g *gateway) buildIssuers(ctx context.Context, client *http.Client) ([]authn.Issuer, error) {
 	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
 	for _, ci := range g.cfg.Issuers {
-		iss := authn.Issuer{
-			Issuer:     ci.Issuer,
-			Audiences:  ci.Audiences,
-			Algorithms: ci.Algorithms,
-			Leeway:     ci.Leeway.D(),
-			Typ:        ci.Typ,
-		}
-		if ci.HMACSecret != "" {
-			iss.HMACSecret = []byte(ci.HMACSecret)
-		}
+		iss := authnIssuer(ci)
 		if b := g.builtin; b != nil && ci.Issuer == b.iss.URL() && ci.JWKSURI == "" {
 			// The built-in issuer: its keys and revocations in-process.
 			iss.Keys = b.keys
@@ -316,15 +322,16 @@ func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 }
 
+// plainStatus writes one of portcullis' own short text answers. They are
+// never framed, cached, sniffed or referred on.
 func (g *gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	// portcullis' own answers are never framed, cached or referred on.
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))
 }

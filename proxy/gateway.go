@@ -332,16 +332,7 @@ func (g *gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, m
 	}
 	g.metrics.requests.WithLabelValues(name, outcome).Inc()
 	note(w, name, outcome, "")
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// portcullis' own answers are never framed, cached or referred on.
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(msg + "\n"))
+	g.plainStatus(w, status, msg)
 }
 
 func isUpgrade(r *http.Request) bool {
