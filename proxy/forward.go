@@ -127,9 +127,13 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	if tr.TLSClientConfig, err = upstreamTLS(cr.UpstreamCAFile); err != nil {
 		return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
 	}
+	var transport http.RoundTripper = tr
+	if u.Scheme == "http" {
+		transport = newH1Transport(tr, u.Host, cr.Timeout.D())
+	}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      tr,
+		Transport:      transport,
 		FlushInterval:  0, // ReverseProxy streams event streams and unknown-length bodies by itself
 		BufferPool:     newBufferPool(),
 		ModifyResponse: g.modifyResponse,
@@ -153,6 +157,9 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
 		ResponseHeaderTimeout: responseTimeout,
+		// A proxy passes the client's Accept-Encoding on as it is; asking
+		// for gzip on its behalf only to decompress it again wastes CPU.
+		DisableCompression: true,
 	}
 }
 

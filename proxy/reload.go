@@ -131,7 +131,7 @@ func (gw *Gateway) ReloadFailed() { gw.reloads.WithLabelValues("invalid").Inc() 
 // closed (requests in flight keep theirs).
 func (g *gateway) retire() {
 	for _, rt := range g.routes.routes {
-		if t, ok := rt.proxy.Transport.(*http.Transport); ok {
+		if t, ok := rt.proxy.Transport.(interface{ CloseIdleConnections() }); ok {
 			t.CloseIdleConnections()
 		}
 	}
