@@ -136,6 +136,7 @@ type gateway struct {
 	addr string // host:port
 	gw   *proxy.Gateway
 	logs *lockedBuffer // everything it logged, at debug level
+	held atomic.Int64  // answers held back (recorded, not waited for)
 }
 
 // startGateway parses the configuration yml(base) and serves it until the
@@ -154,7 +155,8 @@ func startGateway(t testing.TB, clk *clock, yml func(base string) string) *gatew
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: clk.Now})
+	g.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: clk.Now,
+		Sleep: func(context.Context, time.Duration) { g.held.Add(1) }})
 	if err != nil {
 		cancel()
 		ln.Close()

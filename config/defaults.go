@@ -14,6 +14,7 @@ const (
 	defaultIdleTimeout       = 120 * time.Second
 	defaultMaxHeaderBytes    = 32768
 	defaultShutdownGrace     = 20 * time.Second
+	defaultAuthFailureDelay  = time.Second
 	defaultAdminListen       = "127.0.0.1:9090"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -36,6 +37,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	orDuration(set, "server.write_timeout", &s.WriteTimeout, defaultWriteTimeout)
 	orDuration(set, "server.idle_timeout", &s.IdleTimeout, defaultIdleTimeout)
 	orDuration(set, "server.shutdown_grace", &s.ShutdownGrace, defaultShutdownGrace)
+	orDuration(set, "server.auth_failure_delay", &s.AuthFailureDelay, defaultAuthFailureDelay)
 	if !set("server.max_header_bytes") {
 		s.MaxHeaderBytes = defaultMaxHeaderBytes
 	}

@@ -66,6 +66,12 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
 	// Default 20s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// AuthFailureDelay is the longest a connection that keeps failing
+	// authentication waits for each further answer: after 8 failures in a
+	// row without a success, each 401 is delayed, doubling from 25ms up to
+	// this bound, so a flood of bad tokens cannot crowd out valid traffic.
+	// Default 1s; 0 turns the delay off.
+	AuthFailureDelay Duration `yaml:"auth_failure_delay"`
 }
 
 // TLS names a PEM certificate and key.

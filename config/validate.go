@@ -71,6 +71,7 @@ func (v *validator) server() {
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace)
+	v.nonNegative("server.auth_failure_delay", s.AuthFailureDelay)
 	if s.MaxHeaderBytes <= 0 {
 		v.errorf("server.max_header_bytes", "is %d; want a positive number of bytes, such as 32768", s.MaxHeaderBytes)
 	}

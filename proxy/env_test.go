@@ -70,6 +70,29 @@ type env struct {
 	up     string        // upstream URL
 	cancel context.CancelFunc
 	done   chan error
+	sleeps *sleepLog // answers the gateway held back
+	yml    string    // the configuration it runs
+}
+
+// sleepLog records the gateway's waits instead of waiting.
+type sleepLog struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleepLog) sleep(_ context.Context, d time.Duration) {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+}
+
+// take returns and forgets the waits so far.
+func (s *sleepLog) take() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.d
+	s.d = nil
+	return d
 }
 
 const legacySecret = "0123456789abcdef0123456789abcdef-legacy"
@@ -152,7 +175,7 @@ func newEnv(t testing.TB, extraRoutes string) *env {
 // and before the gateway does.
 func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), keys: map[string]*testidp.Key{}}
+	e := &env{t: t, clock: newClock(), keys: map[string]*testidp.Key{}, sleeps: &sleepLog{}}
 	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
 		e.keys[alg] = testidp.NewKey(t, alg, "k-"+alg)
 	}
@@ -162,6 +185,7 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 		before(e)
 	}
 	yml := fmt.Sprintf(baseConfig, e.idp.Issuer, e.up, extraRoutes, legacySecret)
+	e.yml = yml
 	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -173,7 +197,7 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 		e.logs = &lockedBuffer{}
 		log = slog.New(slog.NewTextHandler(testWriter{t, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: e.clock.Now})
+	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: e.clock.Now, Sleep: e.sleeps.sleep})
 	if err != nil {
 		t.Fatal(err)
 	}

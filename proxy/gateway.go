@@ -35,6 +35,10 @@ type Config struct {
 	HTTPClient *http.Client
 	// Now is the clock for token checks and metrics; nil means time.Now.
 	Now func() time.Time
+	// Sleep waits for d or until ctx is done, whichever comes first; it
+	// holds back answers to connections that keep failing authentication.
+	// nil means a timer.
+	Sleep func(ctx context.Context, d time.Duration)
 }
 
 // gateway is the proxy for one configuration. A reload builds a new one and
@@ -43,6 +47,7 @@ type gateway struct {
 	cfg       *config.Config
 	log       *slog.Logger
 	now       func() time.Time
+	sleep     func(ctx context.Context, d time.Duration)
 	routes    *routeTable
 	authn     *authn.Authenticator
 	remotes   []*jwks.Remote
@@ -114,7 +119,7 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	if c == nil {
 		return nil, errors.New("proxy: no configuration")
 	}
-	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, realm: c.Server.PublicURL, metrics: m, keySets: keySets}
+	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep, realm: c.Server.PublicURL, metrics: m, keySets: keySets}
 	for _, p := range c.Server.TrustedProxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {
@@ -249,6 +254,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		outcome = outcomeAllowed
 		if id == nil {
 			outcome = outcomeAnonymous
+		} else {
+			authSucceeded(r)
 		}
 	}
 
@@ -318,8 +325,13 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 	g.metrics.authFailures.WithLabelValues(rt.name, ae.Reason).Inc()
 	note(w, rt.name, outcome+":"+ae.Reason, "")
 	if ae.Reason != authn.ReasonMissing {
-		g.log.Info("request denied", "route", rt.name, "reason", ae.Reason,
-			"detail", ae.Description, "path", r.URL.Path, "remote", r.RemoteAddr)
+		if g.log.Enabled(r.Context(), slog.LevelInfo) {
+			g.log.Info("request denied", "route", rt.name, "reason", ae.Reason,
+				"detail", ae.Description, "path", r.URL.Path, "remote", r.RemoteAddr)
+		}
+		if ae.Status == http.StatusUnauthorized {
+			g.slowDown(r)
+		}
 	}
 	authn.WriteError(w, g.realm, ae)
 }

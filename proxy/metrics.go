@@ -31,6 +31,7 @@ type metrics struct {
 	upstreamLatency *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
 	jwksFetches     *prometheus.CounterVec
+	authDelays      prometheus.Counter
 }
 
 func newMetrics(keySets func() []keySetInfo) *metrics {
@@ -62,9 +63,13 @@ func newMetrics(keySets func() []keySetInfo) *metrics {
 			Name: "portcullis_jwks_fetches_total",
 			Help: "JWKS fetch attempts by issuer and result.",
 		}, []string{"issuer", "result"}),
+		authDelays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_auth_failure_delays_total",
+			Help: "Answers held back because their connection kept failing authentication.",
+		}),
 	}
 	m.reg.MustRegister(m.requests, m.authFailures, m.authnLatency, m.upstreamLatency,
-		m.upstreamErrors, m.jwksFetches, keySetCollector(keySets),
+		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

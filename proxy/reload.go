@@ -50,6 +50,9 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepContext
+	}
 	gw := &Gateway{ctx: ctx, base: cfg, cfg: cfg.Config, log: cfg.Logger, keySets: newRemoteCache(ctx)}
 	gw.accessLog = cfg.Logger.Enabled(ctx, slog.LevelInfo) && cfg.Logger.Handler() != slog.DiscardHandler
 	gw.metrics = newMetrics(func() []keySetInfo { return gw.cur.Load().keySetInfo() })

@@ -66,6 +66,7 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		IdleTimeout:       s.IdleTimeout.D(),
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          errLog,
+		ConnContext:       gw.ConnContext,
 	}
 	tlsOn := s.TLS.CertFile != ""
 	if tlsOn {
