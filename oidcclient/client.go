@@ -78,6 +78,14 @@ type Config struct {
 	// id worthless even to someone who copied the cookie. Nil keeps the
 	// whole session in the cookie.
 	Sessions SessionStore
+	// SessionCacheEntries and SessionCacheBytes bound the cache of decoded
+	// session cookies, which spares a browser repeating its cookie the
+	// decryption and decoding; 0 means 10 000 entries and 16 MiB, a
+	// negative SessionCacheEntries turns the cache off. A cached session
+	// never outlives its cookie, and refresh and expiry are still decided
+	// on every request. Sessions kept in Sessions are never cached.
+	SessionCacheEntries int
+	SessionCacheBytes   int
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -111,6 +119,7 @@ type Client struct {
 	lastTry   time.Time
 
 	refreshes refreshGroup
+	cache     *sessionCache // nil: off, or sessions live in the store
 }
 
 // New checks cfg and returns a Client. Discovery happens lazily, on the
@@ -146,6 +155,16 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.endpoints = cfg.Endpoints
 	}
 	c.refreshes.init(c.now)
+	if cfg.Sessions == nil && cfg.SessionCacheEntries >= 0 {
+		entries, bytes := cfg.SessionCacheEntries, cfg.SessionCacheBytes
+		if entries == 0 {
+			entries = sessionCacheEntries
+		}
+		if bytes <= 0 {
+			bytes = sessionCacheBytes
+		}
+		c.cache = newSessionCache(entries, bytes)
+	}
 	return c, nil
 }
 

@@ -275,17 +275,27 @@ func (c *CookieCodec) Open(r *http.Request, base string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	value, _, err := c.openChunks(name, chunks)
+	return value, err
+}
+
+// openChunks opens the value of cookie name (with its prefix) from its
+// chunks as [cookieRequestChunks] returns them, and returns it with the
+// expiry sealed inside. It is [CookieCodec.Open] after the request has been
+// read.
+func (c *CookieCodec) openChunks(name string, chunks [][]string) ([]byte, time.Time, error) {
 	candidates := 1
 	for _, vs := range chunks {
 		candidates *= len(vs)
 		if candidates > cookieMaxCandidates {
-			return nil, cookieInvalid("too many duplicate cookies")
+			return nil, time.Time{}, cookieInvalid("too many duplicate cookies")
 		}
 	}
 
 	// Try every combination of the repeated chunks, like an odometer.
 	var (
 		value    []byte
+		expiry   time.Time
 		opened   int
 		firstErr error
 		pick     = make([]int, len(chunks))
@@ -296,10 +306,10 @@ func (c *CookieCodec) Open(r *http.Request, base string) ([]byte, error) {
 		for i, vs := range chunks {
 			sb.WriteString(vs[pick[i]])
 		}
-		v, err := c.open(name, sb.String())
+		v, exp, err := c.open(name, sb.String())
 		switch {
 		case err == nil:
-			value = v
+			value, expiry = v, exp
 			opened++
 		case firstErr == nil:
 			firstErr = err
@@ -317,23 +327,24 @@ func (c *CookieCodec) Open(r *http.Request, base string) ([]byte, error) {
 	}
 	switch opened {
 	case 0:
-		return nil, firstErr
+		return nil, time.Time{}, firstErr
 	case 1:
-		return value, nil
+		return value, expiry, nil
 	}
-	return nil, cookieInvalid("ambiguous duplicate cookies")
+	return nil, time.Time{}, cookieInvalid("ambiguous duplicate cookies")
 }
 
-// open decrypts one joined value sealed for name and checks its expiry.
-func (c *CookieCodec) open(name, enc string) ([]byte, error) {
+// open decrypts one joined value sealed for name, checks its expiry and
+// returns the value with that expiry.
+func (c *CookieCodec) open(name, enc string) ([]byte, time.Time, error) {
 	// One reason for every decoding and authentication failure.
 	errUndecryptable := cookieInvalid("cannot decrypt")
 	if len(enc) > cookieMaxEncoded {
-		return nil, cookieInvalid("too large")
+		return nil, time.Time{}, cookieInvalid("too large")
 	}
 	sealed, err := base64.RawURLEncoding.Strict().DecodeString(enc)
 	if err != nil || len(sealed) < cookieExtra+cookieExpirySize || sealed[0] != cookieVersion {
-		return nil, errUndecryptable
+		return nil, time.Time{}, errUndecryptable
 	}
 	nonce, ciphertext := sealed[1:1+cookieNonceSize], sealed[1+cookieNonceSize:]
 	ad := cookieAD(name)
@@ -344,13 +355,14 @@ func (c *CookieCodec) open(name, enc string) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, errUndecryptable
+		return nil, time.Time{}, errUndecryptable
 	}
-	expiry := int64(binary.BigEndian.Uint64(plain))
-	if expiry < 0 || !c.clock().Before(time.Unix(expiry, 0)) {
-		return nil, cookieInvalid("expired")
+	secs := int64(binary.BigEndian.Uint64(plain))
+	expiry := time.Unix(secs, 0)
+	if secs < 0 || !c.clock().Before(expiry) {
+		return nil, time.Time{}, cookieInvalid("expired")
 	}
-	return plain[cookieExpirySize:], nil
+	return plain[cookieExpirySize:], expiry, nil
 }
 
 // Clear expires cookie base and every chunk of it that r shows. r may be

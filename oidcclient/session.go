@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -19,7 +21,9 @@ import (
 )
 
 // Session is a signed-in browser's state, kept in the encrypted session
-// cookie.
+// cookie. Sessions that [Client.Session] reads from the same cookie are
+// copies that share Scopes and the decoded claims: set fields freely, but
+// do not modify the elements of Scopes.
 type Session struct {
 	AccessToken  string    `json:"at,omitempty"`
 	IDToken      string    `json:"it,omitempty"`
@@ -30,18 +34,77 @@ type Session struct {
 	FromIDToken  bool      `json:"idt"` // identity comes from the id_token
 	Scopes       []string  `json:"scp"` // granted scopes
 
-	id string // its id in the server-side store, if there is one
+	id     string      // its id in the server-side store, if there is one
+	claims *claimsMemo // IDClaims, decoded once for a cached session
 }
 
 // IDClaims returns the claims of the session's id_token, which was
 // verified when the session was made (the cookie that carries it is
-// authenticated), numbers as json.Number; nil if there is none.
+// authenticated), numbers as json.Number; nil if there is none. Sessions
+// read from the same cookie may share the map: do not modify it.
 func (s *Session) IDClaims() map[string]any {
-	parts := strings.Split(s.IDToken, ".")
-	if len(parts) != 3 {
+	if m := s.claims; m != nil && m.token == s.IDToken {
+		return m.get()
+	}
+	return decodeIDClaims(s.IDToken)
+}
+
+// MergeIDClaims returns merge(base, s.IDClaims()), such as the claims of
+// the session's access token with the user claims of its id_token added.
+// For sessions read from the same cookie the result is remembered and
+// returned again while base is the very map it was computed from, so merge
+// must depend on nothing but its arguments, and neither base nor the
+// result may be modified.
+func (s *Session) MergeIDClaims(base map[string]any, merge func(base, idClaims map[string]any) map[string]any) map[string]any {
+	m := s.claims
+	if m == nil || m.token != s.IDToken {
+		return merge(base, s.IDClaims())
+	}
+	if p := m.merged.Load(); p != nil && sameMap(p.base, base) {
+		return p.claims
+	}
+	out := merge(base, m.get())
+	m.merged.Store(&mergedClaims{base: base, claims: out})
+	return out
+}
+
+// claimsMemo decodes the claims of one id_token once, for every copy of a
+// cached session, and remembers the last [Session.MergeIDClaims].
+type claimsMemo struct {
+	token  string
+	once   sync.Once
+	claims map[string]any
+	merged atomic.Pointer[mergedClaims]
+}
+
+// mergedClaims is one result of [Session.MergeIDClaims].
+type mergedClaims struct {
+	base, claims map[string]any
+}
+
+func newClaimsMemo(token string) *claimsMemo { return &claimsMemo{token: token} }
+
+func (m *claimsMemo) get() map[string]any {
+	m.once.Do(m.decode)
+	return m.claims
+}
+
+func (m *claimsMemo) decode() { m.claims = decodeIDClaims(m.token) }
+
+// sameMap reports whether a and b are the same map, not merely equal.
+func sameMap(a, b map[string]any) bool {
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// decodeIDClaims returns the claims of an id_token without verifying it,
+// numbers as json.Number; nil if it is not a JWS with a JSON object.
+func decodeIDClaims(token string) map[string]any {
+	_, rest, ok := strings.Cut(token, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(sig, ".") {
 		return nil
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
 		return nil
 	}
@@ -191,28 +254,94 @@ func (c *Client) save(w http.ResponseWriter, r *http.Request, s *Session) error 
 
 // open reads the session cookie without refreshing it.
 func (c *Client) open(r *http.Request) (*Session, error) {
+	var (
+		s   *Session
+		err error
+	)
+	if c.cfg.Sessions != nil {
+		s, err = c.openStored(r)
+	} else {
+		s, err = c.openCookie(r)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !c.live(s) {
+		return nil, errNoSession
+	}
+	return s, nil
+}
+
+// live reports whether s is within the session's maximum age.
+func (c *Client) live(s *Session) bool {
+	return c.now().Sub(s.Started) <= c.cfg.SessionMaxAge
+}
+
+// openCookie returns the session the cookie itself carries. A cookie whose
+// sealed value opened before is served from the cache until the expiry
+// sealed in it; anything else is opened and decoded, and cached if that
+// works.
+func (c *Client) openCookie(r *http.Request) (*Session, error) {
+	codec := c.cfg.Cookies
+	name := codec.Name(c.cfg.CookieName)
+	chunks, err := cookieRequestChunks(r, name)
+	if err != nil {
+		return nil, err
+	}
+	var key [32]byte
+	cacheable := false
+	if c.cache != nil {
+		key, cacheable = sessionKey(chunks)
+	}
+	if cacheable {
+		if s := c.cache.get(&key, codec.clock()); s != nil {
+			return s, nil
+		}
+	}
+	raw, until, err := codec.openChunks(name, chunks)
+	if err != nil {
+		return nil, err
+	}
+	s, err := decodeSession(raw)
+	if err != nil {
+		return nil, err
+	}
+	if cacheable && c.live(s) {
+		s.claims = newClaimsMemo(s.IDToken)
+		c.cache.put(&key, s, until, codec.clock())
+	}
+	return s, nil
+}
+
+// openStored returns the session the server-side store keeps under the id
+// the cookie carries. It is never cached: a sign-out on any replica must
+// end the session on every replica at once.
+func (c *Client) openStored(r *http.Request) (*Session, error) {
 	raw, err := c.cfg.Cookies.Open(r, c.cfg.CookieName)
 	if err != nil {
 		return nil, err
 	}
-	id := ""
-	if c.cfg.Sessions != nil {
-		id = string(raw)
-		if raw, err = c.cfg.Sessions.LoadSession(r.Context(), id); err != nil {
-			if errors.Is(err, ErrNoSession) {
-				return nil, errNoSession
-			}
-			return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+	id := string(raw)
+	if raw, err = c.cfg.Sessions.LoadSession(r.Context(), id); err != nil {
+		if errors.Is(err, ErrNoSession) {
+			return nil, errNoSession
 		}
+		return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
 	}
+	s, err := decodeSession(raw)
+	if err != nil {
+		return nil, err
+	}
+	s.id = id
+	return s, nil
+}
+
+// decodeSession decodes a session as [Client.save] encodes it.
+func decodeSession(raw []byte) (*Session, error) {
 	var s Session
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCookie, err)
 	}
-	if c.now().Sub(s.Started) > c.cfg.SessionMaxAge {
-		return nil, errNoSession
-	}
-	s.id = id
 	return &s, nil
 }
 
@@ -224,7 +353,8 @@ var errStoreUnavailable = errors.New("oidcclient: session store unavailable")
 // to w. It returns (nil, nil) when there is no usable session (none, expired,
 // tampered, or refresh failed: the cookie is then cleared and the browser
 // should log in again). Concurrent requests carrying the same session share
-// one refresh.
+// one refresh. A cookie seen before is not decrypted and decoded again (see
+// [Config.SessionCacheEntries]); everything else is decided anew each time.
 func (c *Client) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	s, err := c.open(r)
 	if err != nil {

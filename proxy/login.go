@@ -146,15 +146,15 @@ func (g *gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *aut
 		return nil, err
 	}
 	id, err := g.verifySession(r, sess, p)
+	if err == nil {
+		return id, nil
+	}
 	var ae *authn.Error
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && ae.Reason != authn.ReasonAudience {
 		g.login.cookies.Clear(w, r, g.login.cookieBase)
 		return nil, err
 	}
-	if err != nil {
-		return nil, errSessionRejected{err}
-	}
-	return id, nil
+	return nil, errSessionRejected{err}
 }
 
 // errSessionRejected is a valid session that the route does not accept.
@@ -162,7 +162,11 @@ type errSessionRejected struct{ error }
 
 func (e errSessionRejected) Unwrap() error { return e.error }
 
-// verifySession checks the session's token against the route's policy.
+// verifySession checks the session's token against the route's policy, on
+// every request: verification (cached by token in authn) and authorization
+// always run; only the merge of the id_token's user claims into an access
+// token's is remembered with the session, for as long as authn hands out
+// the same claims.
 func (g *gateway) verifySession(r *http.Request, sess *oidcclient.Session, p *authn.Policy) (*authn.Identity, error) {
 	tok, pol := sess.AccessToken, p
 	if sess.FromIDToken {
@@ -180,7 +184,10 @@ func (g *gateway) verifySession(r *http.Request, sess *oidcclient.Session, p *au
 	if sess.FromIDToken {
 		id.Scopes = sess.Scopes
 	} else if id.Subject == sess.Subject {
-		id = id.WithClaims(sess.IDClaims())
+		// id is Verify's own copy: setting its claims touches no one else's.
+		id.Claims = sess.MergeIDClaims(id.Claims, func(base, extra map[string]any) map[string]any {
+			return (&authn.Identity{Claims: base}).WithClaims(extra).Claims
+		})
 	}
 	id.Source = authn.Source{Kind: authn.SourceSession}
 	if err := g.authn.Authorize(id, pol); err != nil {

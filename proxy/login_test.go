@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/oidcclient"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
@@ -66,7 +69,7 @@ routes:
 `
 
 type loginEnv struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	clock *clock
 	gw    *proxy.Gateway
@@ -86,13 +89,13 @@ func aliceHash() string {
 	return loginHash
 }
 
-func newLoginEnv(t *testing.T) *loginEnv {
+func newLoginEnv(t testing.TB) *loginEnv {
 	t.Helper()
 	return newLoginEnvWith(t, nil)
 }
 
 // newLoginEnvWith is newLoginEnv with the configuration text edited by mod.
-func newLoginEnvWith(t *testing.T, mod func(string) string) *loginEnv {
+func newLoginEnvWith(t testing.TB, mod func(string) string) *loginEnv {
 	t.Helper()
 	up := upstream(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,9 +112,13 @@ func newLoginEnvWith(t *testing.T, mod func(string) string) *loginEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var logs io.Writer = testWriter{t: t}
+	if _, ok := t.(*testing.B); ok {
+		logs = io.Discard // a log line per request would be what a benchmark measures
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,11 +131,11 @@ func newLoginEnvWith(t *testing.T, mod func(string) string) *loginEnv {
 // browser is a cookie-keeping client that does not follow redirects, so
 // each hop can be checked.
 type browser struct {
-	t *testing.T
+	t testing.TB
 	c *http.Client
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
@@ -368,4 +375,108 @@ func TestLoginRejections(t *testing.T) {
 			t.Fatalf("tab 2: %d %s", res.StatusCode, body)
 		}
 	})
+}
+
+// TestSessionRepeatedRequests sends one session cookie many times: every
+// request is verified and authorized anew against its route, and the id_token's
+// claims reach the upstream each time.
+func TestSessionRepeatedRequests(t *testing.T) {
+	e := newLoginEnvWith(t, func(y string) string {
+		return strings.Replace(y, "    on_unauthenticated: deny\n", "    on_unauthenticated: deny\n    require_scopes: [admin]\n", 1)
+	})
+	b := newBrowser(t)
+	if res, body := b.visit(e.base, e.base+"/orders"); res.StatusCode != 200 {
+		t.Fatalf("login: %d %s", res.StatusCode, body)
+	}
+	cookie := b.sessionCookie(e.base)
+	for i := range 3 {
+		res, body := b.do("GET", e.base+"/orders", nil, nil)
+		if res.StatusCode != 200 || !strings.Contains(body, `"X-Auth-Request-Email":["alice@example.com"]`) {
+			t.Fatalf("request %d: %d %s", i, res.StatusCode, body)
+		}
+		// The session lacks the admin scope: refused every time, and kept.
+		res, _ = b.do("GET", e.base+"/api/items", nil, nil)
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("request %d to a route the session does not satisfy: %d, want 403", i, res.StatusCode)
+		}
+		res, _ = b.do("GET", e.base+"/oauth2/auth/api/items", nil, nil)
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("forward-auth %d to a route the session does not satisfy: %d, want 403", i, res.StatusCode)
+		}
+		if got := b.sessionCookie(e.base); got.Value != cookie.Value {
+			t.Fatalf("request %d changed the session cookie", i)
+		}
+	}
+
+	// Tampered copies of the cookie never ride on the genuine one.
+	for _, v := range []string{cookie.Value[:len(cookie.Value)-1], cookie.Value + "A", "x" + cookie.Value[1:]} {
+		forger := newBrowser(t)
+		u, _ := url.Parse(e.base)
+		forger.c.Jar.SetCookies(u, []*http.Cookie{{Name: "_portcullis", Value: v}})
+		if res, _ := forger.do("GET", e.base+"/orders", nil, nil); res.StatusCode != http.StatusFound {
+			t.Errorf("tampered cookie: %d, want a login redirect", res.StatusCode)
+		}
+	}
+}
+
+// sessionCookie returns the browser's session cookie.
+func (b *browser) sessionCookie(base string) *http.Cookie {
+	b.t.Helper()
+	u, _ := url.Parse(base)
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "_portcullis" {
+			return c
+		}
+	}
+	b.t.Fatal("no session cookie")
+	return nil
+}
+
+// BenchmarkSessionForwardAuth compares forward-auth answered from a
+// browser's session cookie with the same answer for the session's access
+// token sent as a bearer token, both repeated, in the same run:
+//
+//	go test -run=^$ -bench=SessionForwardAuth -benchmem ./proxy/
+func BenchmarkSessionForwardAuth(b *testing.B) {
+	e := newLoginEnv(b)
+	br := newBrowser(b)
+	if res, body := br.visit(e.base, e.base+"/orders"); res.StatusCode != 200 {
+		b.Fatalf("login: %d %s", res.StatusCode, body)
+	}
+	cookie := br.sessionCookie(e.base)
+	codec, err := oidcclient.NewCookieCodec(oidcclient.CookieConfig{
+		Secrets: [][]byte{[]byte("cookie-secret-0123456789-0123456789-abc")}, Now: e.clock.Now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	probe := httptest.NewRequest("GET", "/", nil)
+	probe.AddCookie(cookie)
+	raw, err := codec.Open(probe, "_portcullis")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sess oidcclient.Session
+	if err := json.Unmarshal(raw, &sess); err != nil || sess.AccessToken == "" {
+		b.Fatalf("session %+v: %v", sess, err)
+	}
+	for _, c := range []struct {
+		name string
+		set  func(*http.Request)
+	}{
+		{"bearer", func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+sess.AccessToken) }},
+		{"cookie", func(r *http.Request) { r.Header.Set("Cookie", cookie.Name+"="+cookie.Value) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("GET", "http://gw.test/oauth2/auth", nil)
+				c.set(req)
+				rec := httptest.NewRecorder()
+				e.gw.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK || rec.Header().Get("X-Auth-Request-User") != "alice" {
+					b.Fatalf("status %d, headers %v", rec.Code, rec.Header())
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,183 @@
+package oidcclient
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Session cache defaults and shape.
+const (
+	// sessionCacheEntries and sessionCacheBytes are the bounds used when
+	// [Config] leaves them zero.
+	sessionCacheEntries = 10_000
+	sessionCacheBytes   = 16 << 20
+
+	sessionCacheShards = 16
+
+	// sessionKeyStack is how much of a cookie is hashed without allocating.
+	sessionKeyStack = 4096
+)
+
+// sessionCache remembers decoded session cookies under the SHA-256 of the
+// sealed value as the request carried it, so a browser repeating its cookie
+// pays for one decryption and one JSON decode. It saves only that work:
+// whatever depends on the time (refresh, expiry of the access token, the
+// session's maximum age) is still decided on every request, from the
+// cached value. An entry lives until the expiry sealed in its cookie. Only
+// cookies that opened and decoded are cached: garbage cannot fill memory.
+// It is sharded, bounded in entries and in approximate bytes, and evicts
+// with a second-chance sweep over random entries when full.
+type sessionCache struct {
+	shards  [sessionCacheShards]sessionShard
+	entries int // per shard
+	bytes   int // per shard
+}
+
+type sessionShard struct {
+	mu    sync.Mutex
+	m     map[[32]byte]*sessionEntry
+	bytes int
+	hits  uint64 // for tests
+}
+
+type sessionEntry struct {
+	sess  *Session // never modified; hits get a copy
+	until time.Time
+	size  int
+	used  bool // second chance
+}
+
+// newSessionCache returns a cache holding about entries sessions and bytes
+// bytes in all.
+func newSessionCache(entries, bytes int) *sessionCache {
+	c := &sessionCache{
+		entries: max(1, entries/sessionCacheShards),
+		bytes:   max(1<<12, bytes/sessionCacheShards),
+	}
+	for i := range c.shards {
+		c.shards[i].m = make(map[[32]byte]*sessionEntry)
+	}
+	return c
+}
+
+// sessionKey returns the cache key of a cookie from its chunks as
+// [cookieRequestChunks] returns them: the SHA-256 of every chunk's value
+// with its length before it, so the same characters cut into chunks
+// differently make another key. ok is false when a chunk is repeated in the
+// request: which combination opens is then decided by
+// [CookieCodec.openChunks] on every request, and nothing is cached.
+func sessionKey(chunks [][]string) (key [32]byte, ok bool) {
+	n := 0
+	for _, vs := range chunks {
+		if len(vs) != 1 {
+			return key, false
+		}
+		n += 4 + len(vs[0])
+	}
+	var stack [sessionKeyStack]byte
+	buf := stack[:0]
+	if n > len(stack) {
+		buf = make([]byte, 0, n)
+	}
+	for _, vs := range chunks {
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(vs[0])))
+		buf = append(buf, vs[0]...)
+	}
+	return sha256.Sum256(buf), true
+}
+
+// get returns a copy of the session cached under key, or nil. An entry
+// whose cookie has expired by now is dropped.
+func (c *sessionCache) get(key *[32]byte, now time.Time) *Session {
+	sh := &c.shards[key[0]%sessionCacheShards]
+	sh.mu.Lock()
+	e := sh.m[*key]
+	if e == nil {
+		sh.mu.Unlock()
+		return nil
+	}
+	if !now.Before(e.until) {
+		sh.drop(*key, e)
+		sh.mu.Unlock()
+		return nil
+	}
+	e.used = true
+	sh.hits++
+	cp := *e.sess
+	sh.mu.Unlock()
+	return &cp
+}
+
+// put caches a copy of s, decoded from a cookie sealed to expire at until.
+// The copy shares s's memoised id_token claims, if it has them.
+func (c *sessionCache) put(key *[32]byte, s *Session, until, now time.Time) {
+	if !now.Before(until) {
+		return
+	}
+	cp := *s
+	// A caller appending to its copy's Scopes must not write into ours.
+	cp.Scopes = slices.Clip(cp.Scopes)
+	size := sessionSize(&cp)
+	sh := &c.shards[key[0]%sessionCacheShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.m[*key]; old != nil {
+		sh.drop(*key, old)
+	}
+	for len(sh.m) >= c.entries || sh.bytes+size > c.bytes {
+		if !sh.evict() {
+			return
+		}
+	}
+	sh.m[*key] = &sessionEntry{sess: &cp, until: until, size: size}
+	sh.bytes += size
+}
+
+// sessionSize estimates the memory a cached session holds: its strings,
+// the claims it may decode or merge (about the size of the tokens again),
+// and the entry's own overhead.
+func sessionSize(s *Session) int {
+	n := 2*len(s.AccessToken) + 3*len(s.IDToken) + len(s.RefreshToken) + len(s.Subject) + 512
+	for _, sc := range s.Scopes {
+		n += 16 + len(sc)
+	}
+	return n
+}
+
+func (sh *sessionShard) drop(key [32]byte, e *sessionEntry) {
+	delete(sh.m, key)
+	sh.bytes -= e.size
+}
+
+// evict removes one entry: the first of a few random ones that was not used
+// since the last sweep, else the last one looked at.
+func (sh *sessionShard) evict() bool {
+	n := 0
+	for k, e := range sh.m {
+		n++
+		if e.used && n < 8 {
+			e.used = false
+			continue
+		}
+		sh.drop(k, e)
+		return true
+	}
+	return false
+}
+
+// stats counts cached entries, their approximate bytes and hits (for
+// tests).
+func (c *sessionCache) stats() (entries, bytes int, hits uint64) {
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		entries += len(sh.m)
+		bytes += sh.bytes
+		hits += sh.hits
+		sh.mu.Unlock()
+	}
+	return entries, bytes, hits
+}
