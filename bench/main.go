@@ -5,9 +5,11 @@
 //
 // It builds portcullis, starts an upstream, a JWKS server, the baseline
 // proxy and portcullis as child processes (the upstream and the proxy under
-// test pinned to CPU 0, wrk to CPU 1, when taskset is there), runs every
-// scenario -runs times interleaved, and prints a markdown table. Everything
-// listens on 127.0.0.1 and every run is bounded in time; every child is
+// test pinned to CPU 0, wrk to CPU 1, when taskset is there), runs every wrk
+// scenario -runs times interleaved, reading the CPU time of the proxy and the
+// upstream around each run, then sends a million distinct tokens to a fresh
+// portcullis and reads its memory, and prints a markdown table. Everything
+// listens on 127.0.0.1 and every wrk run is bounded in time; every child is
 // stopped at the end and on Ctrl-C. See bench/README.md.
 package main
 
@@ -27,15 +29,15 @@ import (
 )
 
 // tokenBudget bounds the time spent making RS256 tokens (about 1 ms of
-// one core each) when -tokens is not given, so a default run stays under
-// five minutes.
+// one core each) when -tokens is not given.
 const tokenBudget = 60 * time.Second
 
 // options are the harness's flags.
 type options struct {
 	duration, warmup, refetch time.Duration
 	runs, conns, threads      int
-	tokens                    int
+	attackConns               int
+	tokens, memTokens         int
 	out                       string
 	pin, keep                 bool
 	only                      string
@@ -51,10 +53,12 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "runs of each scenario, interleaved")
 	flag.IntVar(&o.conns, "connections", 32, "wrk connections")
 	flag.IntVar(&o.threads, "threads", 1, "wrk threads")
+	flag.IntVar(&o.attackConns, "attack-connections", 32, "connections of the invalid-flood attacker's wrk")
+	flag.IntVar(&o.memTokens, "memory-tokens", 1000000, "distinct ES256 tokens the memory scenario sends")
 	flag.StringVar(&o.out, "out", "", "rewrite the table section of this README (e.g. bench/README.md)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured run before each measured one; 0 for none")
 	flag.DurationVar(&o.refetch, "refetch-interval", 10*time.Second, "jwks_refetch_interval given to portcullis")
-	flag.IntVar(&o.tokens, "tokens", 0, "distinct tokens per algorithm; 0 sizes them from a calibration run")
+	flag.IntVar(&o.tokens, "tokens", 0, "distinct tokens per algorithm of the distinct-* scenarios; 0 sizes them from a calibration run")
 	flag.BoolVar(&o.pin, "pin", true, "pin with taskset when it is available and there are 2+ CPUs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, logs, tokens)")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (default all; baseline always runs)")
@@ -91,14 +95,21 @@ type env struct {
 	cfgPath  string
 	secret   string
 	upstream string // URL
+	up       *child // the upstream process, whose CPU time is read around runs
 	baseAddr string
 	gwAddr   string
 	admAddr  string
+	clkTck   int    // clock ticks per second of /proc/PID/stat
+	same     string // the valid token of same-token, the warm-ups and the flood's legit load
+	made     made   // what prepare made, for the report
 }
 
 func run(ctx context.Context, o options) error {
-	if o.runs < 1 || o.conns < 1 || o.threads < 1 || o.threads > o.conns || o.duration < time.Second {
-		return errors.New("bench: need -runs >= 1, -connections >= -threads >= 1, -duration >= 1s")
+	if o.runs < 1 || o.conns < 1 || o.threads < 1 || o.threads > o.conns || o.attackConns < o.threads || o.duration < time.Second {
+		return errors.New("bench: need -runs >= 1, -connections >= -threads >= 1, -attack-connections >= -threads, -duration >= 1s")
+	}
+	if o.memTokens < 1 {
+		return errors.New("bench: need -memory-tokens >= 1")
 	}
 	scens, err := selectScenarios(o.only)
 	if err != nil {
@@ -121,7 +132,7 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	e := &env{o: o, wrk: wrk, dir: dir, bin: filepath.Join(dir, "portcullis")}
+	e := &env{o: o, wrk: wrk, dir: dir, bin: filepath.Join(dir, "portcullis"), clkTck: clockTicks()}
 	if e.self, err = os.Executable(); err != nil {
 		return err
 	}
@@ -143,33 +154,32 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	step("calibrating: %v of baseline", min(o.duration, 3*time.Second))
-	calib, err := e.measure(ctx, scenario{name: "baseline"}, min(o.duration, 3*time.Second), 0)
-	if err != nil {
-		return err
-	}
-	nRS, nES, err := sizeTokens(o, k, calib.RPS)
-	if err != nil {
-		return err
-	}
-	ld, err := e.makeLoads(k, nRS, nES, tokenCount(calib.RPS, o.duration, 0))
-	if err != nil {
+	if err := e.prepare(ctx, k, scens); err != nil {
 		return err
 	}
 	res := &results{runs: map[string][]result{}}
 	for round := 1; round <= o.runs; round++ {
 		for _, s := range scens {
-			s.load, s.warm = ld[s.name].load, ld[s.name].warm
+			if s.memory {
+				continue
+			}
 			step("round %d/%d: %s", round, o.runs, s.name)
 			r, err := e.measure(ctx, s, o.duration, o.warmup)
 			if err != nil {
 				return err
 			}
-			step("  %.0f req/s, p50 %v, p99 %v, non-2xx %d%s", r.RPS, r.P50, r.P99, r.Non2xx, fetchNote(s, r))
+			step("  %.0f req/s, p50 %v, p99 %v, non-2xx %d, proxy CPU %.0f µs/req%s", r.RPS, r.P50, r.P99, r.Non2xx, r.cpuPerReq(), floodNote(r))
 			res.add(s.name, r)
 		}
 	}
-	rep := report(e, res, scens, nRS, nES)
+	if has(scens, "memory") {
+		m, err := e.measureMemory(ctx, k, o.memTokens)
+		if err != nil {
+			return err
+		}
+		res.memory = &m
+	}
+	rep := report(e, res, scens)
 	fmt.Print(rep)
 	if o.out != "" {
 		if err := rewriteReadme(o.out, rep); err != nil {
@@ -180,34 +190,53 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-// sizeTokens returns how many distinct RS256 and ES256 tokens to make:
-// -tokens, or enough for the fastest run this machine allows, with the
-// RSA signing time bounded by tokenBudget.
-func sizeTokens(o options, k *keys, base float64) (nRS, nES int, err error) {
+// sizeTokens returns how many distinct RS256 and ES256 tokens to make, 0
+// for an algorithm whose scenario is not selected: -tokens, or enough for
+// the fastest run this machine allows, read from a calibration run of the
+// baseline, with the RSA signing time bounded by tokenBudget.
+func (e *env) sizeTokens(ctx context.Context, k *keys, rs, es bool) (nRS, nES int, err error) {
+	o := e.o
+	if o.tokens > 0 {
+		if rs {
+			nRS = o.tokens
+		}
+		if es {
+			nES = o.tokens
+		}
+		return nRS, nES, nil
+	}
+	d := min(o.duration, 3*time.Second)
+	step("calibrating: %v of baseline", d)
+	calib, err := e.measure(ctx, scenario{name: "baseline", target: "baseline"}, d, 0)
+	if err != nil {
+		return 0, 0, err
+	}
 	signRS, verifyRS, verifyES, err := k.costs()
 	if err != nil {
 		return 0, 0, err
 	}
-	nRS, nES = o.tokens, o.tokens
-	if o.tokens <= 0 {
-		nRS, nES = tokenCount(base, o.duration, verifyRS), tokenCount(base, o.duration, verifyES)
+	step("baseline does %.0f req/s; an RS256 token takes %v to make (all CPUs), one core checks RS256 in %v, ES256 in %v",
+		calib.RPS, signRS.Round(time.Microsecond), verifyRS.Round(time.Microsecond), verifyES.Round(time.Microsecond))
+	if rs {
+		nRS = tokenCount(calib.RPS, o.duration, verifyRS)
 		// A run that outlasts the list is flagged in the table ("wrapped").
 		if most := int(tokenBudget / signRS); nRS > most {
 			nRS = most
 		}
+		step("RS256 signing: about %v for %d tokens", (time.Duration(nRS) * signRS).Round(time.Second), nRS)
 	}
-	step("baseline does %.0f req/s; an RS256 token takes %v to make (all CPUs), one core checks RS256 in %v, ES256 in %v",
-		base, signRS.Round(time.Microsecond), verifyRS.Round(time.Microsecond), verifyES.Round(time.Microsecond))
-	step("making %d RS256 and %d ES256 distinct tokens (about %v)", nRS, nES,
-		(time.Duration(nRS) * signRS).Round(time.Second))
+	if es {
+		nES = tokenCount(calib.RPS, o.duration, verifyES)
+	}
 	return nRS, nES, nil
 }
 
-func fetchNote(s scenario, r result) string {
-	if !s.flood {
+// floodNote is the flood's part of a run's progress line.
+func floodNote(r result) string {
+	if r.attack == nil {
 		return ""
 	}
-	return fmt.Sprintf(", valid 200/s %.0f, JWKS fetches %d", r.validRPS(), r.fetches)
+	return fmt.Sprintf(", attacker %.0f req/s (%s), JWKS fetches %d", r.attack.RPS, statusMix(r.attack), r.fetches)
 }
 
 // startHelpers starts the upstream and the JWKS server and writes the
@@ -229,11 +258,10 @@ func (e *env) startHelpers(ctx context.Context) (*keys, error) {
 	if err := k.writeJWKS(jwksFile); err != nil {
 		return nil, err
 	}
-	up, err := e.ps.start("upstream", 0, nil, e.self, "-role", "upstream", "-addr", upAddr)
-	if err != nil {
+	if e.up, err = e.ps.start("upstream", 0, nil, e.self, "-role", "upstream", "-addr", upAddr); err != nil {
 		return nil, err
 	}
-	if err := waitHTTP(ctx, up, e.upstream+"/", 200, 10*time.Second); err != nil {
+	if err := waitHTTP(ctx, e.up, e.upstream+"/", 200, 10*time.Second); err != nil {
 		return nil, err
 	}
 	js, err := e.ps.start("jwks", 1, nil, e.self, "-role", "jwks", "-addr", jwksAddr, "-jwks-file", jwksFile)

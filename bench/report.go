@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -11,9 +13,11 @@ import (
 	"time"
 )
 
-// results collects the measured runs of every scenario, in run order.
+// results collects the measured runs of every scenario, in run order, and
+// the memory scenario's outcome.
 type results struct {
-	runs map[string][]result
+	runs   map[string][]result
+	memory *memoryRun
 }
 
 func (rs *results) add(name string, r result) { rs.runs[name] = append(rs.runs[name], r) }
@@ -51,75 +55,48 @@ func fmtDur(ns float64) string {
 	return fmt.Sprintf("%.2f ms", ns/1e6)
 }
 
-// report renders the machine, the table and the per-round ratios as
+// report renders the machine, the table and the per-round figures as
 // markdown.
-func report(e *env, rs *results, scens []scenario, nRS, nES int) string {
+func report(e *env, rs *results, scens []scenario) string {
 	var b strings.Builder
-	o := e.o
-	pin := "yes: upstream and proxy under test on CPU 0, wrk (and the JWKS server) on CPU 1"
-	if e.taskset == "" {
-		pin = "no (taskset missing, -pin=false or one CPU): every process unpinned"
-	}
-	fmt.Fprintf(&b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	fmt.Fprintf(&b, "- machine: %s, nproc %d, Linux %s\n", cpuModel(), runtime.NumCPU(), kernel())
-	fmt.Fprintf(&b, "- Go %s, %s\n", strings.TrimPrefix(runtime.Version(), "go"), wrkVersion(e.wrk))
-	fmt.Fprintf(&b, "- pinned: %s\n", pin)
-	fmt.Fprintf(&b, "- command: `go run ./bench %s`\n", strings.Join(os.Args[1:], " "))
-	fmt.Fprintf(&b, "- each scenario %d× %v interleaved (after a %v warm-up), %d connections, %d wrk thread(s); %d RS256 and %d ES256 distinct tokens; jwks_refetch_interval %v\n\n",
-		o.runs, o.duration, o.warmup, o.conns, o.threads, nRS, nES, o.refetch)
-
+	header(&b, e, scens)
 	base := median(rs.pick("baseline", rps))
-	same := median(rs.pick("same-token", rps))
-	b.WriteString("| scenario | req/s (median) | p50 | p99 | × baseline | target | notes |\n")
-	b.WriteString("|---|--:|--:|--:|--:|---|---|\n")
+	baseCPU := median(rs.pick("baseline", result.cpuPerReq))
+	b.WriteString("| scenario | req/s (median) | p50 | p99 | × baseline | proxy CPU/req | baseline CPU ÷ this | upstream CPU/req | target | notes |\n")
+	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
 	for _, s := range scens {
-		runs := rs.runs[s.name]
-		if len(runs) == 0 {
+		if s.memory {
+			if rs.memory != nil {
+				fmt.Fprintf(&b, "| %s |  |  |  |  |  |  |  | %s | %s |\n", s.name, memoryVerdict(*rs.memory), strings.Join(memoryNotes(*rs.memory), "; "))
+			}
+			continue
+		}
+		if len(rs.runs[s.name]) == 0 {
 			continue
 		}
 		m := median(rs.pick(s.name, rps))
-		ratio, target, notes := "1.00", "", []string{}
+		cpu := median(rs.pick(s.name, result.cpuPerReq))
+		ratio, cpuRatio, target := "1.00", "", ""
 		if base > 0 {
 			ratio = fmt.Sprintf("%.2f", m/base)
 		}
-		if s.floor > 0 && !s.flood {
+		if cpu > 0 && baseCPU > 0 {
+			cpuRatio = fmt.Sprintf("%.2f", baseCPU/cpu)
+		}
+		if s.floor > 0 && !s.flood && base > 0 {
 			target = verdict(m/base, s.floor, "")
 		}
+		var notes []string
 		if s.flood {
-			v := median(rs.pick(s.name, result.validRPS))
-			fetches := rs.pick(s.name, func(r result) float64 { return float64(r.fetches) })
-			limit := int(o.duration/o.refetch) + 1
-			notes = append(notes, fmt.Sprintf("valid 200s %.0f/s = %.2f× baseline", v, v/base))
-			if same > 0 {
-				notes = append(notes, fmt.Sprintf("%.2f× same-token", v/same))
-				target = verdict(v/same, s.floor, " of same-token (valid)")
-			}
-			notes = append(notes, fmt.Sprintf("JWKS fetches per run %s (at most %d allowed by the interval)", joinInts(fetches), limit))
+			target, notes = floodNotes(e.o, rs, s)
 		}
-		var non2xx, errs, wraps int
-		for _, r := range runs {
-			if !s.flood {
-				non2xx += r.Non2xx
-			}
-			errs += r.Errors
-			if !s.flood { // the flood cycles its invalid tokens on purpose
-				wraps += r.Wraps
-			}
-		}
-		if non2xx > 0 {
-			notes = append(notes, fmt.Sprintf("**%d non-2xx responses**", non2xx))
-		}
-		if errs > 0 {
-			notes = append(notes, fmt.Sprintf("%d socket errors", errs))
-		}
-		if wraps > 0 {
-			notes = append(notes, fmt.Sprintf("**token list wrapped %d× (raise -tokens)**", wraps))
-		}
-		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %s | %s |\n", s.name, m,
-			fmtDur(median(rs.pick(s.name, p50))), fmtDur(median(rs.pick(s.name, p99))), ratio, target, strings.Join(notes, "; "))
+		notes = append(notes, runNotes(rs.runs[s.name])...)
+		fmt.Fprintf(&b, "| %s | %.0f | %s | %s | %s | %.0f µs | %s | %.0f µs | %s | %s |\n", s.name, m,
+			fmtDur(median(rs.pick(s.name, p50))), fmtDur(median(rs.pick(s.name, p99))), ratio,
+			cpu, cpuRatio, median(rs.pick(s.name, result.upCPUPerReq)), target, strings.Join(notes, "; "))
 	}
-	b.WriteString("\nPer round (req/s, and the ratio to the same round's baseline):\n\n")
-	b.WriteString("| scenario | req/s per round | × baseline per round |\n|---|---|---|\n")
+	b.WriteString("\nPer round (req/s, its ratio to the same round's baseline, and the proxy's CPU per request):\n\n")
+	b.WriteString("| scenario | req/s per round | × baseline per round | proxy CPU/req per round (µs) |\n|---|---|---|---|\n")
 	baseRuns := rs.pick("baseline", rps)
 	for _, s := range scens {
 		v := rs.pick(s.name, rps)
@@ -132,9 +109,192 @@ func report(e *env, rs *results, scens []scenario, nRS, nES int) string {
 				ratios = append(ratios, fmt.Sprintf("%.2f", x/baseRuns[i]))
 			}
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.name, joinInts(v), strings.Join(ratios, ", "))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.name, joinInts(v), strings.Join(ratios, ", "), joinInts(rs.pick(s.name, result.cpuPerReq)))
 	}
 	return b.String()
+}
+
+// header writes the list that describes the machine and the run.
+func header(b *strings.Builder, e *env, scens []scenario) {
+	o := e.o
+	pin := "yes: upstream and proxy under test on CPU 0, wrk (and the JWKS server) on CPU 1"
+	if e.taskset == "" {
+		pin = "no (taskset missing, -pin=false or one CPU): every process unpinned"
+	}
+	fmt.Fprintf(b, "- date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(b, "- machine: %s, nproc %d, Linux %s\n", cpuModel(), runtime.NumCPU(), kernel())
+	fmt.Fprintf(b, "- Go %s, %s\n", strings.TrimPrefix(runtime.Version(), "go"), wrkVersion(e.wrk))
+	fmt.Fprintf(b, "- pinned: %s\n", pin)
+	fmt.Fprintf(b, "- command: `go run ./bench %s`\n", strings.Join(os.Args[1:], " "))
+	warm := "no warm-up"
+	if o.warmup > 0 {
+		warm = fmt.Sprintf("after a %v warm-up", o.warmup)
+	}
+	fmt.Fprintf(b, "- each scenario %d× %v interleaved (%s), %d connections, %d wrk thread(s)%s; jwks_refetch_interval %v\n",
+		o.runs, o.duration, warm, o.conns, o.threads, tokenNote(e.made), o.refetch)
+	fmt.Fprintf(b, "- CPU/req: user+system time of the proxy and of the upstream (`/proc/PID/stat`, %d ticks/s) during each measured run over the requests of every wrk in it; \"baseline CPU ÷ this\" above 1 means cheaper than the baseline\n", e.clkTck)
+	if has(scens, "invalid-flood") {
+		fmt.Fprintf(b, "- invalid-flood: a legit wrk (%d connections, the valid same-token) and an attacker's wrk (%d connections, cycling through %d invalid tokens) at once, both on CPU 1; req/s, p50 and p99 are the legit wrk's\n",
+			o.conns, o.attackConns, e.made.invalid)
+	}
+	if has(scens, "memory") {
+		fmt.Fprintf(b, "- memory: a fresh portcullis, unpinned (this measures memory, not speed), sent %d distinct ES256 tokens signed by the harness, %d requests in flight\n",
+			o.memTokens, memWorkers)
+	}
+	b.WriteString("\n")
+}
+
+// tokenNote names the distinct tokens made, if any, for the header.
+func tokenNote(m made) string {
+	if m.rs == 0 && m.es == 0 {
+		return ""
+	}
+	return "; " + m.distinct()
+}
+
+// distinct names the distinct tokens made, e.g. "100 RS256 and 80 ES256
+// distinct tokens".
+func (m made) distinct() string {
+	var parts []string
+	if m.rs > 0 {
+		parts = append(parts, fmt.Sprintf("%d RS256", m.rs))
+	}
+	if m.es > 0 {
+		parts = append(parts, fmt.Sprintf("%d ES256", m.es))
+	}
+	return strings.Join(parts, " and ") + " distinct tokens"
+}
+
+// floodNotes returns the flood's target verdict (the legit wrk's req/s
+// against same-token's) and its notes: the attacker's rate and answers and
+// the JWKS fetches against what the refetch interval allows.
+func floodNotes(o options, rs *results, s scenario) (target string, notes []string) {
+	legit := median(rs.pick(s.name, rps))
+	if same := median(rs.pick("same-token", rps)); same > 0 {
+		notes = append(notes, fmt.Sprintf("legit %.0f req/s = %.2f× same-token", legit, legit/same))
+		target = verdict(legit/same, s.floor, " of same-token (legit req/s)")
+	} else {
+		target = fmt.Sprintf("≥ %.2f× of same-token (legit req/s): run same-token too", s.floor)
+	}
+	atk := rs.pick(s.name, func(r result) float64 { return r.attack.RPS })
+	var all wrkRun
+	for _, r := range rs.runs[s.name] {
+		all.Requests += r.attack.Requests
+		all.Non2xx += r.attack.Non2xx
+		for code, n := range r.attack.Statuses {
+			if all.Statuses == nil {
+				all.Statuses = map[int]int{}
+			}
+			all.Statuses[code] += n
+		}
+	}
+	mix := statusMix(&all)
+	if !onlyStatus(&all, http.StatusUnauthorized) {
+		mix = "**" + mix + "**"
+	}
+	notes = append(notes, fmt.Sprintf("attacker %.0f req/s, answers %s", median(atk), mix))
+	fetches := rs.pick(s.name, func(r result) float64 { return float64(r.fetches) })
+	limit := int(o.duration/o.refetch) + 1
+	over := ""
+	if slices.Max(fetches) > float64(limit) {
+		over = " **over the limit**"
+	}
+	notes = append(notes, fmt.Sprintf("JWKS fetches per run %s (at most %d allowed by the interval)%s", joinInts(fetches), limit, over))
+	return target, notes
+}
+
+// runNotes flags what went wrong in a scenario's runs: non-2xx answers to
+// requests that should all succeed, socket errors, wrapped token lists.
+func runNotes(runs []result) []string {
+	var non2xx, errs, wraps int
+	for _, r := range runs {
+		non2xx += r.Non2xx
+		errs += r.Errors
+		wraps += r.Wraps
+		if r.attack != nil {
+			errs += r.attack.Errors
+		}
+	}
+	var notes []string
+	if non2xx > 0 {
+		notes = append(notes, fmt.Sprintf("**%d non-2xx responses**", non2xx))
+	}
+	if errs > 0 {
+		notes = append(notes, fmt.Sprintf("%d socket errors", errs))
+	}
+	if wraps > 0 {
+		notes = append(notes, fmt.Sprintf("**token list wrapped %d× (raise -tokens)**", wraps))
+	}
+	return notes
+}
+
+// statusMix renders a wrk run's answers by status, e.g. "401 100%", or,
+// when the run did not count them by status, its non-2xx count.
+func statusMix(w *wrkRun) string {
+	total := 0
+	for _, n := range w.Statuses {
+		total += n
+	}
+	if total == 0 {
+		return fmt.Sprintf("%d non-2xx of %d", w.Non2xx, w.Requests)
+	}
+	codes := slices.Sorted(maps.Keys(w.Statuses))
+	parts := make([]string, len(codes))
+	for i, code := range codes {
+		parts[i] = fmt.Sprintf("%d %s", code, percent(w.Statuses[code], total))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// onlyStatus reports whether every counted answer of w had status code.
+func onlyStatus(w *wrkRun, code int) bool {
+	return len(w.Statuses) == 1 && w.Statuses[code] > 0
+}
+
+// percent renders n of total with as many decimals as a small share needs.
+func percent(n, total int) string {
+	p := 100 * float64(n) / float64(total)
+	switch {
+	case n == total:
+		return "100%"
+	case p >= 1:
+		return fmt.Sprintf("%.1f%%", p)
+	default:
+		return fmt.Sprintf("%.3f%% (%d)", p, n)
+	}
+}
+
+// memoryVerdict renders the memory target and whether VmRSS meets it.
+func memoryVerdict(m memoryRun) string {
+	mark := "met"
+	if m.rss >= memTarget {
+		mark = "**not met**"
+	}
+	if m.sent < 1000000 {
+		mark += fmt.Sprintf(" (after %d tokens only)", m.sent)
+	}
+	return "RSS < 64 MiB after 1M distinct tokens: " + mark
+}
+
+// memoryNotes describes the memory scenario's outcome.
+func memoryNotes(m memoryRun) []string {
+	notes := []string{fmt.Sprintf("VmRSS %.1f MiB, VmHWM %.1f MiB after %d distinct ES256 tokens", mib(m.rss), mib(m.hwm), m.sent)}
+	if ok := m.statuses[http.StatusOK]; ok == m.sent {
+		notes = append(notes, "all answered 200")
+	} else {
+		var others []string
+		for _, code := range slices.Sorted(maps.Keys(m.statuses)) {
+			if code != http.StatusOK {
+				others = append(others, fmt.Sprintf("%d× %d", m.statuses[code], code))
+			}
+		}
+		if m.failed > 0 {
+			others = append(others, fmt.Sprintf("%d× no answer", m.failed))
+		}
+		notes = append(notes, fmt.Sprintf("**%d of %d answered 200; %s**", ok, m.sent, strings.Join(others, ", ")))
+	}
+	notes = append(notes, fmt.Sprintf("%.0f tokens/s", m.rate()), "portcullis unpinned")
+	return notes
 }
 
 // verdict renders a target and whether the ratio meets it.

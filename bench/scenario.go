@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,15 +21,17 @@ import (
 type scenario struct {
 	name   string
 	target string  // "baseline" or "portcullis"
-	flood  bool    // read JWKS fetches around the run; count valid 200s
+	flood  bool    // an attacker's wrk runs alongside; JWKS fetches are read around the run
+	memory bool    // not a wrk run: distinct tokens from the harness, then portcullis' memory
 	floor  float64 // the target ratio
-	load   load    // measured requests
+	load   load    // measured requests (the legit ones in the flood)
 	warm   load    // warm-up requests (never the measured tokens)
+	attack load    // the flood attacker's requests
 }
 
-// scenarios in the order each round runs them; target is the issue's
-// floor for the ratio to the baseline (for the flood: valid 200/s against
-// same-token's req/s).
+// scenarios in the order each round runs them; floor is the issue's
+// target for the ratio to the baseline (for the flood: the legit req/s
+// against same-token's). The memory scenario runs once, after every round.
 var allScenarios = []scenario{
 	{name: "baseline", target: "baseline"},
 	{name: "same-token", target: "portcullis", floor: 1.10},
@@ -34,13 +39,14 @@ var allScenarios = []scenario{
 	{name: "distinct-es256", target: "portcullis", floor: 0.55},
 	{name: "session-cookie", target: "portcullis", floor: 1.00},
 	{name: "invalid-flood", target: "portcullis", flood: true, floor: 0.90},
+	{name: "memory", target: "portcullis", memory: true},
 }
 
 // selectScenarios returns the scenarios named in a comma list (all when
 // empty), always with the baseline first.
 func selectScenarios(only string) ([]scenario, error) {
 	if only == "" {
-		return allScenarios, nil
+		return slices.Clone(allScenarios), nil
 	}
 	want := map[string]bool{"baseline": true}
 	for _, n := range strings.Split(only, ",") {
@@ -61,68 +67,147 @@ func selectScenarios(only string) ([]scenario, error) {
 	return out, nil
 }
 
-// loads are the requests of each scenario, measured and warm-up.
-type loads map[string]struct{ load, warm load }
+// has reports whether the scenario name is among scens.
+func has(scens []scenario, name string) bool {
+	return slices.ContainsFunc(scens, func(s scenario) bool { return s.name == name })
+}
 
-// makeLoads writes the token files and the wrk script into the temporary
-// directory and returns every scenario's requests. nRS and nES are the
-// numbers of distinct tokens per algorithm, nBad of invalid ones (the
-// flood cycles through them once they run out).
-func (e *env) makeLoads(k *keys, nRS, nES, nBad int) (loads, error) {
+// invalidTokens is the length of the flood attacker's list, which it
+// cycles through. Refusals are not cached, so a repeat costs portcullis
+// what a new one would.
+const invalidTokens = 30000
+
+// made records what prepare made, for the report.
+type made struct {
+	rs, es, invalid int // lines of each token file; 0 when not made
+}
+
+// Files prepare writes into the temporary directory.
+const (
+	scriptFile  = "tokens.lua"
+	rsFile      = "rs256.txt"
+	esFile      = "es256.txt"
+	invalidFile = "invalid.txt"
+)
+
+// prepare writes what the selected scenarios need into the temporary
+// directory and sets their requests: the valid same-token and its session
+// cookie (cheap, always), distinct RS256 and ES256 token files only when
+// their scenario is selected, sized as sizeTokens says (its calibration
+// runs only then), and the invalid tokens only for the flood.
+func (e *env) prepare(ctx context.Context, k *keys, scens []scenario) error {
 	now := time.Now()
-	same, err := k.mint(k.rs, "bench-user", now)
+	var err error
+	if e.same, err = k.mint(k.rs, "bench-user", now); err != nil {
+		return err
+	}
+	cookie, err := sessionCookie([]byte(e.secret), e.same, "bench-user", now)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cookie, err := sessionCookie([]byte(e.secret), same, "bench-user", now)
-	if err != nil {
-		return nil, err
+	if err := os.WriteFile(e.file(scriptFile), []byte(luaScript), 0o600); err != nil {
+		return err
 	}
-	script := filepath.Join(e.dir, "tokens.lua")
-	if err := os.WriteFile(script, []byte(luaScript), 0o600); err != nil {
-		return nil, err
+	if err := e.writeTokenFiles(ctx, k, scens); err != nil {
+		return err
 	}
-	rsFile, esFile, badFile := filepath.Join(e.dir, "rs256.txt"), filepath.Join(e.dir, "es256.txt"), filepath.Join(e.dir, "invalid.txt")
-	start := time.Now()
-	if err := k.writeTokens(rsFile, k.rs, nRS, "rs-user-"); err != nil {
-		return nil, err
+	e.setLoads(scens, cookie)
+	return nil
+}
+
+// file is the path of name in the temporary directory.
+func (e *env) file(name string) string { return filepath.Join(e.dir, name) }
+
+// writeTokenFiles writes the token files the selected scenarios read and
+// records their lengths in e.made.
+func (e *env) writeTokenFiles(ctx context.Context, k *keys, scens []scenario) error {
+	rs, es := has(scens, "distinct-rs256"), has(scens, "distinct-es256")
+	if rs || es {
+		var err error
+		if e.made.rs, e.made.es, err = e.sizeTokens(ctx, k, rs, es); err != nil {
+			return err
+		}
+		step("making %s", e.made.distinct())
+		start := time.Now()
+		if rs {
+			if err := k.writeTokens(e.file(rsFile), k.rs, e.made.rs, "rs-user-"); err != nil {
+				return err
+			}
+		}
+		if es {
+			if err := k.writeTokens(e.file(esFile), k.es, e.made.es, "es-user-"); err != nil {
+				return err
+			}
+		}
+		step("tokens written in %v", time.Since(start).Round(time.Millisecond))
 	}
-	if err := k.writeTokens(esFile, k.es, nES, "es-user-"); err != nil {
-		return nil, err
+	if has(scens, "invalid-flood") {
+		e.made.invalid = invalidTokens
+		return k.writeInvalid(e.file(invalidFile), e.made.invalid)
 	}
-	if err := k.writeInvalid(badFile, nBad); err != nil {
-		return nil, err
-	}
-	step("tokens written in %v", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// setLoads sets every scenario's measured, warm-up and attack requests.
+func (e *env) setLoads(scens []scenario, cookie string) {
 	threads := strconv.Itoa(e.o.threads)
-	bearer := load{header: "Authorization: Bearer " + same}
-	return loads{
-		"baseline":       {},
-		"same-token":     {load: bearer, warm: bearer},
-		"distinct-rs256": {load: load{script: []string{script, rsFile, "list", threads}}, warm: bearer},
-		"distinct-es256": {load: load{script: []string{script, esFile, "list", threads}}, warm: bearer},
-		"session-cookie": {load: load{header: "Cookie: " + cookie}, warm: load{header: "Cookie: " + cookie}},
-		"invalid-flood":  {load: load{script: []string{script, badFile, "flood", threads, same}}, warm: bearer},
-	}, nil
+	list := func(file, mode string) load {
+		return load{script: []string{e.file(scriptFile), e.file(file), mode, threads}}
+	}
+	bearer := load{header: "Authorization: Bearer " + e.same}
+	for i := range scens {
+		s := &scens[i]
+		switch s.name {
+		case "same-token":
+			s.load, s.warm = bearer, bearer
+		case "distinct-rs256":
+			s.load, s.warm = list(rsFile, "list"), bearer
+		case "distinct-es256":
+			s.load, s.warm = list(esFile, "list"), bearer
+		case "session-cookie":
+			s.load = load{header: "Cookie: " + cookie}
+			s.warm = s.load
+		case "invalid-flood":
+			s.load, s.warm, s.attack = bearer, bearer, list(invalidFile, "attack")
+		}
+	}
 }
 
 // result is one measured run.
 type result struct {
-	wrkRun
-	fetches int // JWKS fetches during the run (flood only)
+	wrkRun                   // the measured wrk (in the flood, the legit one)
+	attack     *wrkRun       // the flood's attacker; nil elsewhere
+	fetches    int           // JWKS fetches during the run (flood only)
+	cpu, upCPU time.Duration // CPU time of the proxy and of the upstream during the run
 }
 
-// validRPS is the rate of requests answered 2xx/3xx.
-func (r result) validRPS() float64 {
-	if r.Seconds <= 0 {
+// requests counts the requests of every wrk of the run.
+func (r result) requests() int {
+	n := r.Requests
+	if r.attack != nil {
+		n += r.attack.Requests
+	}
+	return n
+}
+
+// cpuPerReq is the proxy's CPU time per request, in µs.
+func (r result) cpuPerReq() float64 { return perReq(r.cpu, r.requests()) }
+
+// upCPUPerReq is the upstream's CPU time per request, in µs.
+func (r result) upCPUPerReq() float64 { return perReq(r.upCPU, r.requests()) }
+
+func perReq(d time.Duration, n int) float64 {
+	if n <= 0 {
 		return 0
 	}
-	return float64(r.Requests-r.Non2xx) / r.Seconds
+	return float64(d.Microseconds()) / float64(n)
 }
 
 // measure starts the scenario's proxy pinned to CPU 0, checks it answers,
-// warms it up, runs wrk for d and stops the proxy again, so every run
-// starts from a fresh process (and empty caches).
+// warms it up, runs the load for d and stops the proxy again, so every run
+// starts from a fresh process (and empty caches). Around the measured load
+// it reads the CPU time of the proxy and of the upstream and, for the
+// flood, portcullis' JWKS fetch counter.
 func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) (result, error) {
 	var (
 		ch  *child
@@ -131,11 +216,7 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 	)
 	if s.target == "portcullis" {
 		url = "http://" + e.gwAddr + "/"
-		ch, err = e.ps.start("portcullis-"+s.name, 0, []string{"BENCH_COOKIE_SECRET=" + e.secret},
-			e.bin, "serve", "--config", e.cfgPath)
-		if err == nil {
-			err = waitHTTP(ctx, ch, "http://"+e.admAddr+"/readyz", 200, 20*time.Second)
-		}
+		ch, err = e.startGateway(ctx, s.name, 0)
 	} else {
 		url = "http://" + e.baseAddr + "/"
 		ch, err = e.ps.start("baseline", 0, nil, e.self, "-role", "baseline", "-addr", e.baseAddr, "-upstream", e.upstream)
@@ -153,21 +234,30 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 		return result{}, err
 	}
 	if warmup > 0 {
-		if _, _, err := runWrk(ctx, e.wrk, e.taskset, 1, url, s.warm, warmup, e.o.conns, e.o.threads); err != nil {
+		if _, err := e.drive(ctx, url, s.warm, warmup, e.o.conns); err != nil {
 			return result{}, err
 		}
 	}
-	var before int
+	var r result
+	before := 0
 	if s.flood {
 		if before, err = jwksFetches(e.admAddr); err != nil {
 			return result{}, err
 		}
 	}
-	w, _, err := runWrk(ctx, e.wrk, e.taskset, 1, url, s.load, d, e.o.conns, e.o.threads)
+	pids := []int{ch.cmd.Process.Pid, e.up.cmd.Process.Pid}
+	cpu0, err := cpuTimes(e.clkTck, pids)
 	if err != nil {
 		return result{}, err
 	}
-	r := result{wrkRun: w}
+	if r.wrkRun, r.attack, err = e.runLoad(ctx, url, s, d); err != nil {
+		return result{}, err
+	}
+	cpu1, err := cpuTimes(e.clkTck, pids)
+	if err != nil {
+		return result{}, err
+	}
+	r.cpu, r.upCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1]
 	if s.flood {
 		after, err := jwksFetches(e.admAddr)
 		if err != nil {
@@ -176,6 +266,54 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 		r.fetches = after - before
 	}
 	return r, nil
+}
+
+// startGateway starts a fresh portcullis, pinned to cpu (unpinned when
+// cpu < 0), and waits until it is ready.
+func (e *env) startGateway(ctx context.Context, name string, cpu int) (*child, error) {
+	ch, err := e.ps.start("portcullis-"+name, cpu, []string{"BENCH_COOKIE_SECRET=" + e.secret},
+		e.bin, "serve", "--config", e.cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	return ch, waitHTTP(ctx, ch, "http://"+e.admAddr+"/readyz", 200, 20*time.Second)
+}
+
+// runLoad runs the scenario's measured load for d. For the flood it runs
+// the attacker's wrk at the same time, for the same duration, and returns
+// its run too; should either fail, the other is stopped.
+func (e *env) runLoad(ctx context.Context, url string, s scenario, d time.Duration) (wrkRun, *wrkRun, error) {
+	if !s.flood {
+		w, err := e.drive(ctx, url, s.load, d, e.o.conns)
+		return w, nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		atk    wrkRun
+		atkErr error
+		wg     sync.WaitGroup
+	)
+	wg.Go(func() {
+		if atk, atkErr = e.drive(ctx, url, s.attack, d, e.o.attackConns); atkErr != nil {
+			cancel()
+		}
+	})
+	legit, err := e.drive(ctx, url, s.load, d, e.o.conns)
+	if err != nil {
+		cancel()
+	}
+	wg.Wait()
+	if err := errors.Join(err, atkErr); err != nil {
+		return wrkRun{}, nil, err
+	}
+	return legit, &atk, nil
+}
+
+// drive runs one wrk against url, pinned to CPU 1 when pinning.
+func (e *env) drive(ctx context.Context, url string, l load, d time.Duration, conns int) (wrkRun, error) {
+	w, _, err := runWrk(ctx, e.wrk, e.taskset, 1, url, l, d, conns, e.o.threads)
+	return w, err
 }
 
 // sanity sends one request with header and wants 200, so a broken set-up

@@ -51,13 +51,16 @@ func wrkVersion(wrk string) string {
 }
 
 // luaScript drives the scenarios whose requests differ. Arguments (after
-// --): a file of tokens, one a line; a mode; wrk's thread count; and, for
-// the flood, a valid token. Mode "list" sends the tokens in order (thread k
-// of n takes tokens k+1, k+1+n, …, so no token repeats until the list
-// wraps); "flood" alternates the valid token with the next token of the
-// file. Each thread reads the file at init (setup runs thread by thread, so
-// the thread count must come as an argument). done prints how often a list
-// wrapped, which the harness reports.
+// --): a file of tokens, one a line; a mode; and wrk's thread count. Both
+// modes send the tokens in order (thread k of n takes tokens k+1, k+1+n, …,
+// so no token repeats until the list wraps). Mode "list" is for the
+// distinct-* scenarios: done prints how often a list wrapped, which the
+// harness reports. Mode "attack" is the flood's attacker, which cycles
+// through its invalid tokens on purpose and counts the answers by status
+// (response is defined only then, as wrk parses every response once a
+// script has one; wrk checks for it after init). Each thread reads the
+// file at init (setup runs thread by thread, so the thread count must come
+// as an argument).
 const luaScript = `
 local counter = 0
 local threads = {}
@@ -76,12 +79,15 @@ function init(args)
   end
   f:close()
   n = #tokens
-  mode = args[2]
   stride = tonumber(args[3]) or 1
-  valid = args[4]
   i = id
   wraps = 0
-  flip = false
+  statuses = {}
+  if args[2] == "attack" then
+    response = function(status, headers, body)
+      statuses[status] = (statuses[status] or 0) + 1
+    end
+  end
 end
 
 local function nexttoken()
@@ -94,22 +100,22 @@ local function nexttoken()
 end
 
 function request()
-  local tok
-  if mode == "flood" then
-    flip = not flip
-    if flip then tok = valid else tok = nexttoken() end
-  else
-    tok = nexttoken()
-  end
-  return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. tok})
+  return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. nexttoken()})
 end
 
 function done(summary, latency, requests)
   local w = 0
+  local st = {}
   for _, t in ipairs(threads) do
     w = w + (t:get("wraps") or 0)
+    for code, c in pairs(t:get("statuses") or {}) do
+      st[code] = (st[code] or 0) + c
+    end
   end
   io.write(string.format("bench-wraps: %d\n", w))
+  for code, c in pairs(st) do
+    io.write(string.format("bench-status: %d %d\n", code, c))
+  end
 end
 `
 
@@ -122,6 +128,7 @@ type wrkRun struct {
 	Non2xx   int           // "Non-2xx or 3xx responses"
 	Errors   int           // socket errors of every kind
 	Wraps    int           // token list wraps (script scenarios)
+	Statuses map[int]int   // answers by status (the flood's attacker only)
 }
 
 // load describes the requests of one wrk run.
@@ -168,6 +175,7 @@ var (
 	reNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 	reSockErr = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 	reWraps   = regexp.MustCompile(`bench-wraps: (\d+)`)
+	reStatus  = regexp.MustCompile(`(?m)^bench-status: (\d+) (\d+)$`)
 )
 
 // parseWrk reads wrk's summary.
@@ -197,6 +205,14 @@ func parseWrk(s string) (wrkRun, error) {
 	}
 	if m := reWraps.FindStringSubmatch(s); m != nil {
 		r.Wraps, _ = strconv.Atoi(m[1])
+	}
+	for _, m := range reStatus.FindAllStringSubmatch(s, -1) {
+		code, _ := strconv.Atoi(m[1])
+		n, _ := strconv.Atoi(m[2])
+		if r.Statuses == nil {
+			r.Statuses = map[int]int{}
+		}
+		r.Statuses[code] += n
 	}
 	return r, nil
 }
