@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"math"
@@ -24,17 +23,9 @@ var errDuplicateClaim = errors.New("duplicate claim name")
 
 // UnmarshalJSON decodes the payload, numbers kept as json.Number.
 func (c *claims) UnmarshalJSON(b []byte) error {
-	if err := checkTopLevelObject(b); err != nil {
+	m, err := decodeObject(b)
+	if err != nil {
 		return err
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	m := make(map[string]any, 16)
-	if err := d.Decode(&m); err != nil {
-		return err
-	}
-	if d.More() {
-		return errors.New("trailing data after claims")
 	}
 	c.raw = m
 	return nil
@@ -53,78 +44,6 @@ func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil
 // maxNesting bounds how deep a payload's JSON may nest; a token has no
 // business being deeper, and the bound keeps hostile inputs cheap.
 const maxNesting = 32
-
-// checkTopLevelObject makes sure b is one JSON object whose top-level names
-// are unique and whose nesting stays under maxNesting. It does not validate
-// JSON in full (the decoder does) and allocates only for objects with many
-// keys.
-func checkTopLevelObject(b []byte) error {
-	i := skipSpace(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return errors.New("claims are not a JSON object")
-	}
-	var seen [32]string
-	keys := seen[:0]
-	depth := 0
-	expectKey := false
-	for ; i < len(b); i++ {
-		switch c := b[i]; c {
-		case '{', '[':
-			depth++
-			if depth > maxNesting {
-				return errors.New("claims nest too deeply")
-			}
-			expectKey = c == '{' && depth == 1
-		case '}', ']':
-			depth--
-		case ',':
-			expectKey = depth == 1
-		case '"':
-			end, ok := stringEnd(b, i)
-			if !ok {
-				return errors.New("unterminated string in claims")
-			}
-			if depth == 1 && expectKey {
-				k := string(b[i+1 : end])
-				if strings.IndexByte(k, '\\') >= 0 {
-					// Compare names as JSON sees them: "\u0061ud" is "aud".
-					if err := json.Unmarshal(b[i:end+1], &k); err != nil {
-						return err
-					}
-				}
-				for _, prev := range keys {
-					if prev == k {
-						return errDuplicateClaim
-					}
-				}
-				keys = append(keys, k)
-				expectKey = false
-			}
-			i = end
-		}
-	}
-	return nil
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index of the quote closing the string opening at i.
-func stringEnd(b []byte, i int) (int, bool) {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j, true
-		}
-	}
-	return 0, false
-}
 
 // maxNumericDate is 9999-12-31T23:59:59Z; later dates are refused as garbage.
 const maxNumericDate = 253402300799

@@ -23,15 +23,13 @@ var errKeysUnavailable = errors.New("authn: issuer keys unavailable")
 // because keys were unavailable (answer 503, not 401).
 func IsUnavailable(err error) bool { return errors.Is(err, errKeysUnavailable) }
 
-// verification carries what the key function learns to the code after
-// ParseWithClaims, so errors keep their precise reason.
+// verification carries what choosing the key learns: the issuer and the
+// version of its keys.
 type verification struct {
 	a       *Authenticator
 	ctx     context.Context
-	ran     bool
 	issuer  *Issuer
 	version uint64 // of the issuer's keys, taken before they were read
-	fail    error
 }
 
 // Verify checks the token's signature and its registered claims (iss, exp,
@@ -56,16 +54,27 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 			return id, a.checkRevoked(ctx, iss, id)
 		}
 	}
-	v := verification{a: a, ctx: ctx}
-	var c claims
-	tok, err := a.parser.ParseWithClaims(token, &c, v.keyFunc)
+	var buf [1024]byte
+	t, err := parseJWS(token, buf[:])
 	if err != nil {
-		return nil, v.explain(err)
+		return nil, err
 	}
-	if !tok.Valid || v.issuer == nil {
+	if !a.allowAlg[t.alg] {
+		return nil, invalidToken(ReasonAlgorithm, "algorithm not allowed")
+	}
+	v := verification{a: a, ctx: ctx}
+	k, err := v.key(t)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := t.signature(nil) // its own buffer: it goes to an interface method
+	if err != nil {
+		return nil, err
+	}
+	if !verifySignature(t, sig, k) {
 		return nil, invalidToken(ReasonSignature, "signature invalid")
 	}
-	id, err := a.verifyClaims(token, v.issuer, c.raw)
+	id, err := a.verifyClaims(token, v.issuer, t.claims)
 	if err != nil {
 		return nil, err
 	}
@@ -98,49 +107,16 @@ func (a *Authenticator) checkRevoked(ctx context.Context, iss *Issuer, id *Ident
 	return nil
 }
 
-// explain maps a golang-jwt error to a typed failure.
-func (v *verification) explain(err error) error {
-	if v.fail != nil {
-		return v.fail
-	}
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		if errors.Is(err, errDuplicateClaim) {
-			return invalidToken(ReasonMalformed, "duplicate claim")
-		}
-		return invalidToken(ReasonMalformed, "token is malformed")
-	case !v.ran && errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		// golang-jwt checked the method against the union allow-list.
-		return invalidToken(ReasonAlgorithm, "algorithm not allowed")
-	case !v.ran && errors.Is(err, jwt.ErrTokenUnverifiable):
-		return invalidToken(ReasonAlgorithm, "algorithm not allowed")
-	}
-	return invalidToken(ReasonSignature, "signature invalid")
-}
-
-// keyFunc runs after the header and payload are decoded and before the
-// signature is checked. It chooses the key strictly from configuration.
-func (v *verification) keyFunc(t *jwt.Token) (any, error) {
-	v.ran = true
-	k, err := v.key(t)
-	if err != nil {
-		v.fail = err
-		return nil, err
-	}
-	return k, nil
-}
-
-func (v *verification) key(t *jwt.Token) (any, error) {
-	if _, ok := t.Header["crit"]; ok {
+// key chooses the key for a decoded token strictly from configuration:
+// the issuer named by its claims, an algorithm that issuer allows, a key of
+// that issuer's set that fits the algorithm.
+func (v *verification) key(t *jws) (any, error) {
+	if _, ok := t.header["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions listed in crit must be understood;
 		// portcullis understands none.
 		return nil, invalidToken(ReasonCrit, "unsupported critical header")
 	}
-	c, _ := t.Claims.(*claims)
-	if c == nil {
-		return nil, invalidToken(ReasonMalformed, "token is malformed")
-	}
-	issName, ok := c.raw["iss"].(string)
+	issName, ok := t.claims["iss"].(string)
 	if !ok {
 		return nil, invalidToken(ReasonIssuer, "iss missing")
 	}
@@ -149,15 +125,15 @@ func (v *verification) key(t *jwt.Token) (any, error) {
 		return nil, invalidToken(ReasonIssuer, "issuer not trusted")
 	}
 	v.issuer = iss
-	alg := t.Method.Alg()
+	alg := t.alg
 	if !contains(iss.Algorithms, alg) {
 		return nil, invalidToken(ReasonAlgorithm, "algorithm not allowed")
 	}
-	if iss.Typ != "" && !typMatches(t.Header["typ"], iss.Typ) {
+	if iss.Typ != "" && !typMatches(t.header["typ"], iss.Typ) {
 		return nil, invalidToken(ReasonType, "typ not accepted")
 	}
 	kid := ""
-	if raw, ok := t.Header["kid"]; ok {
+	if raw, ok := t.header["kid"]; ok {
 		if kid, ok = raw.(string); !ok {
 			return nil, invalidToken(ReasonMalformed, "kid is not a string")
 		}
@@ -189,6 +165,22 @@ func (v *verification) key(t *jwt.Token) (any, error) {
 		return set.Keys[0], nil
 	}
 	return set, nil
+}
+
+// verifySignature checks the signature over the signed part with the key,
+// or with any key of a set (a token without kid whose issuer has several
+// keys that fit), using golang-jwt's signing methods.
+func verifySignature(t *jws, sig []byte, key any) bool {
+	m := jwt.GetSigningMethod(t.alg)
+	if set, ok := key.(jwt.VerificationKeySet); ok {
+		for _, k := range set.Keys {
+			if m.Verify(t.signed, sig, k) == nil {
+				return true
+			}
+		}
+		return false
+	}
+	return m.Verify(t.signed, sig, key) == nil
 }
 
 // keyFits reports whether a public key is of the type (and curve) alg needs.
