@@ -103,7 +103,6 @@ func stringEnd(b []byte, i int) (int, bool) {
 	return 0, false
 }
 
-
 var decodeCases = []string{
 	`{}`, ` { } `, `{"a":1}`, `{"a":-0.5e+10,"b":[1,"x",true,false,null,{"c":{}}],"d":"é"}`,
 	`{"sub":"alice","aud":["api","web"],"exp":1700000000,"scope":"read write"}`,
