@@ -2,7 +2,9 @@ package authn
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -18,8 +20,11 @@ type versioned interface{ Version() uint64 }
 // its issuer's key set changes, whichever comes first. Only successes are
 // cached: caching failures by token would let garbage fill memory. It is
 // sharded, bounded in entries and in bytes, and evicts with a second-chance
-// sweep over random entries when full.
+// sweep over random entries when full. A token is admitted on its second
+// verification only (see doorkeeper), so tokens seen once, the bulk of a
+// stream of distinct tokens, never displace the ones clients reuse.
 type tokenCache struct {
+	door    doorkeeper
 	shards  [cacheShards]cacheShard
 	entries int // per shard
 	bytes   int // per shard
@@ -136,3 +141,27 @@ func (c *tokenCache) len() int {
 }
 
 func tokenKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// doorkeeper remembers, in a fixed array of fingerprints, which tokens were
+// verified once: a cache that admitted every token would spend its memory
+// and its garbage collector's time on tokens that never come back, and
+// would evict, for each of them, an entry that might. Collisions only make
+// a token wait one more verification before it is cached. It holds no
+// pointers and never grows.
+type doorkeeper struct {
+	slots [doorSlots]atomic.Uint64
+}
+
+const doorSlots = 1 << 16 // 512 KiB
+
+// admit reports whether the token with this key was seen before, and
+// remembers it otherwise.
+func (d *doorkeeper) admit(key *[32]byte) bool {
+	i := binary.LittleEndian.Uint64(key[0:8]) % doorSlots
+	fp := binary.LittleEndian.Uint64(key[8:16]) | 1 // never the empty slot's 0
+	if d.slots[i].Load() == fp {
+		return true
+	}
+	d.slots[i].Store(fp)
+	return false
+}

@@ -3,6 +3,7 @@ package authn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,21 @@ func (f *cacheFixture) verify(tok string) error {
 	return err
 }
 
+// cached verifies tok until it is in the cache (the second verification
+// admits it) and fails the test if it is not.
+func (f *cacheFixture) cached(t *testing.T, tok string) {
+	t.Helper()
+	before := f.auth.CacheLen()
+	for range 2 {
+		if err := f.verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f.auth.CacheLen() != before+1 {
+		t.Fatalf("token not cached: %d entries, want %d", f.auth.CacheLen(), before+1)
+	}
+}
+
 func reasonOf(err error) string {
 	var ae *authn.Error
 	if errors.As(err, &ae) {
@@ -60,13 +76,31 @@ func reasonOf(err error) string {
 	return ""
 }
 
+func TestCacheAdmitsOnSecondSight(t *testing.T) {
+	f := newCacheFixture(t)
+	// A stream of distinct tokens, each seen once, leaves the cache empty.
+	for i := range 50 {
+		tok := testidp.Mint(t, f.key, f.idp.Claims(fmt.Sprint("user-", i), testNow), nil)
+		if err := f.verify(tok); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.auth.CacheLen(); n != 0 {
+		t.Fatalf("%d tokens seen once were cached", n)
+	}
+	// A token that comes back is cached on its second verification.
+	f.cached(t, f.mintOnce(t))
+}
+
+func (f *cacheFixture) mintOnce(t *testing.T) string {
+	return testidp.Mint(t, f.key, f.idp.Claims("alice", testNow), nil)
+}
+
 func TestCachedTokens(t *testing.T) {
 	t.Run("revoked jti rejected although cached", func(t *testing.T) {
 		f := newCacheFixture(t)
 		tok := testidp.Mint(t, f.key, f.idp.Claims("alice", testNow), nil)
-		if err := f.verify(tok); err != nil {
-			t.Fatal(err)
-		}
+		f.cached(t, tok)
 		c := f.idp.Claims("alice", testNow)
 		f.revoked.Store(c["jti"].(string))
 		if r := reasonOf(f.verify(tok)); r != authn.ReasonRevoked {
@@ -76,9 +110,7 @@ func TestCachedTokens(t *testing.T) {
 	t.Run("expired cached token rejected", func(t *testing.T) {
 		f := newCacheFixture(t)
 		tok := testidp.Mint(t, f.key, f.idp.Claims("alice", testNow), nil)
-		if err := f.verify(tok); err != nil {
-			t.Fatal(err)
-		}
+		f.cached(t, tok)
 		f.now.Add(int64(time.Hour + 31*time.Second))
 		if r := reasonOf(f.verify(tok)); r != authn.ReasonExpired {
 			t.Fatalf("reason %q, want expired", r)
@@ -87,9 +119,7 @@ func TestCachedTokens(t *testing.T) {
 	t.Run("key removed from the JWKS invalidates its tokens", func(t *testing.T) {
 		f := newCacheFixture(t)
 		tok := testidp.Mint(t, f.key, f.idp.Claims("alice", testNow), nil)
-		if err := f.verify(tok); err != nil {
-			t.Fatal(err)
-		}
+		f.cached(t, tok)
 		hits := f.idp.JWKSHits()
 		if err := f.verify(tok); err != nil || f.idp.JWKSHits() != hits {
 			t.Fatalf("cached verify: %v, fetches %d", err, f.idp.JWKSHits()-hits)
@@ -105,6 +135,7 @@ func TestCachedTokens(t *testing.T) {
 	t.Run("cached identity still checked per policy", func(t *testing.T) {
 		f := newCacheFixture(t)
 		tok := testidp.Mint(t, f.key, f.idp.Claims("alice", testNow), nil)
+		f.cached(t, tok)
 		for _, p := range []struct {
 			policy authn.Policy
 			ok     bool

@@ -81,7 +81,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if err := a.checkRevoked(ctx, v.issuer, id); err != nil {
 		return nil, err
 	}
-	if a.cache != nil {
+	if a.cache != nil && a.cache.door.admit(&key) {
 		cp := *id
 		a.cache.put(&key, &cp, v.issuer, v.version, a.now())
 	}
