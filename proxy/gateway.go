@@ -233,6 +233,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it is never silently downgraded to anonymous.
 	var id *authn.Identity
 	outcome := outcomePublic
+	var now time.Time
 	if rt.auth != config.AuthPublic {
 		start := time.Now()
 		var err error
@@ -240,7 +241,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if id == nil && err == nil && g.login != nil {
 			id, err = g.sessionIdentity(w, r, &rt.policy)
 		}
-		g.metrics.authnLatency.Observe(time.Since(start).Seconds())
+		now = time.Now()
+		g.metrics.authnLatency.Observe(now.Sub(start).Seconds())
 		if id == nil && err == nil && rt.auth == config.AuthRequired {
 			err = authn.Missing()
 		}
@@ -274,7 +276,10 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sub = id.Subject
 	}
 	note(w, rt.name, outcome, sub)
-	st := &reqState{route: rt, id: id, raw: raw, w: w, start: time.Now(), body: body}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
