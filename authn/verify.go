@@ -6,12 +6,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/portcullis-dev/portcullis/internal/p256"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
@@ -169,18 +172,42 @@ func (v *verification) key(t *jws) (any, error) {
 
 // verifySignature checks the signature over the signed part with the key,
 // or with any key of a set (a token without kid whose issuer has several
-// keys that fit), using golang-jwt's signing methods.
+// keys that fit), using golang-jwt's signing methods, except for ES256.
 func verifySignature(t *jws, sig []byte, key any) bool {
 	m := jwt.GetSigningMethod(t.alg)
+	one := func(k any) bool {
+		if pub, ok := k.(*ecdsa.PublicKey); ok && t.alg == "ES256" {
+			if ok, done := verifyES256(t.signed, sig, pub); done {
+				return ok
+			}
+		}
+		return m.Verify(t.signed, sig, k) == nil
+	}
 	if set, ok := key.(jwt.VerificationKeySet); ok {
 		for _, k := range set.Keys {
-			if m.Verify(t.signed, sig, k) == nil {
+			if one(k) {
 				return true
 			}
 		}
 		return false
 	}
-	return m.Verify(t.signed, sig, key) == nil
+	return one(key)
+}
+
+// verifyES256 checks an ES256 signature with a table precomputed for the
+// key (internal/p256: the same answers as crypto/ecdsa, in about 40% of its
+// time). done is false when the key cannot have a table, and golang-jwt
+// decides.
+func verifyES256(signed string, sig []byte, pub *ecdsa.PublicKey) (ok, done bool) {
+	if len(sig) != 64 {
+		return false, true // RFC 7518 §3.4: R and S, 32 bytes each
+	}
+	k, err := p256.For(pub)
+	if err != nil {
+		return false, false
+	}
+	h := sha256.Sum256(unsafe.Slice(unsafe.StringData(signed), len(signed)))
+	return k.Verify(h[:], sig[:32], sig[32:]), true
 }
 
 // keyFits reports whether a public key is of the type (and curve) alg needs.

@@ -1,0 +1,58 @@
+package authn_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/base64"
+	"math/big"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-dev/portcullis/authn"
+	"github.com/portcullis-dev/portcullis/internal/testidp"
+)
+
+// TestES256AgreesWithGolangJWT: ES256 signatures are checked with a
+// precomputed table rather than golang-jwt; for valid, mutated, malleated
+// and misshapen signatures both must give the same verdict.
+func TestES256AgreesWithGolangJWT(t *testing.T) {
+	f := newFixture(t, nil)
+	pub := f.key.Public().(*ecdsa.PublicKey)
+	good := testidp.Mint(t, f.key, f.claims(), nil)
+	dot := strings.LastIndexByte(good, '.')
+	signed, sig := good[:dot], good[dot+1:]
+	raw, _ := base64.RawURLEncoding.DecodeString(sig)
+
+	n := pub.Curve.Params().N
+	s := new(big.Int).SetBytes(raw[32:])
+	highS := append(append([]byte(nil), raw[:32]...), new(big.Int).Sub(n, s).FillBytes(make([]byte, 32))...)
+
+	sigs := [][]byte{raw, highS, raw[:63], append(append([]byte(nil), raw...), 0),
+		make([]byte, 64), append(raw[32:], raw[:32]...)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		m := append([]byte(nil), raw...)
+		m[rng.IntN(len(m))] ^= byte(1 << rng.IntN(8))
+		sigs = append(sigs, m)
+	}
+	accepted := 0
+	for _, sg := range sigs {
+		tok := signed + "." + base64.RawURLEncoding.EncodeToString(sg)
+		_, err := f.auth.Verify(context.Background(), tok)
+		want := jwt.SigningMethodES256.Verify(signed, sg, pub) == nil
+		if (err == nil) != want {
+			t.Fatalf("signature %x: portcullis err %v, golang-jwt valid %v", sg, err, want)
+		}
+		if err == nil {
+			accepted++
+		} else if r := reasonOf(err); r != authn.ReasonSignature && r != authn.ReasonMalformed {
+			t.Fatalf("signature %x: reason %q", sg, r)
+		}
+	}
+	if accepted != 2 { // the original and its high-s twin, as crypto/ecdsa
+		t.Fatalf("%d signatures accepted, want 2", accepted)
+	}
+}
