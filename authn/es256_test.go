@@ -56,3 +56,29 @@ func TestES256AgreesWithGolangJWT(t *testing.T) {
 		t.Fatalf("%d signatures accepted, want 2", accepted)
 	}
 }
+
+// FuzzVerifyNeverAcceptsMore: whatever portcullis accepts, golang-jwt's own
+// parser (strict decoding, the same algorithms, the same key) accepts too;
+// portcullis may refuse more (duplicate names, claim checks), never less.
+func FuzzVerifyNeverAcceptsMore(f *testing.F) {
+	fx := newFixture(f, nil)
+	good := testidp.Mint(f, fx.key, fx.claims(), nil)
+	f.Add(good, 0, byte(0))
+	f.Add(good, 5, byte(1))
+	f.Add(good, len(good)-3, byte(0x20))
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{"ES256"}), jwt.WithStrictDecoding(), jwt.WithoutClaimsValidation())
+	pub := fx.key.Public()
+	f.Fuzz(func(t *testing.T, tok string, at int, flip byte) {
+		if at >= 0 && at < len(tok) {
+			b := []byte(tok)
+			b[at] ^= flip
+			tok = string(b)
+		}
+		if _, err := fx.auth.Verify(context.Background(), tok); err != nil {
+			return
+		}
+		if _, err := parser.Parse(tok, func(*jwt.Token) (any, error) { return pub, nil }); err != nil {
+			t.Fatalf("portcullis accepted %q, golang-jwt refuses it: %v", tok, err)
+		}
+	})
+}
