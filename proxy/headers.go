@@ -102,12 +102,14 @@ func identityHeaders(m map[string]string) []identityHeader {
 // and a value with control characters (which no header may carry) is
 // dropped rather than sent mangled.
 func setIdentity(h http.Header, hs []identityHeader, id *authn.Identity) {
-	for _, ih := range hs {
+	vals := make([]string, len(hs)) // one backing array for every header
+	for i, ih := range hs {
 		v, ok := id.ClaimString(ih.claim)
 		if !ok || !validHeaderValue(v) {
 			continue
 		}
-		h[ih.name] = []string{v}
+		vals[i] = v
+		h[ih.name] = vals[i : i+1 : i+1]
 	}
 }
 
