@@ -70,7 +70,8 @@ type Server struct {
 	// authentication waits for each further answer: after 8 failures in a
 	// row without a success, each 401 is delayed, doubling from 25ms up to
 	// this bound, so a flood of bad tokens cannot crowd out valid traffic.
-	// Default 1s; 0 turns the delay off.
+	// Connections from TrustedProxies are never delayed. Default 1s; 0
+	// turns the delay off.
 	AuthFailureDelay Duration `yaml:"auth_failure_delay"`
 }
 

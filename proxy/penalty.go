@@ -55,9 +55,12 @@ func authSucceeded(r *http.Request) {
 // A client that sends bad token after bad token, as a flood does, then gets
 // few answers and costs the gateway almost nothing, while the connections of
 // valid traffic are never slowed. It returns early when the client leaves.
+// A connection from a trusted proxy carries many clients' requests: holding
+// it back would stall them all, so it is never slowed (limit clients at that
+// proxy instead).
 func (g *gateway) slowDown(r *http.Request) {
 	cs := connOf(r)
-	if cs == nil {
+	if cs == nil || g.isTrusted(r.RemoteAddr) {
 		return
 	}
 	d := failureDelay(cs.fails.Add(1), g.cfg.Server.AuthFailureDelay.D())

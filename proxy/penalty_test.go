@@ -87,20 +87,29 @@ func TestFailedAuthenticationSlowsTheConnectionDown(t *testing.T) {
 }
 
 func TestFailedAuthenticationDelayOff(t *testing.T) {
-	e := newEnv(t, "")
-	yml := strings.Replace(e.yml, "server:\n", "server:\n  auth_failure_delay: 0s\n", 1)
-	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.gw.Reload(cfg); err != nil {
-		t.Fatal(err)
-	}
-	flood := oneConnClient()
-	for range 20 {
-		e.status(flood, "not.a.token")
-	}
-	if d := e.sleeps.take(); len(d) != 0 {
-		t.Fatalf("auth_failure_delay: 0s still delayed: %v", d)
+	for name, server := range map[string]string{
+		"auth_failure_delay 0s": "  auth_failure_delay: 0s\n",
+		// A trusted proxy's connection carries everyone's requests.
+		"trusted proxy": "  trusted_proxies: [127.0.0.1]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, "")
+			yml := strings.Replace(e.yml, "  trusted_proxies: [10.99.0.0/16]\n", "", 1)
+			yml = strings.Replace(yml, "server:\n", "server:\n"+server, 1)
+			cfg, err := config.Parse("test.yaml", []byte(yml), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.gw.Reload(cfg); err != nil {
+				t.Fatal(err)
+			}
+			flood := oneConnClient()
+			for range 20 {
+				e.status(flood, "not.a.token")
+			}
+			if d := e.sleeps.take(); len(d) != 0 {
+				t.Fatalf("still delayed: %v", d)
+			}
+		})
 	}
 }
