@@ -164,7 +164,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 }
 
 // gcFloor is the heap size below which serve's collector does not hurry.
-const gcFloor = 32 << 20
+const gcFloor = 24 << 20
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	path, err := configFlag("serve", args, stderr)

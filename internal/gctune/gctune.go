@@ -5,12 +5,17 @@
 // instead lets the heap grow to a floor before a collection, and falls back
 // to the default pace once the live heap is half the floor or more, so a
 // large live heap is never collected more eagerly than Go would by itself.
+// While the pace is raised, a soft memory limit a little above the floor
+// keeps the heap from overshooting it between collections and has the
+// runtime return what it does not need; it is lifted with the pace, so a
+// live heap that grows never meets a limit it cannot fit under.
 //
 // It does nothing when the operator set GOGC or GOMEMLIMIT: their choice
 // wins.
 package gctune
 
 import (
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -25,6 +30,7 @@ type Tuner struct {
 	mu      sync.Mutex
 	stopped bool
 	percent int
+	limit   int64
 	sample  []metrics.Sample
 	// adjusted, when set, receives every GOGC value applied (tests).
 	adjusted chan int
@@ -37,6 +43,13 @@ const (
 	minPercent = 100
 	maxPercent = 1000
 )
+
+// headroom is how far above the floor the soft memory limit sits while the
+// pace is raised: the runtime's own memory (stacks, metadata) counts too.
+const headroom = 8 << 20
+
+// noLimit is the runtime's "no memory limit".
+const noLimit = math.MaxInt64
 
 // Start tunes the collector so that, while the live heap is small, the heap
 // may grow to about floor bytes between collections. It returns nil, and
@@ -52,6 +65,7 @@ func start(floor uint64, adjusted chan int) *Tuner {
 	t := &Tuner{
 		floor:    floor,
 		percent:  debug.SetGCPercent(-1),
+		limit:    debug.SetMemoryLimit(-1),
 		sample:   []metrics.Sample{{Name: "/gc/heap/live:bytes"}},
 		adjusted: adjusted,
 	}
@@ -70,6 +84,7 @@ func (t *Tuner) Stop() {
 	defer t.mu.Unlock()
 	t.stopped = true
 	debug.SetGCPercent(minPercent)
+	debug.SetMemoryLimit(noLimit)
 }
 
 // arm registers a cleanup on a fresh object: it runs after the next
@@ -99,6 +114,15 @@ func Percent(live, floor uint64) int {
 	return max(minPercent, min(maxPercent, p))
 }
 
+// Limit returns the soft memory limit that goes with a GOGC value: a little
+// above the floor while the pace is raised, none at Go's default pace.
+func Limit(percent int, floor uint64) int64 {
+	if percent <= minPercent {
+		return noLimit
+	}
+	return int64(floor) + headroom
+}
+
 func (t *Tuner) adjust() {
 	metrics.Read(t.sample)
 	live := uint64(0)
@@ -106,6 +130,7 @@ func (t *Tuner) adjust() {
 		live = t.sample[0].Value.Uint64()
 	}
 	p := Percent(live, t.floor)
+	limit := Limit(p, t.floor)
 	t.mu.Lock()
 	if !t.stopped && p != t.percent {
 		// Small moves are not worth a change of pace.
@@ -113,6 +138,10 @@ func (t *Tuner) adjust() {
 			t.percent = p
 			debug.SetGCPercent(p)
 		}
+	}
+	if !t.stopped && limit != t.limit {
+		t.limit = limit
+		debug.SetMemoryLimit(limit)
 	}
 	applied := t.percent
 	t.mu.Unlock()

@@ -30,10 +30,16 @@ func TestPercent(t *testing.T) {
 // the pace follows it, collection after collection.
 func TestTunesAfterEveryCollection(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	adjusted := make(chan int, 1)
 	floor := uint64(256 << 20)
 	tu := start(floor, adjusted)
-	defer tu.Stop()
+	defer func() {
+		tu.Stop()
+		if debug.SetMemoryLimit(-1) != noLimit {
+			t.Error("Stop left a memory limit")
+		}
+	}()
 	<-adjusted // the first, synchronous adjustment
 
 	var keep [][]byte
@@ -52,6 +58,13 @@ func TestTunesAfterEveryCollection(t *testing.T) {
 		}
 		if cur := debug.SetGCPercent(got); cur != got {
 			t.Fatalf("live %d MiB: runtime GOGC %d, tuner says %d", liveMiB, cur, got)
+		}
+		wantLimit := int64(noLimit)
+		if got > minPercent {
+			wantLimit = int64(floor) + headroom
+		}
+		if cur := debug.SetMemoryLimit(-1); cur != wantLimit {
+			t.Fatalf("live %d MiB (GOGC %d): memory limit %d, want %d", liveMiB, got, cur, wantLimit)
 		}
 	}
 	runtime.KeepAlive(keep)
