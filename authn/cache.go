@@ -3,10 +3,11 @@ package authn
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/portcullis-dev/portcullis/internal/boundcache"
 )
 
 // versioned is implemented by key sources whose keys can change
@@ -25,36 +26,19 @@ type versioned interface{ Version() uint64 }
 // verification only (see doorkeeper), so tokens seen once, the bulk of a
 // stream of distinct tokens, never displace the ones clients reuse.
 type tokenCache struct {
-	door    doorkeeper
-	shards  [cacheShards]cacheShard
-	entries int // per shard
-	bytes   int // per shard
-	maxAge  time.Duration
-}
-
-const cacheShards = 16
-
-type cacheShard struct {
-	mu    sync.Mutex
-	m     map[[32]byte]*cacheEntry
-	bytes int
+	door   doorkeeper
+	c      *boundcache.Cache[cacheEntry]
+	maxAge time.Duration
 }
 
 type cacheEntry struct {
-	id      *Identity
+	id      *Identity // never modified; hits get a copy
 	iss     *Issuer
-	version uint64
-	until   time.Time
-	size    int
-	used    bool // second chance
+	version uint64 // of the issuer's keys when id was verified
 }
 
 func newTokenCache(entries, bytes int, maxAge time.Duration) *tokenCache {
-	c := &tokenCache{entries: max(1, entries/cacheShards), bytes: max(1<<12, bytes/cacheShards), maxAge: maxAge}
-	for i := range c.shards {
-		c.shards[i].m = make(map[[32]byte]*cacheEntry)
-	}
-	return c
+	return &tokenCache{c: boundcache.New[cacheEntry](entries, bytes), maxAge: maxAge}
 }
 
 func keyVersion(iss *Issuer) uint64 {
@@ -64,80 +48,32 @@ func keyVersion(iss *Issuer) uint64 {
 	return 0
 }
 
-// get returns a copy of the cached identity for the token, or nil.
+// get returns a copy of the cached identity for the token, or nil: an
+// entry past its deadline, or verified under keys its issuer no longer has,
+// is dropped.
 func (c *tokenCache) get(key *[32]byte, now time.Time) (*Identity, *Issuer) {
-	sh := &c.shards[key[0]%cacheShards]
-	sh.mu.Lock()
-	e := sh.m[*key]
-	if e == nil {
-		sh.mu.Unlock()
+	e, ok := c.c.Get(key, now, func(e cacheEntry) bool { return e.version == keyVersion(e.iss) })
+	if !ok {
 		return nil, nil
 	}
-	if !now.Before(e.until) || e.version != keyVersion(e.iss) {
-		sh.drop(*key, e)
-		sh.mu.Unlock()
-		return nil, nil
-	}
-	e.used = true
 	cp := *e.id
-	sh.mu.Unlock()
 	return &cp, e.iss
 }
 
-// put caches a verified identity.
+// put caches a verified identity until the token expires (plus leeway) or
+// the maximum age passes.
 func (c *tokenCache) put(key *[32]byte, id *Identity, iss *Issuer, version uint64, now time.Time) {
 	until := id.Expiry.Add(iss.Leeway)
 	if lim := now.Add(c.maxAge); lim.Before(until) {
 		until = lim
 	}
-	if !now.Before(until) {
-		return
-	}
 	size := 2*len(id.Token) + 64*len(id.Claims) + 256
-	sh := &c.shards[key[0]%cacheShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old := sh.m[*key]; old != nil {
-		sh.drop(*key, old)
-	}
-	for len(sh.m) >= c.entries || sh.bytes+size > c.bytes {
-		if !sh.evict() {
-			return
-		}
-	}
-	sh.m[*key] = &cacheEntry{id: id, iss: iss, version: version, until: until, size: size}
-	sh.bytes += size
-}
-
-func (sh *cacheShard) drop(key [32]byte, e *cacheEntry) {
-	delete(sh.m, key)
-	sh.bytes -= e.size
-}
-
-// evict removes one entry: the first of a few random ones that was not used
-// since the last sweep, else the last one looked at.
-func (sh *cacheShard) evict() bool {
-	n := 0
-	for k, e := range sh.m {
-		n++
-		if e.used && n < 8 {
-			e.used = false
-			continue
-		}
-		sh.drop(k, e)
-		return true
-	}
-	return false
+	c.c.Put(key, cacheEntry{id: id, iss: iss, version: version}, until, now, size)
 }
 
 // len counts cached entries (for tests).
 func (c *tokenCache) len() int {
-	n := 0
-	for i := range c.shards {
-		c.shards[i].mu.Lock()
-		n += len(c.shards[i].m)
-		c.shards[i].mu.Unlock()
-	}
+	n, _, _ := c.c.Stats()
 	return n
 }
 

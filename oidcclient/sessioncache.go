@@ -4,8 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"slices"
-	"sync"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/boundcache"
 )
 
 // Session cache defaults and shape.
@@ -14,8 +15,6 @@ const (
 	// [Config] leaves them zero.
 	sessionCacheEntries = 10_000
 	sessionCacheBytes   = 16 << 20
-
-	sessionCacheShards = 16
 
 	// sessionKeyStack is how much of a cookie is hashed without allocating.
 	sessionKeyStack = 4096
@@ -28,39 +27,15 @@ const (
 // session's maximum age) is still decided on every request, from the
 // cached value. An entry lives until the expiry sealed in its cookie. Only
 // cookies that opened and decoded are cached: garbage cannot fill memory.
-// It is sharded, bounded in entries and in approximate bytes, and evicts
-// with a second-chance sweep over random entries when full.
+// Bounded in entries and approximate bytes (see internal/boundcache).
 type sessionCache struct {
-	shards  [sessionCacheShards]sessionShard
-	entries int // per shard
-	bytes   int // per shard
-}
-
-type sessionShard struct {
-	mu    sync.Mutex
-	m     map[[32]byte]*sessionEntry
-	bytes int
-	hits  uint64 // for tests
-}
-
-type sessionEntry struct {
-	sess  *Session // never modified; hits get a copy
-	until time.Time
-	size  int
-	used  bool // second chance
+	c *boundcache.Cache[*Session] // never modified; hits get a copy
 }
 
 // newSessionCache returns a cache holding about entries sessions and bytes
 // bytes in all.
 func newSessionCache(entries, bytes int) *sessionCache {
-	c := &sessionCache{
-		entries: max(1, entries/sessionCacheShards),
-		bytes:   max(1<<12, bytes/sessionCacheShards),
-	}
-	for i := range c.shards {
-		c.shards[i].m = make(map[[32]byte]*sessionEntry)
-	}
-	return c
+	return &sessionCache{c: boundcache.New[*Session](entries, bytes)}
 }
 
 // sessionKey returns the cache key of a cookie from its chunks as
@@ -92,22 +67,11 @@ func sessionKey(chunks [][]string) (key [32]byte, ok bool) {
 // get returns a copy of the session cached under key, or nil. An entry
 // whose cookie has expired by now is dropped.
 func (c *sessionCache) get(key *[32]byte, now time.Time) *Session {
-	sh := &c.shards[key[0]%sessionCacheShards]
-	sh.mu.Lock()
-	e := sh.m[*key]
-	if e == nil {
-		sh.mu.Unlock()
+	s, ok := c.c.Get(key, now, nil)
+	if !ok {
 		return nil
 	}
-	if !now.Before(e.until) {
-		sh.drop(*key, e)
-		sh.mu.Unlock()
-		return nil
-	}
-	e.used = true
-	sh.hits++
-	cp := *e.sess
-	sh.mu.Unlock()
+	cp := *s
 	return &cp
 }
 
@@ -120,20 +84,7 @@ func (c *sessionCache) put(key *[32]byte, s *Session, until, now time.Time) {
 	cp := *s
 	// A caller appending to its copy's Scopes must not write into ours.
 	cp.Scopes = slices.Clip(cp.Scopes)
-	size := sessionSize(&cp)
-	sh := &c.shards[key[0]%sessionCacheShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if old := sh.m[*key]; old != nil {
-		sh.drop(*key, old)
-	}
-	for len(sh.m) >= c.entries || sh.bytes+size > c.bytes {
-		if !sh.evict() {
-			return
-		}
-	}
-	sh.m[*key] = &sessionEntry{sess: &cp, until: until, size: size}
-	sh.bytes += size
+	c.c.Put(key, &cp, until, now, sessionSize(&cp))
 }
 
 // sessionSize estimates the memory a cached session holds: its strings,
@@ -147,37 +98,6 @@ func sessionSize(s *Session) int {
 	return n
 }
 
-func (sh *sessionShard) drop(key [32]byte, e *sessionEntry) {
-	delete(sh.m, key)
-	sh.bytes -= e.size
-}
-
-// evict removes one entry: the first of a few random ones that was not used
-// since the last sweep, else the last one looked at.
-func (sh *sessionShard) evict() bool {
-	n := 0
-	for k, e := range sh.m {
-		n++
-		if e.used && n < 8 {
-			e.used = false
-			continue
-		}
-		sh.drop(k, e)
-		return true
-	}
-	return false
-}
-
 // stats counts cached entries, their approximate bytes and hits (for
 // tests).
-func (c *sessionCache) stats() (entries, bytes int, hits uint64) {
-	for i := range c.shards {
-		sh := &c.shards[i]
-		sh.mu.Lock()
-		entries += len(sh.m)
-		bytes += sh.bytes
-		hits += sh.hits
-		sh.mu.Unlock()
-	}
-	return entries, bytes, hits
-}
+func (c *sessionCache) stats() (entries, bytes int, hits uint64) { return c.c.Stats() }
