@@ -73,7 +73,7 @@ func checkInvariants(t *testing.T, c *cache) {
 func TestCacheConcurrentFirstUse(t *testing.T) {
 	const goroutines = 24
 	keys := newSignedKeys(t, 4)
-	c := newCache(8)
+	c := newCache(8, 1)
 	got := make([][]*PublicKey, goroutines)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -112,7 +112,7 @@ func TestCacheConcurrentFirstUse(t *testing.T) {
 func TestCacheBound(t *testing.T) {
 	const bound = 4
 	keys := newSignedKeys(t, 3*bound)
-	c := newCache(bound)
+	c := newCache(bound, 1)
 	for round := range 2 {
 		for i, sk := range keys {
 			k, err := c.get(sk.pub)
@@ -139,7 +139,7 @@ func TestCacheMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	c := newCache(bound)
+	c := newCache(bound, 1)
 	for _, sk := range keys {
 		if _, err := c.get(sk.pub); err != nil {
 			t.Fatal(err)
@@ -161,7 +161,7 @@ func TestCacheMemory(t *testing.T) {
 func TestCacheKeepsHotKey(t *testing.T) {
 	keys := newSignedKeys(t, 10)
 	hot := keys[0]
-	c := newCache(3)
+	c := newCache(3, 1)
 	for i, sk := range keys[1:] {
 		if _, err := c.get(sk.pub); err != nil {
 			t.Fatal(err)
@@ -181,7 +181,7 @@ func TestCacheKeepsHotKey(t *testing.T) {
 // and that a key changed in place does not find its old one.
 func TestCacheByValue(t *testing.T) {
 	keys := newSignedKeys(t, 2)
-	c := newCache(4)
+	c := newCache(4, 1)
 	pub := refetched(keys[0].pub)
 	k1, err := c.get(pub)
 	if err != nil {
@@ -204,7 +204,7 @@ func TestCacheByValue(t *testing.T) {
 }
 
 func TestCacheRejectsInvalid(t *testing.T) {
-	c := newCache(4)
+	c := newCache(4, 1)
 	good := newSignedKeys(t, 1)[0].pub
 	bad := &ecdsa.PublicKey{Curve: elliptic.P256(), X: good.X, Y: new(big.Int).Add(good.Y, big.NewInt(1))}
 	for range 3 {
@@ -230,5 +230,35 @@ func TestForHitAllocs(t *testing.T) {
 		}
 	}); allocs != 0 {
 		t.Errorf("For allocates %v times on a hit", allocs)
+	}
+}
+
+// TestCacheAdmission: while the cache is full, a new key is refused until it
+// has been asked for often enough, and the keys in use keep their tables.
+func TestCacheAdmission(t *testing.T) {
+	keys := newSignedKeys(t, 4)
+	c := newCache(2, 3)
+	for _, sk := range keys[:2] {
+		if _, err := c.get(sk.pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if _, err := c.get(keys[2].pub); err != ErrNotCached {
+			t.Fatalf("request %d of a new key while full: err %v, want ErrNotCached", i+1, err)
+		}
+	}
+	k, err := c.get(keys[2].pub) // the third request displaces a table
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkKey(t, k, keys[2], keys[3])
+	if b := c.builds.Load(); b != 3 {
+		t.Fatalf("%d tables built, want 3", b)
+	}
+	checkInvariants(t, c)
+	// An invalid key is still refused as invalid, full cache or not.
+	if _, err := c.get(&ecdsa.PublicKey{Curve: elliptic.P256(), X: big.NewInt(1), Y: big.NewInt(1)}); err == nil || err == ErrNotCached {
+		t.Fatalf("invalid key: err %v", err)
 	}
 }
