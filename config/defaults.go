@@ -15,6 +15,9 @@ const (
 	defaultMaxHeaderBytes    = 32768
 	defaultShutdownGrace     = 20 * time.Second
 	defaultAuthFailureDelay  = time.Second
+	defaultTokenCacheEntries = 20000
+	defaultTokenCacheBytes   = 16 << 20
+	defaultTokenCacheMaxAge  = 5 * time.Minute
 	defaultAdminListen       = "127.0.0.1:9090"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -38,6 +41,13 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	orDuration(set, "server.idle_timeout", &s.IdleTimeout, defaultIdleTimeout)
 	orDuration(set, "server.shutdown_grace", &s.ShutdownGrace, defaultShutdownGrace)
 	orDuration(set, "server.auth_failure_delay", &s.AuthFailureDelay, defaultAuthFailureDelay)
+	if !set("server.token_cache.entries") {
+		s.TokenCache.Entries = defaultTokenCacheEntries
+	}
+	if !set("server.token_cache.bytes") {
+		s.TokenCache.Bytes = defaultTokenCacheBytes
+	}
+	orDuration(set, "server.token_cache.max_age", &s.TokenCache.MaxAge, defaultTokenCacheMaxAge)
 	if !set("server.max_header_bytes") {
 		s.MaxHeaderBytes = defaultMaxHeaderBytes
 	}

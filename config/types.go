@@ -73,6 +73,23 @@ type Server struct {
 	// Connections from TrustedProxies are never delayed. Default 1s; 0
 	// turns the delay off.
 	AuthFailureDelay Duration `yaml:"auth_failure_delay"`
+	// TokenCache bounds the cache of verified tokens.
+	TokenCache TokenCache `yaml:"token_cache"`
+}
+
+// TokenCache bounds the cache of verified tokens: a token verified twice is
+// remembered, by its SHA-256, until it expires, its key leaves the key set,
+// or MaxAge passes. Revocation and each route's checks still run on every
+// request.
+type TokenCache struct {
+	// Entries is how many tokens it holds at most. Default 20000; 0 turns
+	// the cache off.
+	Entries int `yaml:"entries"`
+	// Bytes bounds the memory the cached identities hold, approximately.
+	// Default 16777216 (16 MiB).
+	Bytes int `yaml:"bytes"`
+	// MaxAge is the longest a token stays cached. Default 5m.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // TLS names a PEM certificate and key.

@@ -75,6 +75,16 @@ func (v *validator) server() {
 	if s.MaxHeaderBytes <= 0 {
 		v.errorf("server.max_header_bytes", "is %d; want a positive number of bytes, such as 32768", s.MaxHeaderBytes)
 	}
+	tc := s.TokenCache
+	if tc.Entries < 0 {
+		v.errorf("server.token_cache.entries", "is %d; want a number of tokens such as 20000, or 0 to turn the cache off", tc.Entries)
+	}
+	if tc.Entries > 0 && tc.Bytes <= 0 {
+		v.errorf("server.token_cache.bytes", "is %d; want a positive number of bytes, such as 16777216", tc.Bytes)
+	}
+	if tc.Entries > 0 && tc.MaxAge <= 0 {
+		v.errorf("server.token_cache.max_age", "is %s; want a positive duration such as 5m (entries: 0 turns the cache off)", tc.MaxAge.D())
+	}
 }
 
 // publicURL checks server.public_url, which defaults from server.listen.

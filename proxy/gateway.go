@@ -135,7 +135,7 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 		return nil, err
 	}
 	if len(issuers) > 0 {
-		if g.authn, err = authn.New(authn.Config{Issuers: issuers, Now: g.now}); err != nil {
+		if g.authn, err = authn.New(authnConfig(c, issuers, g.now)); err != nil {
 			return nil, err
 		}
 	}
@@ -160,6 +160,17 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	g.routes = newRouteTable(routes)
 	g.protected = newHeaderSet(alwaysProtected, idNames)
 	return g, nil
+}
+
+// authnConfig is the Authenticator's configuration: the issuers and the
+// token cache's bounds.
+func authnConfig(c *config.Config, issuers []authn.Issuer, now func() time.Time) authn.Config {
+	tc := c.Server.TokenCache
+	ac := authn.Config{Issuers: issuers, Now: now, CacheEntries: tc.Entries, CacheBytes: tc.Bytes, CacheMaxAge: tc.MaxAge.D()}
+	if tc.Entries == 0 {
+		ac.CacheEntries = -1 // off
+	}
+	return ac
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {
