@@ -63,8 +63,9 @@ func checkTopLevelObject(b []byte) error {
 			}
 			if depth == 1 && expectKey {
 				k := string(b[i+1 : end])
-				if strings.IndexByte(k, '\\') >= 0 {
-					// Compare names as JSON sees them: "\u0061ud" is "aud".
+				if strings.IndexByte(k, '\\') >= 0 || !isPrintableASCII(k) {
+					// Compare names as JSON sees them: "\u0061ud" is "aud",
+					// and invalid UTF-8 reads as U+FFFD.
 					if err := json.Unmarshal(b[i:end+1], &k); err != nil {
 						return err
 					}
@@ -81,6 +82,15 @@ func checkTopLevelObject(b []byte) error {
 		}
 	}
 	return nil
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func skipSpace(b []byte, i int) int {
@@ -107,7 +117,7 @@ var decodeCases = []string{
 	`{}`, ` { } `, `{"a":1}`, `{"a":-0.5e+10,"b":[1,"x",true,false,null,{"c":{}}],"d":"é"}`,
 	`{"sub":"alice","aud":["api","web"],"exp":1700000000,"scope":"read write"}`,
 	`{"a":"\u0041\n\"\\\/","b":"\ud83d\ude00","c":"\ud800"}`, `{"a":"` + "\xff\xfe" + `"}`,
-	`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1,"b":2}}`,
+	`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1,"b":2}}`, "{\"\x81\":0,\"\xbb\":0}",
 	`{"a":1}x`, `{"a":1}]`, `{"a":1} {}`, `[]`, `null`, `"x"`, `1`, ``, `{`, `{"a"}`, `{"a":}`,
 	`{"a":1,}`, `{,}`, `{"a":[1,]}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1e}`, `{"a":-}`,
 	`{"a":+1}`, `{"a":tru}`, `{"a":nul}`, `{"a":"` + "\x01" + `"}`, `{"a":"x}`, `{'a':1}`,
