@@ -43,8 +43,8 @@ func (b *builtin) owns(path string) bool {
 
 // NewIssuer builds the built-in issuer of cfg (nil when there is none): its
 // signing keys (loaded from, or generated into, issuer.signing.key_dir) and
-// its store. Key rotation runs on ctx.
-func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
+// its store. Nothing rotates the keys until the caller runs the ring's Run.
+func NewIssuer(cfg Config) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
 	bi := cfg.Config.Issuer
 	if bi == nil {
 		return nil, nil, nil, nil
@@ -108,9 +108,6 @@ func NewIssuer(ctx context.Context, cfg Config) (*issuer.Issuer, *jwks.KeyRing, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if ctx != nil {
-		go keys.Run(ctx)
-	}
 	return iss, keys, store, nil
 }
 
@@ -122,14 +119,14 @@ func (g *gateway) buildBuiltin(ctx context.Context, cfg Config, prev *gateway) e
 		g.builtin = prev.builtin
 		return nil
 	}
-	// ctx is the gateway's: the issuer outlives this configuration when a
-	// reload keeps it.
-	bctx, cancel := context.WithCancel(ctx)
-	iss, keys, store, err := NewIssuer(bctx, cfg)
+	iss, keys, store, err := NewIssuer(cfg)
 	if err != nil || iss == nil {
-		cancel()
 		return err
 	}
+	// Rotation runs on the gateway's ctx: the issuer outlives this
+	// configuration when a reload keeps it.
+	bctx, cancel := context.WithCancel(ctx)
+	go keys.Run(bctx)
 	g.builtin = &builtin{iss: iss, keys: keys, store: store, base: iss.PathPrefix(), cancel: cancel}
 	return nil
 }

@@ -191,8 +191,8 @@ func explainBuiltinKeys(cfg Config) (string, authn.KeySource, string, error) {
 		}
 		return bi.URL, noKeys{}, fmt.Sprintf("issuer.signing.key_dir %s holds no keys yet: the built-in issuer's keys are unknown here", dir), nil
 	}
-	// A nil context starts no rotation: Explain only reads the ring.
-	iss, keys, _, err := NewIssuer(nil, cfg)
+	// Explain only reads the ring; nothing rotates it.
+	iss, keys, _, err := NewIssuer(cfg)
 	if err != nil {
 		return "", nil, "", err
 	}

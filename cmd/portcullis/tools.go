@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -124,7 +123,7 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if cfg.Issuer.Signing.KeyDir == "" && len(cfg.Issuer.Signing.KeyFiles) == 0 {
 		return errors.New("token: issuer.signing.key_dir and key_files are empty, so the running server has keys of its own that this token would not match")
 	}
-	iss, _, _, err := proxy.NewIssuer(context.Background(), proxy.Config{Config: cfg})
+	iss, _, _, err := proxy.NewIssuer(proxy.Config{Config: cfg})
 	if err != nil {
 		return err
 	}
