@@ -297,6 +297,9 @@ func TestConsentDenyAndRemember(t *testing.T) {
 	b := browser()
 	u, _ := p.authURL(nil)
 	res, page := get(t, b, u)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("login page: %d", res.StatusCode)
+	}
 	f := form(t, page)
 	f.Set("username", "alice")
 	f.Set("password", "alice-password")
@@ -315,6 +318,9 @@ func TestConsentDenyAndRemember(t *testing.T) {
 	}
 	// Allow, then the same scopes are not asked again; new ones are.
 	res, page = get(t, b, u)
+	if !strings.Contains(page, "Web App wants to:") {
+		t.Fatalf("no consent page after a denial: %d %s", res.StatusCode, page)
+	}
 	f = form(t, page)
 	f.Set("action", "allow")
 	post(t, b, p.url+"/authorize", f)

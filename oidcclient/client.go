@@ -114,7 +114,6 @@ type Client struct {
 
 	mu        sync.Mutex
 	endpoints *Endpoints
-	endSess   string
 	algs      []string
 	lastTry   time.Time
 
