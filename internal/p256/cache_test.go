@@ -1,5 +1,7 @@
 package p256
 
+//lint:file-ignore SA1019 the tests build keys from coordinates, and change a key in place, on purpose
+
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"

@@ -46,6 +46,10 @@ func coordsOf(pub *ecdsa.PublicKey) (c coords, err error) {
 	if pub == nil || pub.Curve == nil || pub.Curve.Params() != elliptic.P256().Params() {
 		return c, errNotP256
 	}
+	// Reading the coordinates is the one use of the deprecated fields that
+	// stays sound: it builds no key, and it keeps a cache hit free of the
+	// allocations and the on-curve check of pub.Bytes (0.4 µs, 3 allocs).
+	//lint:ignore SA1019 read-only, validated by pointOf before any use
 	x, y := pub.X, pub.Y
 	if x == nil || y == nil || x.Sign() < 0 || y.Sign() < 0 || x.BitLen() > 256 || y.BitLen() > 256 {
 		return c, errBadCoords

@@ -1,5 +1,7 @@
 package p256
 
+//lint:file-ignore SA1019 the tests build invalid keys from coordinates on purpose
+
 import (
 	"bytes"
 	"crypto/ecdsa"
