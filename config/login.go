@@ -55,6 +55,23 @@ type Login struct {
 	// session id, for providers whose tokens make cookies too big. Default
 	// cookie.
 	SessionStore string `yaml:"session_store"`
+	// SessionCache bounds the cache of decoded session cookies.
+	SessionCache SessionCache `yaml:"session_cache"`
+}
+
+// SessionCache bounds the cache of decoded session cookies: a cookie the
+// gateway has decrypted and checked is remembered, by the SHA-256 of its
+// sealed value, so the next request with it skips the decryption. Expiry,
+// max_age and refresh are still decided on every request. Only cookie
+// sessions are cached: a session kept in Redis is read from Redis each
+// time, so a sign-out on any replica takes effect at once.
+type SessionCache struct {
+	// Entries is how many sessions it holds at most. Default 10000; 0
+	// turns the cache off.
+	Entries int `yaml:"entries"`
+	// Bytes bounds the memory the cached sessions hold, approximately.
+	// Default 16777216 (16 MiB).
+	Bytes int `yaml:"bytes"`
 }
 
 // LoginCookie configures the session cookie of the browser login.
@@ -96,6 +113,9 @@ const (
 	defaultCookieName    = "_portcullis"
 	defaultCookieMaxAge  = 12 * time.Hour
 	defaultRefreshBefore = time.Minute
+
+	defaultSessionCacheEntries = 10000
+	defaultSessionCacheBytes   = 16 << 20
 )
 
 // defaultLoginScopes are the scopes the gateway asks for by default.
@@ -113,6 +133,12 @@ func (l *Login) applyDefaults(set func(key string) bool, publicURL string) {
 	orString(&l.PostLogoutRedirectURL, base+"/")
 	orString(&l.SessionStore, SessionStoreCookie)
 	orDuration(set, "login.refresh_before", &l.RefreshBefore, defaultRefreshBefore)
+	if !set("login.session_cache.entries") {
+		l.SessionCache.Entries = defaultSessionCacheEntries
+	}
+	if !set("login.session_cache.bytes") {
+		l.SessionCache.Bytes = defaultSessionCacheBytes
+	}
 	for i, h := range l.AllowedRedirectHosts {
 		l.AllowedRedirectHosts[i] = strings.ToLower(h)
 	}

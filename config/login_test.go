@@ -57,7 +57,7 @@ server: {public_url: "http://localhost:8080"}
 var idpLoginVars = map[string]string{"SECRET": strings.Repeat("s", 16), "COOKIE": strings.Repeat("c", 32)}
 
 const (
-	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, session_store"
+	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, session_store, session_cache"
 	cookieKeys = "name, secret, secure, max_age, domain"
 )
 
@@ -205,6 +205,14 @@ func TestLoginValidate(t *testing.T) {
 			`t.yaml:9: login.session_store: "Redis" is not a session store; names are case-sensitive: write redis`}},
 		{name: "session_store unknown", src: lgKeys("session_store: memory"), want: []string{
 			`t.yaml:9: login.session_store: "memory" is not a session store; want cookie, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
+		// session_cache
+		{name: "session_cache negative", src: lgKeys("session_cache: {entries: -1}"), want: []string{
+			`t.yaml:9: login.session_cache.entries: is -1; want a number of sessions such as 10000, or 0 to turn the cache off`}},
+		{name: "session_cache no bytes", src: lgKeys("session_cache: {bytes: 0}"), want: []string{
+			`t.yaml:9: login.session_cache.bytes: is 0; want a positive number of bytes, such as 16777216`}},
+		{name: "session_cache off", src: lgKeys("session_cache: {entries: 0, bytes: 0}")},
+		{name: "session_cache typo", src: lgKeys("session_cache: {entry: 5}"), want: []string{
+			`t.yaml:9: unknown key "entry" in login.session_cache; valid keys: entries, bytes`}},
 	}
 	for _, tt := range tests {
 		vars := tt.vars
@@ -288,6 +296,7 @@ func TestLoginDefaults(t *testing.T) {
 		AllowedRedirectHosts: []string{"app.example.com", ".example.org"},
 		RefreshBefore:        config.Duration(time.Minute),
 		SessionStore:         "cookie",
+		SessionCache:         config.SessionCache{Entries: 10000, Bytes: 16 << 20},
 	}
 	if cfg.Login == nil || !reflect.DeepEqual(*cfg.Login, want) {
 		t.Errorf("login with defaults:\n got  %+v\n want %+v", cfg.Login, want)

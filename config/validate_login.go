@@ -41,6 +41,11 @@ func (v *validator) login() {
 	v.cookieSecret()
 	v.allowedRedirectHosts()
 	v.nonNegative("login.refresh_before", l.RefreshBefore)
+	if sc := l.SessionCache; sc.Entries < 0 {
+		v.errorf("login.session_cache.entries", "is %d; want a number of sessions such as 10000, or 0 to turn the cache off", sc.Entries)
+	} else if sc.Entries > 0 && sc.Bytes <= 0 {
+		v.errorf("login.session_cache.bytes", "is %d; want a positive number of bytes, such as 16777216", sc.Bytes)
+	}
 	switch s := l.SessionStore; {
 	case s == SessionStoreCookie:
 	case s == SessionStoreRedis:

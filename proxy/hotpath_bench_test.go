@@ -123,3 +123,11 @@ func TestAuthnConfigTokenCache(t *testing.T) {
 		t.Fatalf("entries: 0 did not turn the cache off: %d", ac.CacheEntries)
 	}
 }
+
+func TestSessionCacheEntries(t *testing.T) {
+	for _, c := range []struct{ in, want int }{{0, -1}, {1, 1}, {10000, 10000}} {
+		if got := sessionCacheEntries(config.SessionCache{Entries: c.in}); got != c.want {
+			t.Errorf("login.session_cache.entries %d: oidcclient gets %d, want %d", c.in, got, c.want)
+		}
+	}
+}

@@ -72,6 +72,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 		RedirectURL: lc.RedirectURL, PostLogoutRedirectURL: lc.PostLogoutRedirectURL, Prefix: lc.Prefix,
 		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: httpClient,
+		SessionCacheEntries: sessionCacheEntries(lc.SessionCache), SessionCacheBytes: lc.SessionCache.Bytes,
 		Now: g.now, Logger: g.log,
 		// An access token is usable when it verifies and is meant for
 		// an audience portcullis serves; otherwise (opaque, or for another
@@ -295,4 +296,13 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 		b.status = http.StatusOK
 	}
 	return b.body.Write(p)
+}
+
+// sessionCacheEntries is login.session_cache.entries as oidcclient takes
+// it, where 0 means its default and a negative number turns the cache off.
+func sessionCacheEntries(sc config.SessionCache) int {
+	if sc.Entries == 0 {
+		return -1
+	}
+	return sc.Entries
 }
