@@ -328,8 +328,35 @@ func TestConsentDenyAndRemember(t *testing.T) {
 		t.Errorf("remembered consent asked again: %d", res.StatusCode)
 	}
 	u2, _ := p.authURL(func(v url.Values) { v.Set("scope", "openid email read") })
-	if res, page := get(t, b, u2); res.StatusCode != 200 || !strings.Contains(page, "Read your data") {
+	if res, page := get(t, b, u2); res.StatusCode != 200 || !strings.Contains(page, "<li>Read your data</li>") {
 		t.Errorf("new scope not asked: %d", res.StatusCode)
+	}
+}
+
+// TestScopeWording checks that scope descriptions, capitalised or not in
+// the configuration, read as part of a sentence on the login page and as
+// list items on the consent page.
+func TestScopeWording(t *testing.T) {
+	p := newIDP(t)
+	u, _ := p.authURL(func(v url.Values) { v.Set("scope", "openid email read") })
+	b := browser()
+	_, page := get(t, b, u)
+	if want := "It will be able to: confirm your identity, see your email address, read your data."; !strings.Contains(page, want) {
+		t.Errorf("login page lacks %q:\n%s", want, page)
+	}
+	f := form(t, page)
+	f.Set("username", "alice")
+	f.Set("password", "alice-password")
+	res, _ := post(t, b, p.url+"/authorize", f)
+	loc, err := res.Location()
+	if err != nil {
+		t.Fatalf("login: %d %v", res.StatusCode, err)
+	}
+	_, page = get(t, b, loc.String())
+	for _, want := range []string{"<li>Confirm your identity</li>", "<li>See your email address</li>", "<li>Read your data</li>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("consent page lacks %q:\n%s", want, page)
+		}
 	}
 }
 

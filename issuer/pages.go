@@ -5,6 +5,8 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"unicode"
+	"unicode/utf8"
 )
 
 // pageHeaders are sent with every page the issuer renders: no framing
@@ -43,10 +45,15 @@ button.secondary{background:#e5e7eb;color:#111827;margin-top:.5rem}
 ul{padding-left:1.2rem}
 </style></head><body><main>{{template "body" .}}</main></body></html>`))
 
-var loginPage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
+// pageFuncs fit scope descriptions, written either way ("Read your data",
+// "confirm your identity"), to where they stand: mid-sentence on the login
+// page, as list items on the consent page.
+var pageFuncs = template.FuncMap{"lowerFirst": lowerFirst, "upperFirst": upperFirst}
+
+var loginPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(pageFuncs).Parse(`
 <h1>Sign in</h1>
 <p class="sub">to continue to <strong>{{.Client}}</strong></p>
-{{if .Scopes}}<p class="sub">It will be able to: {{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{$s}}{{end}}.</p>{{end}}
+{{if .Scopes}}<p class="sub">It will be able to: {{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{lowerFirst $s}}{{end}}.</p>{{end}}
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
@@ -59,9 +66,9 @@ var loginPage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
 <button type="submit">Sign in</button>
 </form>`))
 
-var consentPage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
+var consentPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(pageFuncs).Parse(`
 <h1>{{.Client}} wants to:</h1>
-<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+<ul>{{range .Scopes}}<li>{{upperFirst .}}</li>{{end}}</ul>
 <form method="post" action="{{.Action}}">
 {{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
@@ -111,6 +118,28 @@ func (i *Issuer) describeScopes(scopes []string) []string {
 		out = append(out, d)
 	}
 	return out
+}
+
+// lowerFirst lower-cases the first letter of s, unless the word it starts
+// is an acronym or a name written in capitals ("API", "SSO").
+func lowerFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	if next, _ := utf8.DecodeRuneInString(s[n:]); unicode.IsUpper(next) {
+		return s
+	}
+	return string(unicode.ToLower(r)) + s[n:]
+}
+
+// upperFirst upper-cases the first letter of s.
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }
 
 // formParams flattens the request parameters for hidden fields.
