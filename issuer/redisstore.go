@@ -15,6 +15,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/portcullis-dev/portcullis/internal/redislog"
 )
 
 const (
@@ -120,6 +122,7 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	redislog.Install()
 	return s, nil
 }
 

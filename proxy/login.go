@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/redislog"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 )
@@ -49,6 +50,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 		if sessions, err = newRedisSessions(store); err != nil {
 			return err
 		}
+		redislog.Install()
 	}
 	if g.authn == nil {
 		return errors.New("proxy: login needs the provider listed under issuers, so sessions can be verified")
