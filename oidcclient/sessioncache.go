@@ -98,6 +98,19 @@ func sessionSize(s *Session) int {
 	return n
 }
 
+// SessionCacheStats reports the decoded-session cache's size and use:
+// every session cookie is looked up, and a hit skips its decryption. It is
+// all zeros when the cache is off or sessions live in a store.
+func (c *Client) SessionCacheStats() boundcache.Stats {
+	if c.cache == nil {
+		return boundcache.Stats{}
+	}
+	return c.cache.c.Stats()
+}
+
 // stats counts cached entries, their approximate bytes and hits (for
 // tests).
-func (c *sessionCache) stats() (entries, bytes int, hits uint64) { return c.c.Stats() }
+func (c *sessionCache) stats() (entries, bytes int, hits uint64) {
+	st := c.c.Stats()
+	return st.Entries, st.Bytes, st.Hits
+}

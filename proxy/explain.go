@@ -86,7 +86,7 @@ func Explain(ctx context.Context, cfg Config, route, token string) (*Explanation
 		}
 		return nil, fmt.Errorf("proxy: no route named %q; routes: %s", route, strings.Join(names, ", "))
 	}
-	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(func() []keySetInfo { return nil })}
+	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(func() []keySetInfo { return nil }, func() []cacheInfo { return nil })}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

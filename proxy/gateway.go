@@ -412,6 +412,19 @@ func (g *gateway) keySetInfo() []keySetInfo {
 	return out
 }
 
+// cacheInfo reports the token cache and, with browser login, the session
+// cache. A cache that is off reports zeros.
+func (g *gateway) cacheInfo() []cacheInfo {
+	var out []cacheInfo
+	if g.authn != nil {
+		out = append(out, cacheInfo{name: "token", stats: g.authn.CacheStats()})
+	}
+	if g.login != nil {
+		out = append(out, cacheInfo{name: "session", stats: g.login.client.SessionCacheStats()})
+	}
+	return out
+}
+
 // bufferPool lends ReverseProxy its 32 KiB copy buffers. A buffered
 // channel rather than a sync.Pool: putting a slice into a sync.Pool
 // allocates, a channel send does not.

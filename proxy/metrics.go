@@ -3,6 +3,8 @@ package proxy
 import (
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/boundcache"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -34,7 +36,7 @@ type metrics struct {
 	authDelays      prometheus.Counter
 }
 
-func newMetrics(keySets func() []keySetInfo) *metrics {
+func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -69,7 +71,7 @@ func newMetrics(keySets func() []keySetInfo) *metrics {
 		}),
 	}
 	m.reg.MustRegister(m.requests, m.authFailures, m.authnLatency, m.upstreamLatency,
-		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets),
+		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,5 +107,42 @@ func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
 				ks.now.Sub(ks.updated).Seconds(), ks.issuer)
 		}
 		ch <- prometheus.MustNewConstMetric(descKeySetReady, prometheus.GaugeValue, ready, ks.issuer)
+	}
+}
+
+// cacheInfo is what the collector reports of one cache.
+type cacheInfo struct {
+	name  string // the "cache" label: token or session
+	stats boundcache.Stats
+}
+
+var (
+	descCacheEntries = prometheus.NewDesc("portcullis_cache_entries",
+		"Entries in the cache of verified tokens (token) or decoded session cookies (session).", []string{"cache"}, nil)
+	descCacheBytes = prometheus.NewDesc("portcullis_cache_bytes",
+		"Approximate bytes the cache's entries hold.", []string{"cache"}, nil)
+	descCacheLookups = prometheus.NewDesc("portcullis_cache_lookups_total",
+		"Lookups in the cache; it starts again from 0 when a reload rebuilds the cache.", []string{"cache"}, nil)
+	descCacheHits = prometheus.NewDesc("portcullis_cache_hits_total",
+		"Lookups that found a valid entry, each sparing a signature check or a cookie decryption.", []string{"cache"}, nil)
+)
+
+// cacheCollector reads the caches' counts at scrape time, so that the
+// request path pays nothing for them.
+type cacheCollector func() []cacheInfo
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descCacheEntries
+	ch <- descCacheBytes
+	ch <- descCacheLookups
+	ch <- descCacheHits
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, ci := range c() {
+		ch <- prometheus.MustNewConstMetric(descCacheEntries, prometheus.GaugeValue, float64(ci.stats.Entries), ci.name)
+		ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(ci.stats.Bytes), ci.name)
+		ch <- prometheus.MustNewConstMetric(descCacheLookups, prometheus.CounterValue, float64(ci.stats.Lookups), ci.name)
+		ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(ci.stats.Hits), ci.name)
 	}
 }

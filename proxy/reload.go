@@ -55,7 +55,8 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	}
 	gw := &Gateway{ctx: ctx, base: cfg, cfg: cfg.Config, log: cfg.Logger, keySets: newRemoteCache(ctx)}
 	gw.accessLog = cfg.Logger.Enabled(ctx, slog.LevelInfo) && cfg.Logger.Handler() != slog.DiscardHandler
-	gw.metrics = newMetrics(func() []keySetInfo { return gw.cur.Load().keySetInfo() })
+	gw.metrics = newMetrics(func() []keySetInfo { return gw.cur.Load().keySetInfo() },
+		func() []cacheInfo { return gw.cur.Load().cacheInfo() })
 	gw.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "portcullis_config_reloads_total",
 		Help: "Configuration reloads by result (ok, invalid, error).",

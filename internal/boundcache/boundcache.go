@@ -27,7 +27,8 @@ type shard[V any] struct {
 	mu    sync.Mutex
 	m     map[[32]byte]*entry[V]
 	bytes int
-	hits  uint64
+
+	lookups, hits uint64
 }
 
 type entry[V any] struct {
@@ -52,6 +53,7 @@ func (c *Cache[V]) Get(key *[32]byte, now time.Time, valid func(V) bool) (v V, o
 	sh := &c.shards[key[0]%shards]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.lookups++
 	e := sh.m[*key]
 	if e == nil {
 		return v, false
@@ -108,16 +110,26 @@ func (sh *shard[V]) evict() bool {
 	return false
 }
 
-// Stats counts the cached entries, their approximate bytes and the hits so
-// far.
-func (c *Cache[V]) Stats() (entries, bytes int, hits uint64) {
+// Stats is a snapshot of a cache's size and use.
+type Stats struct {
+	Entries int    // values cached
+	Bytes   int    // their approximate size
+	Lookups uint64 // calls of Get so far
+	Hits    uint64 // calls of Get that returned a value
+}
+
+// Stats counts the cached entries, their approximate bytes, and the
+// lookups and hits so far.
+func (c *Cache[V]) Stats() Stats {
+	var st Stats
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		entries += len(sh.m)
-		bytes += sh.bytes
-		hits += sh.hits
+		st.Entries += len(sh.m)
+		st.Bytes += sh.bytes
+		st.Lookups += sh.lookups
+		st.Hits += sh.hits
 		sh.mu.Unlock()
 	}
-	return entries, bytes, hits
+	return st
 }

@@ -27,18 +27,18 @@ func TestGetPutDeadlineAndValidity(t *testing.T) {
 	if _, ok := c.Get(key(1), t0.Add(time.Minute), nil); ok {
 		t.Fatal("hit at the deadline")
 	}
-	if n, _, _ := c.Stats(); n != 0 {
-		t.Fatal("expired entry kept")
+	if st := c.Stats(); st != (Stats{Lookups: 3, Hits: 1}) {
+		t.Fatalf("after a hit, a miss and an expiry: %+v", st)
 	}
 	c.Put(key(3), "three", t0.Add(time.Minute), t0, 10)
 	if _, ok := c.Get(key(3), t0, func(v string) bool { return v != "three" }); ok {
 		t.Fatal("hit for a value valid refused")
 	}
-	if n, b, _ := c.Stats(); n != 0 || b != 0 {
-		t.Fatalf("refused entry kept: %d entries, %d bytes", n, b)
+	if st := c.Stats(); st.Entries != 0 || st.Bytes != 0 {
+		t.Fatalf("refused entry kept: %d entries, %d bytes", st.Entries, st.Bytes)
 	}
 	c.Put(key(4), "late", t0, t0, 10) // deadline not after now
-	if n, _, _ := c.Stats(); n != 0 {
+	if n := c.Stats().Entries; n != 0 {
 		t.Fatal("cached a value already past its deadline")
 	}
 }
@@ -48,15 +48,15 @@ func TestBounds(t *testing.T) {
 	for i := range 5000 {
 		c.Put(key(i), i, t0.Add(time.Hour), t0, 100)
 	}
-	if n, _, _ := c.Stats(); n > 160 || n < 100 {
+	if n := c.Stats().Entries; n > 160 || n < 100 {
 		t.Fatalf("%d entries for a bound of 160", n)
 	}
 	c = New[int](1<<20, 16*10_000) // 10 000 bytes a shard
 	for i := range 5000 {
 		c.Put(key(i), i, t0.Add(time.Hour), t0, 1000)
 	}
-	if n, b, _ := c.Stats(); b > 16*10_000 || n > 16*10 {
-		t.Fatalf("%d entries, %d bytes for a bound of %d bytes", n, b, 16*10_000)
+	if st := c.Stats(); st.Bytes > 16*10_000 || st.Entries > 16*10 {
+		t.Fatalf("%d entries, %d bytes for a bound of %d bytes", st.Entries, st.Bytes, 16*10_000)
 	}
 	// A value larger than a shard may hold is not cached at all.
 	c.Put(key(-1), -1, t0.Add(time.Hour), t0, 1<<20)
@@ -117,7 +117,7 @@ func TestConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n, _, hits := c.Stats(); n > 1000 || hits == 0 {
-		t.Fatalf("%d entries, %d hits", n, hits)
+	if st := c.Stats(); st.Entries > 1000 || st.Hits == 0 || st.Lookups < st.Hits {
+		t.Fatalf("%+v", st)
 	}
 }
