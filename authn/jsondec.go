@@ -119,18 +119,10 @@ func (d *jsonDecoder) object(depth int, top bool) (map[string]any, error) {
 			return nil, err
 		}
 		m[k] = v
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, errJSONSyntax
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		if end, err := d.separator('}'); err != nil {
+			return nil, err
+		} else if end {
 			return m, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
 }
@@ -149,20 +141,30 @@ func (d *jsonDecoder) array(depth int) ([]any, error) {
 			return nil, err
 		}
 		out = append(out, v)
-		d.space()
-		if d.i >= len(d.b) {
-			return nil, errJSONSyntax
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		if end, err := d.separator(']'); err != nil {
+			return nil, err
+		} else if end {
 			return out, nil
-		default:
-			return nil, errJSONSyntax
 		}
 	}
+}
+
+// separator consumes what follows a member or an element: a comma, before
+// another (end false), or close, which ends the object or array (end true).
+func (d *jsonDecoder) separator(close byte) (end bool, err error) {
+	d.space()
+	if d.i >= len(d.b) {
+		return false, errJSONSyntax
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return false, nil
+	case close:
+		d.i++
+		return true, nil
+	}
+	return false, errJSONSyntax
 }
 
 // str decodes the string opening at d.i.
