@@ -15,29 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
-// clock is a settable test clock.
-type clock struct{ ns atomic.Int64 }
-
-func newClock(at time.Time) *clock {
-	c := &clock{}
-	c.ns.Store(at.UnixNano())
-	return c
-}
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
-// echoed is what the test upstream received.
-type echoed struct {
-	Method  string              `json:"method"`
-	URI     string              `json:"uri"`
-	Host    string              `json:"host"`
-	Headers map[string][]string `json:"headers"`
-}
+// newClock returns a settable test clock at at.
+func newClock(at time.Time) *testgw.Clock { return testgw.NewClock(at) }
 
 // recorder is a real HTTP upstream that answers with what it received and
 // remembers every request URI, so a test can prove what never arrived.
@@ -50,21 +33,12 @@ type recorder struct {
 func newRecorder(t testing.TB) *recorder {
 	t.Helper()
 	rec := &recorder{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+	rec.URL = testgw.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec.mu.Lock()
 		rec.uris = append(rec.uris, r.Method+" "+r.RequestURI)
 		rec.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Host: r.Host, Headers: r.Header})
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	rec.URL = "http://" + ln.Addr().String()
+		testgw.Echo(w, r)
+	}))
 	return rec
 }
 
@@ -97,37 +71,12 @@ type trap struct {
 func newTrap(t testing.TB) *trap {
 	t.Helper()
 	tr := &trap{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	tr.URL = testgw.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		tr.hits.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"keys":[]}`))
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	tr.URL = "http://" + ln.Addr().String()
+	}))
 	return tr
-}
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // gateway is a running portcullis on a loopback port.
@@ -135,41 +84,19 @@ type gateway struct {
 	url  string // base URL, http://127.0.0.1:port
 	addr string // host:port
 	gw   *proxy.Gateway
-	logs *lockedBuffer // everything it logged, at debug level
-	held atomic.Int64  // answers held back (recorded, not waited for)
+	logs *testgw.LogBuffer // everything it logged, at debug level
+	held atomic.Int64      // answers held back (recorded, not waited for)
 }
 
 // startGateway parses the configuration yml(base) and serves it until the
 // test ends; base is the gateway's own URL, for public_url and issuer.url.
-func startGateway(t testing.TB, clk *clock, yml func(base string) string) *gateway {
+func startGateway(t testing.TB, clk *testgw.Clock, yml func(base string) string) *gateway {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{url: "http://" + ln.Addr().String(), addr: ln.Addr().String(), logs: &lockedBuffer{}}
-	cfg, err := config.Parse("attack.yaml", []byte(yml(g.url)), func(string) (string, bool) { return "", false })
-	if err != nil {
-		ln.Close()
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: clk.Now,
-		Sleep: func(context.Context, time.Duration) { g.held.Add(1) }})
-	if err != nil {
-		cancel()
-		ln.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.gw.Serve(ctx, ln, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	g := &gateway{logs: &testgw.LogBuffer{}}
+	s := testgw.Start(t, testgw.Options{Config: yml, Now: clk.Now,
+		Logger: slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Sleep:  func(context.Context, time.Duration) { g.held.Add(1) }})
+	g.url, g.addr, g.gw = s.URL, s.Addr, s.Gateway
 	return g
 }
 
@@ -262,12 +189,12 @@ func exchange(t testing.TB, addr, req string) []int {
 }
 
 // decodeEcho decodes the upstream's echo from a 200 response body.
-func decodeEcho(t testing.TB, res *http.Response, body string) echoed {
+func decodeEcho(t testing.TB, res *http.Response, body string) testgw.Echoed {
 	t.Helper()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, want 200; WWW-Authenticate %q; body %.200q", res.StatusCode, res.Header.Get("WWW-Authenticate"), body)
 	}
-	var got echoed
+	var got testgw.Echoed
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatalf("upstream echo: %v: %.200q", err, body)
 	}
@@ -329,7 +256,7 @@ func noLeak(t testing.TB, res *http.Response, body, token string) {
 }
 
 // rawEcho sends a hand-written request and decodes the upstream's echo.
-func rawEcho(t testing.TB, addr string, lines ...string) echoed {
+func rawEcho(t testing.TB, addr string, lines ...string) testgw.Echoed {
 	t.Helper()
 	res, body := raw(t, addr, lines...)
 	return decodeEcho(t, res, body)

@@ -5,44 +5,24 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
+
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
 // loginConfig is a gateway with browser login against its built-in
 // issuer, which also serves the clients the issuer attacks use. Loopback
 // is not a trusted proxy. %[1]s base URL, %[2]s upstream, %[3]s password
 // hash.
-const loginConfig = `
-server: {listen: "127.0.0.1:18091", public_url: "%[1]s", trusted_proxies: ["10.99.0.0/16"]}
-admin: {listen: off}
-issuers:
-  - issuer: "%[1]s/idp"
-    audiences: [demo-api]
-    algorithms: [ES256]
-    typ: at+jwt
-issuer:
-  url: "%[1]s/idp"
-  clients:
-    - id: portcullis
-      secret: gateway-secret-0123456789
-      first_party: true
-      redirect_uris: ["%[1]s/oauth2/callback"]
-      post_logout_redirect_uris: ["%[1]s/"]
-      scopes: [openid, profile, email, offline_access, read]
-      audiences: [demo-api]
-    - id: webapp
+var loginConfig = testgw.Login{Listen: "127.0.0.1:18091", TrustedProxies: `"10.99.0.0/16"`, TokenType: "at+jwt",
+	Clients: `    - id: webapp
       secret: webapp-secret-0123456789
       first_party: true
       redirect_uris: ["https://app.example/callback"]
@@ -55,19 +35,9 @@ issuer:
       grant_types: [authorization_code]
       scopes: [openid, read]
       audiences: [demo-api]
-  users:
-    - username: alice
-      password_hash: %[3]q
-      claims: {email: alice@example.com, groups: [admin]}
-  scopes: {read: "Read your data", write: "Change your data"}
-login:
-  issuer: "%[1]s/idp"
-  client_id: portcullis
-  client_secret: gateway-secret-0123456789
-  scopes: [openid, profile, email, offline_access, read]
-  cookie: {secret: "cookie-secret-0123456789-0123456789-abc", secure: false}
-routes:
-  - name: public
+`,
+	Scopes: `{read: "Read your data", write: "Change your data"}`,
+	Routes: `  - name: public
     path_prefix: /public
     upstream: %[2]q
     auth: public
@@ -80,39 +50,25 @@ routes:
     path_prefix: /dead
     upstream: http://127.0.0.1:1
     auth: public
-  - name: app
-    path_prefix: /
-    upstream: %[2]q
-    require_scopes: [read]
-    forward_headers: {X-Auth-Request-User: sub}
-`
+`}.YAML()
 
 const (
 	appRedirect  = "https://app.example/callback"
 	webappSecret = "webapp-secret-0123456789"
 )
 
-var (
-	hashOnce  sync.Once
-	aliceHash string
-)
+// aliceHash is alice's password hash, for loginConfig.
+var aliceHash = testgw.AliceHash()
 
 type loginEnv struct {
 	*gateway
 	t   *testing.T
-	clk *clock
+	clk *testgw.Clock
 	up  *recorder
 }
 
 func newLoginEnv(t *testing.T) *loginEnv {
 	t.Helper()
-	hashOnce.Do(func() {
-		h, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
-		if err != nil {
-			panic(err)
-		}
-		aliceHash = string(h)
-	})
 	e := &loginEnv{t: t, clk: newClock(time.Now()), up: newRecorder(t)}
 	e.gateway = startGateway(t, e.clk, func(base string) string { return fmt.Sprintf(loginConfig, base, e.up.URL, aliceHash) })
 	return e
@@ -120,69 +76,29 @@ func newLoginEnv(t *testing.T) *loginEnv {
 
 // browser is a cookie-keeping client that stops at every redirect.
 type browser struct {
-	t *testing.T
-	c *http.Client
+	*testgw.Browser
+	c *http.Client // Browser.Client, whose cookie jar tests read and set
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	b := testgw.NewBrowser(t)
+	return &browser{Browser: b, c: b.Client}
 }
 
 // do sends one request as a page navigation (Accept: text/html).
 func (b *browser) do(method, u string, form url.Values, hdr http.Header) (*http.Response, string) {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	res, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return res, string(raw)
+	b.T.Helper()
+	return b.Do(method, u, form, hdr)
 }
-
-var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 // hidden returns the hidden fields of a page.
-func hidden(page string) url.Values {
-	f := url.Values{}
-	for _, m := range hiddenField.FindAllStringSubmatch(page, -1) {
-		f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-	}
-	return f
-}
-
-// submitLogin fills in the issuer's login form on page.
-func (b *browser) submitLogin(base, page string) (*http.Response, string) {
-	b.t.Helper()
-	f := hidden(page)
-	f.Set("username", "alice")
-	f.Set("password", "alice-password")
-	return b.do("POST", base+"/idp/authorize", f, nil)
-}
+func hidden(page string) url.Values { return testgw.HiddenFields(page) }
 
 // loginUntilCallback follows redirects from u through the issuer, filling
 // in the login form, and returns the gateway's answer to the callback,
 // checking that no hop leaves the gateway's host on the way.
 func (b *browser) loginUntilCallback(base, u string) (*http.Response, string) {
-	b.t.Helper()
+	b.T.Helper()
 	res, body := b.do("GET", u, nil, nil)
 	for range 10 {
 		if res.Request.URL.Path == "/oauth2/callback" {
@@ -192,23 +108,23 @@ func (b *browser) loginUntilCallback(base, u string) (*http.Response, string) {
 		case res.StatusCode == http.StatusFound || res.StatusCode == http.StatusSeeOther:
 			loc, err := res.Location()
 			if err != nil || !strings.HasPrefix(loc.String(), base+"/") {
-				b.t.Fatalf("redirected off the gateway before the callback: %v", loc)
+				b.T.Fatalf("redirected off the gateway before the callback: %v", loc)
 			}
 			res, body = b.do("GET", loc.String(), nil, nil)
 		case strings.Contains(body, `name="password"`):
-			res, body = b.submitLogin(base, body)
+			res, body = b.SubmitLogin(base, body)
 		default:
-			b.t.Fatalf("stuck at %s: %d %.200q", res.Request.URL, res.StatusCode, body)
+			b.T.Fatalf("stuck at %s: %d %.200q", res.Request.URL, res.StatusCode, body)
 		}
 	}
-	b.t.Fatal("too many redirects")
+	b.T.Fatal("too many redirects")
 	return nil, ""
 }
 
 // callbackURL runs a login from /oauth2/start up to the point where the
 // issuer sends the browser back, and returns that callback URL unvisited.
 func (b *browser) callbackURL(base, rd string) *url.URL {
-	b.t.Helper()
+	b.T.Helper()
 	res, body := b.do("GET", base+"/oauth2/start?rd="+url.QueryEscape(rd), nil, nil)
 	for range 10 {
 		loc, err := res.Location()
@@ -218,22 +134,20 @@ func (b *browser) callbackURL(base, rd string) *url.URL {
 		case err == nil:
 			res, body = b.do("GET", loc.String(), nil, nil)
 		case strings.Contains(body, `name="password"`):
-			res, body = b.submitLogin(base, body)
+			res, body = b.SubmitLogin(base, body)
 		default:
-			b.t.Fatalf("no callback: %d %.200q", res.StatusCode, body)
+			b.T.Fatalf("no callback: %d %.200q", res.StatusCode, body)
 		}
 	}
-	b.t.Fatal("too many redirects")
+	b.T.Fatal("too many redirects")
 	return nil
 }
 
-// sessionCookie returns the browser's session cookie value for base.
+// sessionCookie returns the browser's session cookie value for base, or
+// "" if it has none.
 func (b *browser) sessionCookie(base string) string {
-	u, _ := url.Parse(base)
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "_portcullis" {
-			return c.Value
-		}
+	if c := b.Cookie(base, testgw.SessionCookie); c != nil {
+		return c.Value
 	}
 	return ""
 }
@@ -248,7 +162,7 @@ func (e *loginEnv) code(t *testing.T, mod func(url.Values)) (string, string) {
 	if !strings.Contains(body, `name="password"`) {
 		t.Fatalf("no login page: %d %.200q", res.StatusCode, body)
 	}
-	res, _ = b.submitLogin(e.url, body)
+	res, _ = b.SubmitLogin(e.url, body)
 	for range 5 {
 		loc, err := res.Location()
 		if err != nil {

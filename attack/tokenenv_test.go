@@ -8,75 +8,51 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 )
 
 const legacySecret = "0123456789abcdef0123456789abcdef-legacy"
 
-// tokenConfig is the gateway the token, transport and proxy attacks run
-// against. Issuer A publishes RS256, PS256, ES256 and EdDSA keys; issuer B
-// publishes one ES256 key under the same kid as A's; issuer C requires
-// typ at+jwt (RFC 9068); the legacy issuer has an HMAC secret. The header
-// limit is large so that very long tokens reach the authenticator.
-// %[1]s A, %[2]s B, %[3]s C, %[4]s upstream, %[5]s the HMAC secret.
-const tokenConfig = `
-server:
-  listen: 127.0.0.1:18090
-  trusted_proxies: [10.99.0.0/16]
-  max_header_bytes: 4194304
-admin: {listen: off}
-log: {level: debug}
-issuers:
-  - issuer: %[1]q
-    audiences: [api]
-    algorithms: [RS256, PS256, ES256, EdDSA]
-    leeway: 30s
-  - issuer: %[2]q
-    audiences: [api]
-    algorithms: [ES256]
-  - issuer: %[3]q
-    audiences: [api]
-    algorithms: [ES256]
-    typ: at+jwt
-  - issuer: https://legacy.example
-    audiences: [legacy-api]
-    algorithms: [HS256]
-    hmac_secret: %[5]q
-routes:
-  - name: public
-    path_prefix: /public
-    upstream: %[4]q
-    auth: public
-  - name: admin
-    path_prefix: /admin
-    upstream: %[4]q
-    require_claims: {groups: admin}
-    forward_headers: {X-Auth-Request-User: sub}
-  - name: legacy
+// tokenRoutes are the routes of the gateway the token, transport and proxy
+// attacks run against besides public, admin and app; %[1]s is the upstream.
+const tokenRoutes = `  - name: legacy
     path_prefix: /legacy
-    upstream: %[4]q
+    upstream: %[1]q
     audiences: [legacy-api]
   - name: query
     path_prefix: /q
-    upstream: %[4]q
+    upstream: %[1]q
     token_from: [header, "query:access_token"]
     forward_headers: {X-Auth-Request-User: sub}
-  - name: app
-    path_prefix: /
-    upstream: %[4]q
-    require_scopes: [read]
-    forward_headers:
-      X-Auth-Request-User: sub
-      X-Auth-Request-Email: email
-      X-Tenant: org.tenant
 `
+
+// config is the configuration of the gateway the token, transport and
+// proxy attacks run against. Issuer A publishes RS256, PS256, ES256 and
+// EdDSA keys; issuer B publishes one ES256 key under the same kid as A's;
+// issuer C requires typ at+jwt (RFC 9068); the legacy issuer has an HMAC
+// secret. The header limit is large so that very long tokens reach the
+// authenticator.
+func (e *tokenEnv) config() string {
+	return testgw.Tokens{Listen: "127.0.0.1:18090", MaxHeaderBytes: 4194304, Issuer: e.a.Issuer,
+		Issuers: fmt.Sprintf(`  - issuer: %q
+    audiences: [api]
+    algorithms: [ES256]
+  - issuer: %q
+    audiences: [api]
+    algorithms: [ES256]
+    typ: at+jwt
+`, e.b.Issuer, e.c.Issuer),
+		LegacySecret: legacySecret, Upstream: e.up.URL, Routes: fmt.Sprintf(tokenRoutes, e.up.URL),
+		AppHeaders: "{X-Auth-Request-User: sub, X-Auth-Request-Email: email, X-Tenant: org.tenant}"}.YAML()
+}
 
 // tokenEnv is three JWKS issuers, an upstream, an attacker's server and a
 // gateway trusting the issuers.
 type tokenEnv struct {
 	*gateway
 	t       testing.TB
-	clk     *clock
+	clk     *testgw.Clock
 	a, b, c *testidp.Server
 	keys    map[string]*testidp.Key // issuer A's keys by alg
 	bKey    *testidp.Key            // issuer B's, kid "k-ES256" like A's
@@ -87,20 +63,15 @@ type tokenEnv struct {
 
 func newTokenEnv(t testing.TB) *tokenEnv {
 	t.Helper()
-	e := &tokenEnv{t: t, clk: newClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)), keys: map[string]*testidp.Key{}}
-	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
-		e.keys[alg] = testidp.NewKey(t, alg, "k-"+alg)
-	}
-	e.a = testidp.New(t, e.keys["RS256"], e.keys["PS256"], e.keys["ES256"], e.keys["EdDSA"])
+	e := &tokenEnv{t: t, clk: newClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))}
+	e.a, e.keys = testgw.NewIssuer(t)
 	e.bKey = testidp.NewKey(t, "ES256", "k-ES256")
 	e.b = testidp.New(t, e.bKey)
 	e.cKey = testidp.NewKey(t, "ES256", "c-ES256")
 	e.c = testidp.New(t, e.cKey)
 	e.up = newRecorder(t)
 	e.trap = newTrap(t)
-	e.gateway = startGateway(t, e.clk, func(string) string {
-		return fmt.Sprintf(tokenConfig, e.a.Issuer, e.b.Issuer, e.c.Issuer, e.up.URL, legacySecret)
-	})
+	e.gateway = startGateway(t, e.clk, func(string) string { return e.config() })
 	// Load every issuer's keys before the attacks start.
 	for _, tok := range []string{e.mint("ES256", e.claims("warmup"), nil), e.mintWith(e.bKey, e.claimsFor(e.b, "warmup"), nil),
 		e.mintWith(e.cKey, e.claimsFor(e.c, "warmup"), map[string]any{"typ": "at+jwt"})} {
@@ -115,11 +86,7 @@ func newTokenEnv(t testing.TB) *tokenEnv {
 func (e *tokenEnv) claims(sub string) map[string]any { return e.claimsFor(e.a, sub) }
 
 func (e *tokenEnv) claimsFor(s *testidp.Server, sub string) map[string]any {
-	c := s.Claims(sub, e.clk.Now())
-	c["email"] = sub + "@example.com"
-	c["groups"] = []string{"admin", "dev"}
-	c["org"] = map[string]any{"tenant": "acme"}
-	return c
+	return testgw.Claims(s, sub, e.clk.Now())
 }
 
 // with returns issuer A's claims for mallory changed by mod.

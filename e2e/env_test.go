@@ -1,90 +1,34 @@
 package e2e_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
 // gatewayConfig is a gateway with the built-in issuer and browser login on
 // plain http loopback, so the session cookie is not Secure.
 // %[1]s public URL, %[2]s upstream, %[3]s password hash.
-const gatewayConfig = `
-server: {listen: "127.0.0.1:0", public_url: "%[1]s"}
-admin: {listen: off}
-log: {level: debug}
-issuers:
-  - issuer: "%[1]s/idp"
-    audiences: [demo-api]
-    algorithms: [ES256]
-issuer:
-  url: "%[1]s/idp"
-  clients:
-    - id: portcullis
-      name: "Orders"
-      secret: gateway-secret-0123456789
-      first_party: true
-      redirect_uris: ["%[1]s/oauth2/callback"]
-      post_logout_redirect_uris: ["%[1]s/"]
-      scopes: [openid, profile, email, offline_access, read]
-      audiences: [demo-api]
-  users:
-    - username: alice
-      password_hash: %[3]q
-      claims: {email: alice@example.com, groups: [admin]}
-  scopes: {read: "Read your data"}
-login:
-  issuer: "%[1]s/idp"
-  client_id: portcullis
-  client_secret: gateway-secret-0123456789
-  scopes: [openid, profile, email, offline_access, read]
-  cookie: {secret: "cookie-secret-0123456789-0123456789-abc", secure: false}
-routes:
-  - name: app
-    path_prefix: /
-    upstream: %[2]q
-    require_scopes: [read]
-    forward_headers: {X-Auth-Request-User: sub}
-`
+var gatewayConfig = testgw.Login{LogLevel: "debug", ClientName: "Orders"}.YAML()
 
 const (
-	username = "alice"
-	password = "alice-password"
+	username = testgw.Username
+	password = testgw.Password
 	// sessionCookie is the session cookie's default name; without Secure
 	// it has no __Host- prefix.
-	sessionCookie = "_portcullis"
+	sessionCookie = testgw.SessionCookie
 )
-
-var (
-	hashOnce     sync.Once
-	passwordHash string
-)
-
-// clock is the gateway's settable clock. It starts at the real time, so the
-// cookies the browser keeps expire when the gateway expects them to.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // gateway is a running gateway with its upstream, in this process.
 type gateway struct {
 	base  string // public URL, http://127.0.0.1:PORT
-	clock *clock
+	clock *testgw.Clock
 	log   *requestLog
 }
 
@@ -160,53 +104,14 @@ func (l *requestLog) loginPages(mark int) int {
 // stop when the test ends.
 func startGateway(t *testing.T) *gateway {
 	t.Helper()
-	hashOnce.Do(func() {
-		h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-		if err != nil {
-			panic(err)
-		}
-		passwordHash = string(h)
-	})
-	up := serve(t, http.HandlerFunc(userPage))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gateway{base: "http://" + ln.Addr().String(), clock: &clock{}, log: &requestLog{}}
-	g.clock.ns.Store(time.Now().UnixNano())
-	yml := fmt.Sprintf(gatewayConfig, g.base, up, passwordHash)
-	cfg, err := config.Parse("e2e.yaml", []byte(yml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: g.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: g.log.wrap(gw), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	up := testgw.Serve(t, http.HandlerFunc(userPage))
+	// The gateway's clock starts at the real time, so the cookies the
+	// browser keeps expire when the gateway expects them to.
+	g := &gateway{clock: testgw.NewClock(time.Now()), log: &requestLog{}}
+	s := testgw.Start(t, testgw.Options{Now: g.clock.Now, Logger: testgw.Logger(t, slog.LevelInfo, nil), Wrap: g.log.wrap,
+		Config: func(base string) string { return fmt.Sprintf(gatewayConfig, base, up, testgw.AliceHash()) }})
+	g.base = s.URL
 	return g
-}
-
-// serve serves h on a fresh loopback port until the test ends.
-func serve(t *testing.T, h http.Handler) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("upstream: %v", err)
-		}
-	}()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String()
 }
 
 var page = template.Must(template.New("page").Parse(`<!doctype html>
@@ -231,12 +136,4 @@ func userPage(w http.ResponseWriter, r *http.Request) {
 		"User": r.Header.Get("X-Auth-Request-User"),
 		"URI":  r.RequestURI,
 	})
-}
-
-// testWriter sends the gateway's log to the test's log.
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	return len(p), nil
 }

@@ -5,33 +5,24 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
-
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 const (
 	appRedirect   = "http://app.test/callback"
@@ -40,31 +31,19 @@ const (
 	machineSecret = "machine-secret-0123456789"
 )
 
-var (
-	hashOnce  sync.Once
-	aliceHash string
-)
-
 // idp is a running issuer with its clock and store.
 type idp struct {
 	url   string
 	iss   *issuer.Issuer
-	clock *clock
+	clock *testgw.Clock
 	store *issuer.MemoryStore
 	keys  *jwks.KeyRing
 }
 
 func newIDP(t testing.TB) *idp {
 	t.Helper()
-	hashOnce.Do(func() {
-		h, err := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
-		if err != nil {
-			panic(err)
-		}
-		aliceHash = string(h)
-	})
-	clk := &clock{}
-	clk.ns.Store(time.Now().UnixNano())
+	aliceHash := testgw.AliceHash()
+	clk := testgw.NewClock(time.Now())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -108,15 +87,10 @@ func browser() *http.Client {
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-var hiddenRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-
 // form extracts the hidden fields of a page.
 func form(t *testing.T, page string) url.Values {
 	t.Helper()
-	v := url.Values{}
-	for _, m := range hiddenRe.FindAllStringSubmatch(page, -1) {
-		v.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-	}
+	v := testgw.HiddenFields(page)
 	if v.Get("csrf") == "" {
 		t.Fatalf("no csrf field in page:\n%s", page)
 	}
@@ -125,24 +99,12 @@ func form(t *testing.T, page string) url.Values {
 
 func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 	t.Helper()
-	res, err := c.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return testgw.Send(t, c, "GET", u, nil, nil)
 }
 
 func post(t *testing.T, c *http.Client, u string, v url.Values) (*http.Response, string) {
 	t.Helper()
-	res, err := c.PostForm(u, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return testgw.Send(t, c, "POST", u, v, nil)
 }
 
 // login drives the login page (and consent, answering allow) from an

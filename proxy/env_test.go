@@ -7,54 +7,29 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
-// clock is a settable test clock.
-type clock struct{ ns atomic.Int64 }
-
-func newClock() *clock {
-	c := &clock{}
-	c.ns.Store(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).UnixNano())
-	return c
+// newClock returns a settable test clock at a fixed time.
+func newClock() *testgw.Clock {
+	return testgw.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // echoed is what the test upstream received.
-type echoed struct {
-	Method  string              `json:"method"`
-	URI     string              `json:"uri"`
-	Host    string              `json:"host"`
-	Headers map[string][]string `json:"headers"`
-}
+type echoed = testgw.Echoed
 
 // upstream is a real HTTP upstream that answers with what it received.
 func upstream(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(echoed{Method: r.Method, URI: r.RequestURI, Host: r.Host, Headers: r.Header})
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return "http://" + ln.Addr().String()
+	return testgw.Upstream(t)
 }
 
 // env is an issuer, an upstream and a running gateway on loopback.
@@ -62,12 +37,12 @@ type env struct {
 	t      testing.TB
 	idp    *testidp.Server
 	keys   map[string]*testidp.Key
-	clock  *clock
+	clock  *testgw.Clock
 	gw     *proxy.Gateway
-	logs   *lockedBuffer // everything the gateway logged
-	url    string        // gateway base URL
-	admin  string        // admin base URL
-	up     string        // upstream URL
+	logs   *testgw.LogBuffer // everything the gateway logged
+	url    string            // gateway base URL
+	admin  string            // admin base URL
+	up     string            // upstream URL
 	cancel context.CancelFunc
 	done   chan error
 	sleeps *sleepLog // answers the gateway held back
@@ -97,73 +72,45 @@ func (s *sleepLog) take() []time.Duration {
 
 const legacySecret = "0123456789abcdef0123456789abcdef-legacy"
 
-// baseConfig is the gateway configuration the tests run; %[1]s is the
-// issuer URL, %[2]s the upstream, %[3]s extra routes.
-const baseConfig = `
-server:
-  listen: 127.0.0.1:18080
-  trusted_proxies: [10.99.0.0/16]
-  max_header_bytes: 8192
-admin: {listen: off}
-log: {level: debug}
-issuers:
-  - issuer: %[1]q
-    audiences: [api]
-    algorithms: [RS256, PS256, ES256, EdDSA]
-    leeway: 30s
-    jwks_refetch_interval: 10s
-  - issuer: https://legacy.example
-    audiences: [legacy-api]
-    algorithms: [HS256]
-    hmac_secret: %[4]q
-routes:
-  - name: public
-    path_prefix: /public
-    upstream: %[2]q
-    auth: public
-  - name: optional
+// routes are the routes of the gateway the tests run besides public, admin
+// and app; %[1]s is the upstream, %[2]s extra routes.
+const routes = `  - name: optional
     path_prefix: /opt
-    upstream: %[2]q
+    upstream: %[1]q
     auth: optional
-    forward_headers: {X-Auth-Request-User: sub}
-  - name: admin
-    path_prefix: /admin
-    upstream: %[2]q
-    require_claims: {groups: admin}
     forward_headers: {X-Auth-Request-User: sub}
   - name: legacy
     path_prefix: /legacy
-    upstream: %[2]q
+    upstream: %[1]q
     audiences: [legacy-api]
     forward_headers: {X-Auth-Request-User: sub}
   - name: fwd
     path_prefix: /fwd
-    upstream: %[2]q
+    upstream: %[1]q
     forward_token: authorization
   - name: fwdhdr
     path_prefix: /fwdhdr
-    upstream: %[2]q
+    upstream: %[1]q
     forward_token: X-Forwarded-Access-Token
   - name: ws
     path_prefix: /ws
-    upstream: %[2]q
+    upstream: %[1]q
     token_from: [header, "query:access_token", "cookie:tok"]
     forward_headers: {X-Auth-Request-User: sub}
   - name: small
     path_prefix: /small
-    upstream: %[2]q
+    upstream: %[1]q
     auth: public
     max_body_bytes: 1024
-  - name: app
-    path_prefix: /
-    upstream: %[2]q
-    require_scopes: [read]
-    forward_headers:
-      X-Auth-Request-User: sub
-      X-Auth-Request-Email: email
-      X-Auth-Request-Groups: groups
-      X-Tenant: org.tenant
-%[3]s`
+%[2]s`
+
+// config is the gateway configuration the tests run, with extraRoutes
+// (YAML) appended to its routes.
+func (e *env) config(extraRoutes string) string {
+	return testgw.Tokens{Listen: "127.0.0.1:18080", MaxHeaderBytes: 8192, Issuer: e.idp.Issuer, Refetch: "10s",
+		LegacySecret: legacySecret, Upstream: e.up, Routes: fmt.Sprintf(routes, e.up, extraRoutes),
+		AppHeaders: "{X-Auth-Request-User: sub, X-Auth-Request-Email: email, X-Auth-Request-Groups: groups, X-Tenant: org.tenant}"}.YAML()
+}
 
 // newEnv starts everything; extraRoutes is YAML appended to routes.
 func newEnv(t testing.TB, extraRoutes string) *env {
@@ -175,90 +122,35 @@ func newEnv(t testing.TB, extraRoutes string) *env {
 // and before the gateway does.
 func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	t.Helper()
-	e := &env{t: t, clock: newClock(), keys: map[string]*testidp.Key{}, sleeps: &sleepLog{}}
-	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
-		e.keys[alg] = testidp.NewKey(t, alg, "k-"+alg)
-	}
-	e.idp = testidp.New(t, e.keys["RS256"], e.keys["PS256"], e.keys["ES256"], e.keys["EdDSA"])
+	e := &env{t: t, clock: newClock(), sleeps: &sleepLog{}}
+	e.idp, e.keys = testgw.NewIssuer(t)
 	e.up = upstream(t)
 	if before != nil {
 		before(e)
 	}
-	yml := fmt.Sprintf(baseConfig, e.idp.Issuer, e.up, extraRoutes, legacySecret)
-	e.yml = yml
-	cfg, err := config.Parse("test.yaml", []byte(yml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel = cancel
+	e.yml = e.config(extraRoutes)
 	log := slog.New(slog.DiscardHandler)
 	if _, bench := t.(*testing.B); !bench {
-		e.logs = &lockedBuffer{}
-		log = slog.New(slog.NewTextHandler(testWriter{t, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		e.logs = &testgw.LogBuffer{}
+		log = testgw.Logger(t, slog.LevelDebug, e.logs)
 	}
-	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: log, Now: e.clock.Now, Sleep: e.sleeps.sleep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	aln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.url, e.admin = "http://"+ln.Addr().String(), "http://"+aln.Addr().String()
-	e.done = make(chan error, 1)
-	go func() { e.done <- e.gw.Serve(ctx, ln, aln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-e.done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	g := testgw.Start(t, testgw.Options{Config: func(string) string { return e.yml }, Admin: true,
+		Now: e.clock.Now, Sleep: e.sleeps.sleep, Logger: log})
+	e.gw, e.url, e.admin = g.Gateway, g.URL, g.AdminURL
+	// A test may stop the gateway itself and check what serving returned.
+	e.cancel, e.done = g.Cancel, make(chan error, 1)
+	go func() { e.done <- g.Wait() }()
 	return e
 }
 
-type testWriter struct {
-	t   testing.TB
-	buf *lockedBuffer // optional copy of everything logged
-}
+// testWriter sends what the gateway logs to the test's log.
+type testWriter struct{ t testing.TB }
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	if w.buf != nil {
-		w.buf.Write(p)
-	}
-	return len(p), nil
-}
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) {
-	l.mu.Lock()
-	l.b.Write(p)
-	l.mu.Unlock()
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func (w testWriter) Write(p []byte) (int, error) { return testgw.LogWriter{T: w.t}.Write(p) }
 
 // claims returns valid claims for sub at the test clock's now.
 func (e *env) claims(sub string) map[string]any {
-	c := e.idp.Claims(sub, e.clock.Now())
-	c["email"] = sub + "@example.com"
-	c["groups"] = []string{"admin", "dev"}
-	c["org"] = map[string]any{"tenant": "acme"}
-	return c
+	return testgw.Claims(e.idp, sub, e.clock.Now())
 }
 
 // mint signs claims with the key for alg.

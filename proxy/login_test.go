@@ -1,92 +1,38 @@
 package proxy_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
-	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
 // loginConfig is a gateway with the built-in issuer and browser login.
 // %[1]s base URL, %[2]s upstream, %[3]s password hash.
-const loginConfig = `
-server: {listen: "127.0.0.1:18082", public_url: "%[1]s", trusted_proxies: ["127.0.0.1"]}
-admin: {listen: off}
-issuers:
-  - issuer: "%[1]s/idp"
-    audiences: [demo-api]
-    algorithms: [ES256]
-issuer:
-  url: "%[1]s/idp"
-  clients:
-    - id: portcullis
-      secret: gateway-secret-0123456789
-      first_party: true
-      redirect_uris: ["%[1]s/oauth2/callback"]
-      post_logout_redirect_uris: ["%[1]s/"]
-      scopes: [openid, profile, email, offline_access, read]
-      audiences: [demo-api]
-  users:
-    - username: alice
-      password_hash: %[3]q
-      claims: {email: alice@example.com, groups: [admin]}
-  scopes: {read: "Read your data"}
-login:
-  issuer: "%[1]s/idp"
-  client_id: portcullis
-  client_secret: gateway-secret-0123456789
-  scopes: [openid, profile, email, offline_access, read]
-  cookie: {secret: "cookie-secret-0123456789-0123456789-abc", secure: false}
-routes:
-  - name: api
+var loginConfig = testgw.Login{Listen: "127.0.0.1:18082", TrustedProxies: `"127.0.0.1"`,
+	Routes: `  - name: api
     path_prefix: /api
     upstream: %[2]q
     on_unauthenticated: deny
     forward_headers: {X-Auth-Request-User: sub}
-  - name: app
-    path_prefix: /
-    upstream: %[2]q
-    require_scopes: [read]
-    forward_headers: {X-Auth-Request-User: sub, X-Auth-Request-Email: email}
-`
+`,
+	AppHeaders: "{X-Auth-Request-User: sub, X-Auth-Request-Email: email}"}.YAML()
 
 type loginEnv struct {
 	t     testing.TB
 	base  string
-	clock *clock
+	clock *testgw.Clock
 	gw    *proxy.Gateway
-}
-
-var (
-	loginHashOnce sync.Once
-	loginHash     string
-)
-
-// aliceHash is the bcrypt hash of "alice-password", made once.
-func aliceHash() string {
-	loginHashOnce.Do(func() {
-		h, _ := bcrypt.GenerateFromPassword([]byte("alice-password"), bcrypt.MinCost)
-		loginHash = string(h)
-	})
-	return loginHash
 }
 
 func newLoginEnv(t testing.TB) *loginEnv {
@@ -98,99 +44,45 @@ func newLoginEnv(t testing.TB) *loginEnv {
 func newLoginEnvWith(t testing.TB, mod func(string) string) *loginEnv {
 	t.Helper()
 	up := upstream(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &loginEnv{t: t, base: "http://" + ln.Addr().String(), clock: newClock()}
-	e.clock.ns.Store(time.Now().UnixNano())
-	yml := fmt.Sprintf(loginConfig, e.base, up, aliceHash())
-	if mod != nil {
-		yml = mod(yml)
-	}
-	cfg, err := config.Parse("login.yaml", []byte(yml), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs io.Writer = testWriter{t: t}
+	e := &loginEnv{t: t, clock: testgw.NewClock(time.Now())}
+	log := testgw.Logger(t, slog.LevelDebug, nil)
 	if _, ok := t.(*testing.B); ok {
-		logs = io.Discard // a log line per request would be what a benchmark measures
+		// A log line per request would be what a benchmark measures.
+		log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	e.gw, err = proxy.New(ctx, proxy.Config{Config: cfg, Now: e.clock.Now,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- e.gw.Serve(ctx, ln, nil) }()
-	t.Cleanup(func() { cancel(); <-done })
+	g := testgw.Start(t, testgw.Options{Now: e.clock.Now, Logger: log, Config: func(base string) string {
+		yml := fmt.Sprintf(loginConfig, base, up, testgw.AliceHash())
+		if mod != nil {
+			yml = mod(yml)
+		}
+		return yml
+	}})
+	e.base, e.gw = g.URL, g.Gateway
 	return e
 }
 
 // browser is a cookie-keeping client that does not follow redirects, so
 // each hop can be checked.
 type browser struct {
-	t testing.TB
-	c *http.Client
+	*testgw.Browser
+	c *http.Client // Browser.Client, whose cookie jar tests read and set
 }
 
 func newBrowser(t testing.TB) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
+	b := testgw.NewBrowser(t)
+	return &browser{Browser: b, c: b.Client}
 }
 
 func (b *browser) do(method, u string, form url.Values, hdr http.Header) (*http.Response, string) {
-	b.t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, _ := http.NewRequest(method, u, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	req.Header.Set("Accept", "text/html,application/xhtml+xml")
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	res, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	return res, string(raw)
+	b.T.Helper()
+	return b.Do(method, u, form, hdr)
 }
-
-var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 // visit follows redirects from u, filling the login form when it appears,
 // and returns the final response.
 func (b *browser) visit(base, u string) (*http.Response, string) {
-	b.t.Helper()
-	res, body := b.do("GET", u, nil, nil)
-	for range 10 {
-		switch {
-		case res.StatusCode == http.StatusFound || res.StatusCode == http.StatusSeeOther:
-			loc, _ := res.Location()
-			res, body = b.do("GET", loc.String(), nil, nil)
-		case strings.Contains(body, `name="password"`):
-			f := url.Values{}
-			for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
-				f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-			}
-			f.Set("username", "alice")
-			f.Set("password", "alice-password")
-			res, body = b.do("POST", base+"/idp/authorize", f, nil)
-		default:
-			return res, body
-		}
-	}
-	b.t.Fatal("too many redirects")
-	return nil, ""
+	b.T.Helper()
+	return b.Visit(base, u)
 }
 
 func TestBrowserLoginFlow(t *testing.T) {
@@ -215,7 +107,7 @@ func TestBrowserLoginFlow(t *testing.T) {
 	}
 
 	// No new login on the next visit.
-	res, body = b.do("GET", e.base+"/again", nil, nil)
+	res, _ = b.do("GET", e.base+"/again", nil, nil)
 	if res.StatusCode != 200 {
 		t.Fatalf("second visit: %d", res.StatusCode)
 	}
@@ -316,14 +208,8 @@ func TestLoginRejections(t *testing.T) {
 		res, _ := b.do("GET", e.base+"/oauth2/start?rd=/x", nil, nil)
 		loc, _ := res.Location()
 		// Drive the login by hand to capture the callback URL.
-		res, body := b.do("GET", loc.String(), nil, nil)
-		f := url.Values{}
-		for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
-			f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-		}
-		f.Set("username", "alice")
-		f.Set("password", "alice-password")
-		res, _ = b.do("POST", e.base+"/idp/authorize", f, nil)
+		_, body := b.do("GET", loc.String(), nil, nil)
+		res, _ = b.do("POST", e.base+"/idp/authorize", testgw.LoginForm(body), nil)
 		loc, _ = res.Location()
 		res, _ = b.do("GET", loc.String(), nil, nil)
 		callback, _ := res.Location()
@@ -421,15 +307,12 @@ func TestSessionRepeatedRequests(t *testing.T) {
 
 // sessionCookie returns the browser's session cookie.
 func (b *browser) sessionCookie(base string) *http.Cookie {
-	b.t.Helper()
-	u, _ := url.Parse(base)
-	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "_portcullis" {
-			return c
-		}
+	b.T.Helper()
+	c := b.Cookie(base, testgw.SessionCookie)
+	if c == nil {
+		b.T.Fatal("no session cookie")
 	}
-	b.t.Fatal("no session cookie")
-	return nil
+	return c
 }
 
 // BenchmarkSessionForwardAuth compares forward-auth answered from a
@@ -445,7 +328,7 @@ func BenchmarkSessionForwardAuth(b *testing.B) {
 	}
 	cookie := br.sessionCookie(e.base)
 	codec, err := oidcclient.NewCookieCodec(oidcclient.CookieConfig{
-		Secrets: [][]byte{[]byte("cookie-secret-0123456789-0123456789-abc")}, Now: e.clock.Now})
+		Secrets: [][]byte{[]byte(testgw.CookieSecret)}, Now: e.clock.Now})
 	if err != nil {
 		b.Fatal(err)
 	}

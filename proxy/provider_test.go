@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -9,49 +8,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
 // providerConfig runs only the built-in issuer: the "external" provider.
 // %[1]s its base URL, %[2]s the relying gateway's base URL, %[3]s a hash.
-const providerConfig = `
-server: {listen: "127.0.0.1:18097", public_url: "%[1]s"}
-admin: {listen: off}
-issuer:
-  url: "%[1]s/idp"
-  clients:
-    - id: gateway
-      secret: gateway-secret-0123456789
-      first_party: true
-      redirect_uris: ["%[2]s/oauth2/callback"]
-      post_logout_redirect_uris: ["%[2]s/"]
-      scopes: [openid, profile, email, offline_access, read]
-      audiences: [another-api]
-  users:
-    - username: alice
-      password_hash: %[3]q
-      claims: {email: alice@example.com, groups: [admin]}
-  scopes: {read: Read}
-`
+var providerConfig = testgw.ServerSection("127.0.0.1:18097", "%[1]s", "") +
+	testgw.IssuerSection{Base: "%[1]s", Client: "gateway", Gateway: "%[2]s", Audience: "another-api",
+		PasswordHash: "%[3]q", Scopes: "{read: Read}"}.YAML()
 
 // relyingConfig is a gateway that logs browsers in at that provider, found
 // by discovery over HTTP. Its access tokens are meant for another audience,
 // so the gateway must take the identity from the id_token.
-const relyingConfig = `
-server: {listen: "127.0.0.1:18098", public_url: "%[2]s"}
-admin: {listen: off}
-issuers:
-  - issuer: "%[1]s/idp"
-    audiences: [orders-api]
-    algorithms: [ES256]
-login:
-  issuer: "%[1]s/idp"
-  client_id: gateway
-  client_secret: gateway-secret-0123456789
-  scopes: [openid, profile, email, offline_access, read]
-  cookie: {secret: "cookie-secret-0123456789-0123456789-abc", secure: false}
-routes:
+var relyingConfig = testgw.ServerSection("127.0.0.1:18098", "%[2]s", "") +
+	testgw.IssuersSection("%[1]s/idp", "orders-api", "") +
+	testgw.LoginSection("%[1]s/idp", "gateway") + `routes:
   - name: app
     path_prefix: /
     upstream: %[3]q
@@ -61,29 +32,13 @@ routes:
 
 func TestLoginAtAProviderFoundByDiscovery(t *testing.T) {
 	up := upstream(t)
-	lnP, _ := net.Listen("tcp", "127.0.0.1:0")
-	lnR, _ := net.Listen("tcp", "127.0.0.1:0")
-	provider, relying := "http://"+lnP.Addr().String(), "http://"+lnR.Addr().String()
-	clk := newClock()
-	clk.ns.Store(time.Now().UnixNano())
-	serve := func(yml string, ln net.Listener) func() {
-		cfg, err := config.Parse("t.yaml", []byte(yml), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- gw.Serve(ctx, ln, nil) }()
-		var once sync.Once
-		stop := func() { once.Do(func() { cancel(); <-done }) }
-		t.Cleanup(stop)
-		return stop
+	lnP, provider := testgw.Listen(t)
+	lnR, relying := testgw.Listen(t)
+	clk := testgw.NewClock(time.Now())
+	serve := func(yml string, ln net.Listener) *testgw.Gateway {
+		return testgw.Start(t, testgw.Options{Listener: ln, Now: clk.Now, Config: func(string) string { return yml }})
 	}
-	stopProvider := serve(fmt.Sprintf(providerConfig, provider, relying, aliceHash()), lnP)
+	providerGW := serve(fmt.Sprintf(providerConfig, provider, relying, testgw.AliceHash()), lnP)
 	serve(fmt.Sprintf(relyingConfig, provider, relying, up), lnR)
 
 	b := newBrowser(t)
@@ -134,7 +89,10 @@ func TestLoginAtAProviderFoundByDiscovery(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(body, "alice") {
 		t.Fatalf("second login: %d", res.StatusCode)
 	}
-	stopProvider()
+	providerGW.Cancel()
+	if err := providerGW.Wait(); err != nil {
+		t.Fatalf("provider: %v", err)
+	}
 	clk.Advance(20 * time.Minute)
 	res, _ = b.do("GET", relying+"/orders", nil, nil)
 	if loc, _ := res.Location(); res.StatusCode != 302 || !strings.Contains(loc.String(), "/oauth2/start") {

@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,7 +52,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	path := filepath.Join(dir, "gateway.yaml")
 	apply := func(extra, replaceFrom, replaceTo string) {
 		t.Helper()
-		yml := fmt.Sprintf(baseConfig, e.idp.Issuer, e.up, extra, legacySecret)
+		yml := e.config(extra)
 		yml = strings.Replace(yml, replaceFrom, replaceTo, 1)
 		if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
 			t.Fatal(err)

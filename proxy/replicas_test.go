@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net"
 	"net/http"
@@ -20,7 +19,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testredis"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
@@ -90,22 +89,10 @@ func TestReplicasShareOneRedis(t *testing.T) {
 	if err := os.WriteFile(keyFile, pemKey, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	yml := fmt.Sprintf(replicaConfig, redisURL, keyFile, up, aliceHash())
+	yml := fmt.Sprintf(replicaConfig, redisURL, keyFile, up, testgw.AliceHash())
 	start := func() *replica {
-		cfg, err := config.Parse("replica.yaml", []byte(yml), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		gw, err := proxy.New(ctx, proxy.Config{Config: cfg})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		done := make(chan error, 1)
-		go func() { done <- gw.Serve(ctx, ln, nil) }()
-		t.Cleanup(func() { cancel(); <-done })
-		return &replica{gw: gw, addr: ln.Addr().String()}
+		g := testgw.Start(t, testgw.Options{Config: func(string) string { return yml }})
+		return &replica{gw: g.Gateway, addr: g.Addr}
 	}
 	a, b := start(), start()
 	var to atomic.Pointer[replica]
@@ -131,13 +118,7 @@ func TestReplicasShareOneRedis(t *testing.T) {
 			"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}.Encode()
 		res, body := fetch(t, client, "GET", u, nil)
 		if strings.Contains(body, `name="password"`) {
-			f := url.Values{}
-			for _, m := range hiddenField.FindAllStringSubmatch(body, -1) {
-				f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
-			}
-			f.Set("username", "alice")
-			f.Set("password", "alice-password")
-			res, _ = fetch(t, client, "POST", "http://idp.test/idp/authorize", f)
+			res, _ = fetch(t, client, "POST", "http://idp.test/idp/authorize", testgw.LoginForm(body))
 			loc, _ := res.Location()
 			res, _ = fetch(t, client, "GET", loc.String(), nil)
 		}
@@ -310,22 +291,9 @@ func TestReplicasShareOneRedis(t *testing.T) {
 // fetch sends one request with optional header pairs.
 func fetch(t *testing.T, c *http.Client, method, u string, form url.Values, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	var body io.Reader
-	if form != nil {
-		body = strings.NewReader(form.Encode())
-	}
-	req, _ := http.NewRequest(method, u, body)
-	if form != nil {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
+	h := http.Header{}
 	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
+		h.Set(hdr[i], hdr[i+1])
 	}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return testgw.Send(t, c, method, u, form, h)
 }
