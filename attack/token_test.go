@@ -251,10 +251,14 @@ func TestKeyURLHeadersAreNeverFetched(t *testing.T) {
 	e := newTokenEnv(t)
 	attacker := testidp.NewKey(t, "ES256", "attacker")
 	pub := attacker.Public().(*ecdsa.PublicKey)
+	point, err := pub.Bytes() // 0x04 ‖ X ‖ Y
+	if err != nil {
+		t.Fatal(err)
+	}
 	jwk := map[string]any{
 		"kty": "EC", "crv": "P-256", "kid": "attacker",
-		"x": base64.RawURLEncoding.EncodeToString(pub.X.FillBytes(make([]byte, 32))),
-		"y": base64.RawURLEncoding.EncodeToString(pub.Y.FillBytes(make([]byte, 32))),
+		"x": base64.RawURLEncoding.EncodeToString(point[1:33]),
+		"y": base64.RawURLEncoding.EncodeToString(point[33:]),
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "attacker"},
 		NotBefore: e.clk.Now().Add(-time.Hour), NotAfter: e.clk.Now().Add(time.Hour)}

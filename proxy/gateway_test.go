@@ -132,11 +132,14 @@ func TestRejectedTokens(t *testing.T) {
 		attackerHits.Add(1)
 	}))
 	defer attackerJWKS.Close()
-	pub := attacker.Public().(*ecdsa.PublicKey)
+	point, err := attacker.Public().(*ecdsa.PublicKey).Bytes() // 0x04 ‖ X ‖ Y
+	if err != nil {
+		t.Fatal(err)
+	}
 	jwkHeader := map[string]any{
 		"kty": "EC", "crv": "P-256",
-		"x": base64.RawURLEncoding.EncodeToString(pub.X.FillBytes(make([]byte, 32))),
-		"y": base64.RawURLEncoding.EncodeToString(pub.Y.FillBytes(make([]byte, 32))),
+		"x": base64.RawURLEncoding.EncodeToString(point[1:33]),
+		"y": base64.RawURLEncoding.EncodeToString(point[33:]),
 	}
 
 	cases := []struct {
