@@ -3,6 +3,8 @@ package authn
 import (
 	"net/http"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/httpsec"
 )
 
 // RFC 6750 §3.1 error codes.
@@ -101,13 +103,7 @@ func (e *Error) Challenge(realm string) string {
 func WriteError(w http.ResponseWriter, realm string, e *Error) {
 	h := w.Header()
 	h.Set("WWW-Authenticate", e.Challenge(realm))
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	// portcullis' own answers are never framed, cached or referred on.
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
+	httpsec.Set(h, "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(e.Status)
 	msg := e.Description
 	if e.Code != "" {

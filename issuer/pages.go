@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/portcullis-dev/portcullis/internal/httpsec"
 )
 
 // pageHeaders are sent with every page the issuer renders: no framing
@@ -19,12 +21,7 @@ func pageHeaders(h http.Header, formAction string) {
 		// post, so the client's origin must be allowed too.
 		csp += " " + formAction
 	}
-	h.Set("Content-Security-Policy", csp)
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Type", "text/html; charset=utf-8")
+	httpsec.Set(h, "text/html; charset=utf-8", csp)
 }
 
 var pages = template.Must(template.New("layout").Parse(`<!doctype html>

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/portcullis-dev/portcullis/internal/httpsec"
 )
 
 // loginState is what one login attempt keeps in its own short-lived cookie,
@@ -175,13 +177,8 @@ main{background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);pad
 // page renders a short message page with the security headers every page
 // portcullis serves carries.
 func page(w http.ResponseWriter, status int, title, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	httpsec.Set(w.Header(), "text/html; charset=utf-8",
+		"default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 	w.WriteHeader(status)
 	_ = pageTmpl.Execute(w, map[string]string{"Title": title, "Message": msg})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/httpsec"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
@@ -332,13 +333,7 @@ func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 // plainStatus writes one of portcullis' own short text answers. They are
 // never framed, cached, sniffed or referred on.
 func (g *gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	httpsec.Set(w.Header(), "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))
 }
