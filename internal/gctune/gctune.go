@@ -88,15 +88,20 @@ func (t *Tuner) Stop() {
 }
 
 // arm registers a cleanup on a fresh object: it runs after the next
-// collection finds the object unreachable, that is once per cycle.
+// collection finds the object unreachable, that is once per cycle. The
+// cleanup arms the next object before it adjusts, so that a collection
+// that begins as soon as the adjustment is seen (runtime.GC right after it,
+// say) already has an object to find unreachable; armed after, the object
+// could be allocated during that collection, survive it, and leave the
+// cycle without an adjustment.
 func (t *Tuner) arm() {
 	runtime.AddCleanup(new([16]byte), func(t *Tuner) {
 		t.mu.Lock()
 		stopped := t.stopped
 		t.mu.Unlock()
 		if !stopped {
-			t.adjust()
 			t.arm()
+			t.adjust()
 		}
 	}, t)
 }

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestPercent(t *testing.T) {
@@ -50,7 +51,13 @@ func TestTunesAfterEveryCollection(t *testing.T) {
 		var got int
 		for range 3 { // the cleanup of one cycle may see the previous heap
 			runtime.GC()
-			got = <-adjusted
+			select {
+			case got = <-adjusted:
+			case <-time.After(30 * time.Second):
+				// Without the tuner, only the runtime's forced
+				// collection, every 2 minutes, would end the wait.
+				t.Fatalf("live %d MiB: a collection went by without an adjustment", liveMiB)
+			}
 		}
 		want := Percent(uint64(liveMiB)<<20, floor)
 		if liveMiB >= 128 && got != minPercent || liveMiB < 128 && (got < want*8/10 || got > want*12/10+1) {
