@@ -3,6 +3,7 @@ module github.com/portcullis-dev/portcullis
 go 1.26.8
 
 require (
+	filippo.io/bigmod v0.1.0
 	filippo.io/nistec v0.0.4
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coreos/go-oidc/v3 v3.21.0
