@@ -2,8 +2,12 @@ package authn_test
 
 import (
 	"context"
+	"crypto"
+	crand "crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -58,4 +62,53 @@ func TestRSAgreesWithGolangJWT(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRSAlgorithmConfusion: a PKCS#1 v1.5 signature under a PS256 header,
+// and a PSS signature under an RS256 header, are refused, with the issuer
+// allowing both algorithms and the key fitting both.
+func TestRSAlgorithmConfusion(t *testing.T) {
+	f := newFixture(t, func(iss *authn.Issuer) { iss.Algorithms = []string{"RS256", "PS256"} })
+	key := testidp.NewKey(t, "RS256", "k-rsa")
+	key.Alg = "" // published without alg, so it fits both
+	f.idp.Publish(key)
+	priv := key.Private.(*rsa.PrivateKey)
+	payload := base64.RawURLEncoding.EncodeToString(mustJSON(t, f.claims()))
+	for _, c := range []struct {
+		header string
+		sign   func(digest []byte) ([]byte, error)
+	}{
+		{`{"alg":"PS256","kid":"k-rsa"}`, func(d []byte) ([]byte, error) { return rsa.SignPKCS1v15(nil, priv, crypto.SHA256, d) }},
+		{`{"alg":"RS256","kid":"k-rsa"}`, func(d []byte) ([]byte, error) {
+			return rsa.SignPSS(crand.Reader, priv, crypto.SHA256, d, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		}},
+	} {
+		signed := base64.RawURLEncoding.EncodeToString([]byte(c.header)) + "." + payload
+		d := sha256.Sum256([]byte(signed))
+		sig, err := c.sign(d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := signed + "." + base64.RawURLEncoding.EncodeToString(sig)
+		if _, err := f.auth.Verify(context.Background(), tok); err == nil {
+			t.Errorf("%s with the other scheme's signature: accepted", c.header)
+		}
+	}
+	// The same key signs both ways correctly, so the refusals above are
+	// about the scheme, not the key.
+	for _, alg := range []string{"RS256", "PS256"} {
+		k := &testidp.Key{ID: "k-rsa", Alg: alg, Private: priv}
+		if _, err := f.auth.Verify(context.Background(), testidp.Mint(t, k, f.claims(), nil)); err != nil {
+			t.Errorf("%s: %v", alg, err)
+		}
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

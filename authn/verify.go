@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
@@ -206,11 +207,20 @@ func verifySignature(t *jws, sig []byte, key any) bool {
 	return one(key)
 }
 
+// fastCrypto is whether the faster signature checks of internal/p256 and
+// internal/rsaverify may be used. With FIPS 140-3 mode on (GODEBUG
+// fips140=on or only), every check stays inside the Go Cryptographic
+// Module, which also enforces that mode's stricter key rules.
+var fastCrypto = !fips140.Enabled()
+
 // verifyES256 checks an ES256 signature with a table precomputed for the
 // key (internal/p256: the same answers as crypto/ecdsa, in about 40% of its
 // time). done is false when the key cannot have a table, and golang-jwt
 // decides.
 func verifyES256(signed string, sig []byte, pub *ecdsa.PublicKey) (ok, done bool) {
+	if !fastCrypto {
+		return false, false
+	}
 	if len(sig) != 64 {
 		return false, true // RFC 7518 §3.4: R and S, 32 bytes each
 	}
@@ -227,8 +237,11 @@ func verifyES256(signed string, sig []byte, pub *ecdsa.PublicKey) (ok, done bool
 // crypto/rsa, in about two thirds of its time). done is false when the
 // key cannot be precomputed, and golang-jwt decides.
 func verifyRS(signed string, sig []byte, h crypto.Hash, pub *rsa.PublicKey) (ok, done bool) {
+	if !fastCrypto || !rsaverify.Supports(h) || !h.Available() {
+		return false, false
+	}
 	k, err := rsaverify.For(pub)
-	if err != nil || !h.Available() {
+	if err != nil {
 		return false, false
 	}
 	d := h.New()

@@ -8,9 +8,14 @@
 // signature must be exactly as long as the modulus and less than it, and
 // the recovered encoding is compared as a whole with the one expected
 // (RFC 8017 §8.2.2), never parsed, so padding and DigestInfo tricks have
-// nothing to work with. A key crypto/rsa would refuse (a modulus under
-// 1024 bits or even, an exponent even, below 3 or above 2³¹-1) has no
-// PublicKey here; callers fall back to crypto/rsa, which refuses it.
+// nothing to work with. Only ordinary keys get a PublicKey here: a
+// positive, odd modulus of at least 1024 bits and an odd exponent from 3
+// to 2³¹-1. For any other key (which crypto/rsa refuses, or accepts only
+// through a GODEBUG setting or as a negative modulus' absolute value)
+// callers fall back to crypto/rsa, and it decides.
+//
+// The arithmetic is not the FIPS 140-3 module's: with fips140 on, callers
+// must use crypto/rsa.
 //
 // Verification uses only public data, so it need not be constant time.
 package rsaverify
@@ -65,7 +70,7 @@ var digestInfo = map[crypto.Hash][]byte{
 // accepts; any other hash is refused. It never panics.
 func (k *PublicKey) VerifyPKCS1v15(h crypto.Hash, hashed, sig []byte) bool {
 	prefix, ok := digestInfo[h]
-	if !ok || len(hashed) != h.Size() || len(sig) != k.size {
+	if k == nil || k.n == nil || !ok || len(hashed) != h.Size() || len(sig) != k.size {
 		return false
 	}
 	tLen := len(prefix) + len(hashed)
@@ -90,16 +95,23 @@ func (k *PublicKey) VerifyPKCS1v15(h crypto.Hash, hashed, sig []byte) bool {
 	return bytes.Equal(em[psEnd+1:k.size-len(hashed)], prefix) && bytes.Equal(em[k.size-len(hashed):], hashed)
 }
 
+// Supports reports whether VerifyPKCS1v15 handles h.
+func Supports(h crypto.Hash) bool {
+	_, ok := digestInfo[h]
+	return ok
+}
+
 // MaxCachedKeys bounds the keys For remembers. Keys come from the
 // configured issuers' key sets, so a few are in use at a time; past the
-// bound the cache starts over, which costs one precomputation (about as
-// much as crypto/rsa spends on every verification) per key.
+// bound a new key takes an arbitrary one's place. A miss costs one
+// precomputation, about as much as crypto/rsa spends on every
+// verification.
 const MaxCachedKeys = 64
 
 // entry is one cached key: the value it was built from, so that a key
 // changed in place is never mistaken for its old self, and the result.
 type entry struct {
-	n  big.Int
+	n  *big.Int // a copy of its own, never changed
 	e  int
 	pk *PublicKey
 }
@@ -113,22 +125,33 @@ var (
 // reused for as long as pub holds the same value. A hit takes no lock and
 // allocates nothing.
 func For(pub *rsa.PublicKey) (*PublicKey, error) {
+	if pub == nil {
+		return nil, errKey
+	}
 	if m := cached.Load(); m != nil {
 		if e := (*m)[pub]; e != nil && pub.N != nil && e.e == pub.E && e.n.Cmp(pub.N) == 0 {
 			return e.pk, nil
 		}
 	}
-	pk, err := NewPublicKey(pub)
+	// Read pub once: the key built and the value it is remembered by must
+	// be the same, even if pub changes meanwhile.
+	if pub.N == nil {
+		return nil, errKey
+	}
+	snap := &rsa.PublicKey{N: new(big.Int).Set(pub.N), E: pub.E}
+	pk, err := NewPublicKey(snap)
 	if err != nil {
 		return nil, err
 	}
-	e := &entry{e: pub.E, pk: pk}
-	e.n.Set(pub.N)
+	e := &entry{n: snap.N, e: snap.E, pk: pk}
 	mu.Lock()
 	defer mu.Unlock()
 	next := make(map[*rsa.PublicKey]*entry)
-	if m := cached.Load(); m != nil && len(*m) < MaxCachedKeys {
+	if m := cached.Load(); m != nil {
 		for k, v := range *m {
+			if len(next) == MaxCachedKeys-1 {
+				break // the rest, an arbitrary one of them at least, make room
+			}
 			next[k] = v
 		}
 	}
