@@ -92,7 +92,9 @@ func TestRunFirstLoadRetries(t *testing.T) {
 			}
 		}
 		// Within RefetchInterval of Run's last attempt: no fetch of its own.
-		if _, err := r.Keys(t.Context(), "k1"); err != ErrNotLoaded || p.jwksHits.Load() != 3 {
+		// (OnFetch runs before the attempt releases its waiters, so Keys
+		// may still join it and carry its error along.)
+		if _, err := r.Keys(t.Context(), "k1"); !errors.Is(err, ErrNotLoaded) || p.jwksHits.Load() != 3 {
 			t.Fatalf("Keys = %v after %d hits, want ErrNotLoaded after 3", err, p.jwksHits.Load())
 		}
 
