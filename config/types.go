@@ -63,7 +63,8 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32768.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM;
+	// upgraded connections (WebSockets) still open then are closed.
 	// Default 20s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// AuthFailureDelay is the longest a connection that keeps failing

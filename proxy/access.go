@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 )
@@ -37,6 +39,17 @@ func (a *accessWriter) Write(p []byte) (int, error) {
 }
 
 func (a *accessWriter) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// Hijack records an upgrade: ReverseProxy takes the connection over and
+// writes the upstream's 101 on it itself, past WriteHeader, so without
+// this the access log would call the request abandoned (499).
+func (a *accessWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(a.ResponseWriter).Hijack()
+	if err == nil && a.status == 0 {
+		a.status = http.StatusSwitchingProtocols
+	}
+	return c, rw, err
+}
 
 // Flush supports ReverseProxy's streaming when called directly.
 func (a *accessWriter) Flush() {

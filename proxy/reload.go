@@ -35,6 +35,7 @@ type Gateway struct {
 	// accessLog writes one line per request; off when the logger would
 	// drop Info lines anyway.
 	accessLog bool
+	upgrades  *upgrades
 }
 
 // New builds a Gateway from a validated configuration. Issuers' key sets
@@ -53,7 +54,7 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Sleep == nil {
 		cfg.Sleep = sleepContext
 	}
-	gw := &Gateway{ctx: ctx, base: cfg, cfg: cfg.Config, log: cfg.Logger, keySets: newRemoteCache(ctx)}
+	gw := &Gateway{ctx: ctx, base: cfg, cfg: cfg.Config, log: cfg.Logger, keySets: newRemoteCache(ctx), upgrades: newUpgrades()}
 	gw.accessLog = cfg.Logger.Enabled(ctx, slog.LevelInfo) && cfg.Logger.Handler() != slog.DiscardHandler
 	gw.metrics = newMetrics(func() []keySetInfo { return gw.cur.Load().keySetInfo() },
 		func() []cacheInfo { return gw.cur.Load().cacheInfo() })
@@ -85,6 +86,18 @@ func (gw *Gateway) build(c *config.Config, prev *gateway) (*gateway, error) {
 
 // ServeHTTP hands the request to the current configuration.
 func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isUpgrade(r) {
+		var (
+			end func()
+			ok  bool
+		)
+		if r, end, ok = gw.upgrades.begin(r); !ok {
+			w.Header().Set("Connection", "close")
+			gw.cur.Load().plainStatus(w, http.StatusServiceUnavailable, "shutting down")
+			return
+		}
+		defer end()
+	}
 	if gw.accessLog {
 		gw.serveLogged(w, r)
 		return

@@ -37,7 +37,9 @@ func (gw *Gateway) AdminHandler() http.Handler {
 
 // ListenAndServe listens on the configured proxy and admin addresses and
 // serves until ctx is done, then shuts down gracefully: it stops accepting,
-// lets in-flight requests finish within server.shutdown_grace and returns.
+// lets in-flight requests finish within server.shutdown_grace, closes the
+// upgraded connections (WebSockets) still open when the grace ends, and
+// returns once every handler has.
 func (gw *Gateway) ListenAndServe(ctx context.Context) error {
 	ln, err := net.Listen("tcp", gw.cfg.Server.Listen)
 	if err != nil {
@@ -116,6 +118,8 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace.D())
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	// Upgraded connections get what is left of the grace, then are closed.
+	gw.upgrades.close(sctx)
 	if admin != nil {
 		err = errors.Join(err, admin.Shutdown(sctx))
 	}
