@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
@@ -54,7 +55,7 @@ func TestBuiltinIssuerTokensPassTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, nil))})
+	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -143,11 +143,6 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	return e
 }
 
-// testWriter sends what the gateway logs to the test's log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { return testgw.LogWriter{T: w.t}.Write(p) }
-
 // claims returns valid claims for sub at the test clock's now.
 func (e *env) claims(sub string) map[string]any {
 	return testgw.Claims(e.idp, sub, e.clock.Now())

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
@@ -115,7 +116,7 @@ routes:
 	}
 	clk := newClock()
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(testWriter{t: t}, nil))})
+	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
