@@ -207,35 +207,37 @@ func (d *jsonDecoder) number() (json.Number, error) {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && '1' <= b[i] && b[i] <= '9':
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
-		}
+		i = skipDigits(b, i)
 	default:
 		return "", errJSONSyntax
 	}
 	if i < len(b) && b[i] == '.' {
-		i++
-		n := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
+		n := skipDigits(b, i+1)
+		if n == i+1 {
+			return "", errJSONSyntax // a fraction needs a digit
 		}
-		if i == n {
-			return "", errJSONSyntax
-		}
+		i = n
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
 			i++
 		}
-		n := i
-		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-			i++
+		n := skipDigits(b, i)
+		if n == i {
+			return "", errJSONSyntax // an exponent needs a digit
 		}
-		if i == n {
-			return "", errJSONSyntax
-		}
+		i = n
 	}
 	d.i = i
 	return json.Number(b[start:i]), nil
+}
+
+// skipDigits returns the index of the first byte at or after i in b that
+// is not an ASCII digit.
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
+	}
+	return i
 }
