@@ -50,10 +50,12 @@ type Login struct {
 	// refreshed. Default 1m.
 	RefreshBefore Duration `yaml:"refresh_before"`
 	// SessionStore is where sessions live: [SessionStoreCookie] (in the
-	// encrypted cookie itself), [SessionStoreRedis] (the built-in issuer's
-	// Redis), or a Redis URL; with Redis the cookie holds only an encrypted
-	// session id, for providers whose tokens make cookies too big. Default
-	// cookie.
+	// encrypted cookie itself), [SessionStoreMemory] (in the gateway's
+	// memory: one replica), [SessionStoreRedis] (the built-in issuer's
+	// Redis), or a Redis URL. With memory or Redis the cookie holds only an
+	// encrypted session id, for providers whose tokens make cookies too big
+	// and for forward-auth behind nginx, which passes one Set-Cookie from an
+	// auth answer. Default cookie.
 	SessionStore string `yaml:"session_store"`
 	// SessionCache bounds the cache of decoded session cookies.
 	SessionCache SessionCache `yaml:"session_cache"`
@@ -102,6 +104,10 @@ type LoginCookie struct {
 const (
 	// SessionStoreCookie keeps the whole session in the encrypted cookie.
 	SessionStoreCookie = "cookie"
+	// SessionStoreMemory keeps sessions in the gateway's memory, the cookie
+	// holding only their id. They are lost on restart and not shared
+	// between replicas; they survive a configuration reload.
+	SessionStoreMemory = "memory"
 	// SessionStoreRedis keeps sessions in Redis, the cookie holding only
 	// their id. The schema accepts it; the gateway may not support it yet.
 	SessionStoreRedis = "redis"

@@ -203,8 +203,10 @@ func TestLoginValidate(t *testing.T) {
 			`t.yaml:9: login.refresh_before: duration "-1m" must not be negative`}},
 		{name: "session_store case", src: lgKeys("session_store: Redis"), want: []string{
 			`t.yaml:9: login.session_store: "Redis" is not a session store; names are case-sensitive: write redis`}},
-		{name: "session_store unknown", src: lgKeys("session_store: memory"), want: []string{
-			`t.yaml:9: login.session_store: "memory" is not a session store; want cookie, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
+		{name: "session_store unknown", src: lgKeys("session_store: disk"), want: []string{
+			`t.yaml:9: login.session_store: "disk" is not a session store; want cookie, memory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
+		{name: "session_store memory case", src: lgKeys("session_store: Memory"), want: []string{
+			`t.yaml:9: login.session_store: "Memory" is not a session store; names are case-sensitive: write memory`}},
 		// session_cache
 		{name: "session_cache negative", src: lgKeys("session_cache: {entries: -1}"), want: []string{
 			`t.yaml:9: login.session_cache.entries: is -1; want a number of sessions such as 10000, or 0 to turn the cache off`}},

@@ -47,7 +47,7 @@ func (v *validator) login() {
 		v.errorf("login.session_cache.bytes", "is %d; want a positive number of bytes, such as 16777216", sc.Bytes)
 	}
 	switch s := l.SessionStore; {
-	case s == SessionStoreCookie:
+	case s == SessionStoreCookie || s == SessionStoreMemory:
 	case s == SessionStoreRedis:
 		if v.c.Issuer == nil || !strings.HasPrefix(v.c.Issuer.Store, "redis") {
 			v.errorf("login.session_store", "redis shares the built-in issuer's Redis, and issuer.store is not a Redis URL; write a Redis URL here, such as redis://localhost:6379/0")
@@ -56,10 +56,10 @@ func (v *validator) login() {
 		if msg := checkStore(s); msg != "" {
 			v.errorf("login.session_store", "%s", msg)
 		}
-	case strings.EqualFold(s, SessionStoreCookie) || strings.EqualFold(s, SessionStoreRedis):
+	case strings.EqualFold(s, SessionStoreCookie) || strings.EqualFold(s, SessionStoreMemory) || strings.EqualFold(s, SessionStoreRedis):
 		v.errorf("login.session_store", "%q is not a session store; names are case-sensitive: write %s", s, strings.ToLower(s))
 	default:
-		v.errorf("login.session_store", "%q is not a session store; want cookie, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0", shorten(s))
+		v.errorf("login.session_store", "%q is not a session store; want cookie, memory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0", shorten(s))
 	}
 	v.loginBuiltin()
 }

@@ -230,6 +230,17 @@ func (c *Client) LoginURL(r *http.Request) string {
 	return c.cfg.Prefix + "/start?rd=" + url.QueryEscape(r.URL.RequestURI())
 }
 
+// LoginURLFor is the absolute URL, on the public URL, that starts a login
+// returning to rd, such as the original URL a fronting proxy asked about.
+// Whether rd may be returned to is decided when the login starts.
+func (c *Client) LoginURLFor(rd string) string {
+	u := *c.cfg.PublicURL
+	u.Path, u.RawPath = strings.TrimSuffix(u.Path, "/")+c.cfg.Prefix+"/start", ""
+	u.RawQuery = "rd=" + url.QueryEscape(rd)
+	u.Fragment, u.RawFragment = "", ""
+	return u.String()
+}
+
 // ServeHTTP serves start, callback and sign_out under the prefix.
 func (c *Client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch strings.TrimPrefix(r.URL.Path, c.cfg.Prefix) {

@@ -356,6 +356,20 @@ var errStoreUnavailable = errors.New("oidcclient: session store unavailable")
 // one refresh. A cookie seen before is not decrypted and decoded again (see
 // [Config.SessionCacheEntries]); everything else is decided anew each time.
 func (c *Client) Session(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	return c.session(w, r, false)
+}
+
+// SessionOneCookie is [Client.Session] for an answer that a fronting proxy
+// passes on with at most one Set-Cookie, such as nginx's auth_request: a
+// session kept whole in a cookie split in several is then not refreshed
+// (its refresh token stays unspent, so nothing is lost), but used until its
+// token expires, and the browser logs in again after that. Sessions kept in
+// a [SessionStore] travel in one cookie and are refreshed as usual.
+func (c *Client) SessionOneCookie(w http.ResponseWriter, r *http.Request) (*Session, error) {
+	return c.session(w, r, true)
+}
+
+func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool) (*Session, error) {
 	s, err := c.open(r)
 	if err != nil {
 		if errors.Is(err, errStoreUnavailable) {
@@ -369,7 +383,16 @@ func (c *Client) Session(w http.ResponseWriter, r *http.Request) (*Session, erro
 	if c.now().Add(c.cfg.RefreshBefore).Before(s.Expiry) {
 		return s, nil
 	}
-	if s.RefreshToken == "" {
+	var chunks [][]string
+	if oneCookie && c.cfg.Sessions == nil {
+		chunks, _ = cookieRequestChunks(r, c.cfg.Cookies.Name(c.cfg.CookieName))
+	}
+	split := len(chunks) > 1
+	if s.RefreshToken == "" || split {
+		if split {
+			c.log.Warn("session not refreshed: it spans several cookies, and this answer can pass on only one; set login.session_store to memory or redis",
+				"sub", s.Subject, "cookies", len(chunks))
+		}
 		if c.now().Before(s.Expiry) {
 			return s, nil
 		}

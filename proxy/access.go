@@ -15,11 +15,12 @@ import (
 // the connection for flushing, hijacking and deadlines.
 type accessWriter struct {
 	http.ResponseWriter
-	status  int
-	bytes   int64
-	route   string
-	outcome string
-	subject string
+	status   int
+	bytes    int64
+	route    string
+	outcome  string
+	subject  string
+	original string // forward-auth: the method and path asked about
 }
 
 func (a *accessWriter) WriteHeader(code int) {
@@ -70,6 +71,14 @@ func note(w http.ResponseWriter, route, outcome, subject string) {
 	}
 }
 
+// noteOriginal records, on a forward-auth answer, the original request it
+// judged.
+func noteOriginal(w http.ResponseWriter, original string) {
+	if a, ok := w.(*accessWriter); ok {
+		a.original = original
+	}
+}
+
 // requestID returns the request's X-Request-Id when it is a sane value,
 // or a new random one.
 func requestID(r *http.Request) string {
@@ -105,7 +114,7 @@ func (gw *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
 	}
-	gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+	attrs := [...]slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("route", aw.route),
@@ -116,5 +125,11 @@ func (gw *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
 		slog.Int64("bytes", aw.bytes),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("request_id", id),
-	)
+		slog.String("original", aw.original),
+	}
+	n := len(attrs)
+	if aw.original == "" {
+		n-- // only forward-auth answers judge another request
+	}
+	gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 }

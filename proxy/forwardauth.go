@@ -3,61 +3,69 @@ package proxy
 import (
 	"errors"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
 )
 
-// forwardAuth is the forward-auth endpoint for nginx auth_request, Traefik
-// ForwardAuth and Envoy ext_authz (HTTP): 200 with the identity headers for
-// a valid bearer token or session, 401 otherwise. The original request is
-// read from X-Forwarded-Uri / X-Original-URL and X-Forwarded-Host, only
-// from trusted proxies, and chooses the route whose policy applies; without
-// them the policy of the route for path (the path Envoy appends to the
-// endpoint, else "/") on the request's host applies. A
-// refreshed session comes back as Set-Cookie for the proxy to pass on. It
-// never redirects: the fronting proxy turns 401 into a login redirect, so
-// the login page itself is never behind forward-auth and cannot loop.
-func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, path string) {
-	host := requestHost(r.Host)
-	if g.isTrusted(r.RemoteAddr) {
-		orig := r.Header.Get("X-Forwarded-Uri")
-		if orig == "" {
-			orig = r.Header.Get("X-Original-Url")
-		}
-		if u, err := url.Parse(orig); err == nil && orig != "" {
-			if u.Host != "" {
-				host = requestHost(u.Host)
-			}
-			if u.Path != "" {
-				path = u.EscapedPath()
-			}
-		}
-		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
-			host = requestHost(h)
-		}
+// forwardAuth is the forward-auth endpoint for nginx auth_request, Caddy
+// forward_auth, Traefik ForwardAuth and Envoy ext_authz (HTTP). It judges
+// the original request exactly as the proxy mode would and answers:
+//
+//   - 200 with every header of the forward-auth set (see fwdNames): the
+//     caller's identity where a claim exists, an empty value everywhere
+//     else, Authorization as the route's forward_token says, and Cookie
+//     without portcullis' own cookies. A fronting proxy that copies that
+//     one fixed list onto the request overwrites whatever the client sent
+//     under those names, whether the user has the claim or not.
+//   - 302 to the login start, rd = the original absolute URL, for a browser
+//     navigation on a route that logs in; with ?redirect=header (nginx,
+//     whose auth_request passes nothing but 2xx, 401 and 403) a 401 that
+//     names the login URL in X-Auth-Request-Redirect instead.
+//   - 401/403 with the RFC 6750 challenge otherwise: sub-resources, XHR
+//     and API clients never start a login.
+//
+// The original request is read from the headers of server.trusted_proxies
+// only (see originalRequest). portcullis' own paths (the gateway prefix,
+// the built-in issuer) are always allowed, so a proxy that also sends them
+// through forward-auth cannot make the login page loop.
+func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix string) {
+	w.Header().Set("Cache-Control", "no-store")
+	o, ok := g.originalRequest(r, suffix)
+	if !ok {
+		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed original URL")
+		return
 	}
-	_, key, ok := cleanPath(path)
+	_, key, ok := cleanPath(o.URL.EscapedPath())
 	if !ok {
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed original path")
 		return
 	}
-	rt := g.routes.match(host, key)
-	policy := &authn.Policy{Audiences: g.allAudiences()}
-	var headers []identityHeader
-	name := "forward_auth"
-	if rt != nil {
-		if rt.auth == config.AuthPublic {
-			g.metrics.requests.WithLabelValues(rt.name, outcomePublic).Inc()
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		policy, headers, name = &rt.policy, rt.idHeaders, rt.name
+	noteOriginal(w, o.Method+" "+o.URL.Path)
+	if g.builtin != nil && g.builtin.owns(key) || g.login != nil && g.login.owns(key) {
+		g.metrics.requests.WithLabelValues("login", outcomePublic).Inc()
+		note(w, "login", outcomePublic, "")
+		g.fwdAllow(w, r, nil, nil)
+		return
 	}
-	id, err := g.authn.Authenticate(r, policy)
+	rt := g.routes.match(requestHost(o.Host), key)
+	if rt != nil && rt.auth == config.AuthPublic {
+		rt.forwarded[outcomePublic].Inc()
+		note(w, rt.name, outcomePublic, "")
+		g.fwdAllow(w, r, rt, nil)
+		return
+	}
+	policy, name := &authn.Policy{Audiences: g.allAudiences()}, "forward_auth"
+	if rt != nil {
+		policy, name = &rt.policy, rt.name
+	}
+	id, err := g.authn.Authenticate(o, policy)
 	if id == nil && err == nil && g.login != nil {
-		id, err = g.sessionIdentity(w, r, policy)
+		id, err = g.sessionIdentityFrom(w, o, policy, g.login.client.SessionOneCookie)
 	}
 	if id == nil && err == nil && (rt == nil || rt.auth == config.AuthRequired) {
 		err = authn.Missing()
@@ -65,23 +73,198 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, path strin
 	var ae *authn.Error
 	switch {
 	case errors.As(err, &ae):
-		g.metrics.authFailures.WithLabelValues(name, ae.Reason).Inc()
-		g.metrics.requests.WithLabelValues(name, outcomeUnauth).Inc()
-		authn.WriteError(w, g.realm, ae)
+		g.fwdDeny(w, r, o, rt, name, err, ae)
 		return
 	case err != nil:
-		g.plain(w, nil, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
+		g.log.Warn("authentication unavailable", "route", name, "err", err)
+		w.Header().Set("Retry-After", "5")
+		g.plain(w, rt, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
 		return
 	}
+	outcome, sub := outcomeAnonymous, ""
 	if id != nil {
-		if len(headers) == 0 {
-			headers = defaultForwardAuthHeaders
-		}
-		setIdentity(w.Header(), headers, id)
+		outcome, sub = outcomeAllowed, id.Subject
 	}
-	g.metrics.requests.WithLabelValues(name, outcomeAllowed).Inc()
-	w.Header().Set("Cache-Control", "no-store")
+	g.metrics.requests.WithLabelValues(name, outcome).Inc()
+	note(w, name, outcome, sub)
+	g.fwdAllow(w, r, rt, id)
+}
+
+// fwdAllow writes a 200 forward-auth answer for rt (nil: no route, or
+// portcullis' own path) and id (nil: anonymous).
+func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id *authn.Identity) {
+	h := w.Header()
+	blank := make([]string, 1) // one shared [""] for every blank header
+	for _, name := range g.fwdNames {
+		h[name] = blank
+	}
+	h["Authorization"] = blank
+	if rt != nil && rt.auth == config.AuthPublic {
+		// As in the proxy mode, a public route's request keeps its own
+		// Authorization: portcullis did not read it.
+		if v := r.Header.Get("Authorization"); v != "" {
+			h.Set("Authorization", v)
+		}
+	}
+	if id != nil {
+		headers := defaultForwardAuthHeaders
+		if rt != nil && len(rt.idHeaders) > 0 {
+			headers = rt.idHeaders
+		}
+		setIdentity(h, headers, id)
+		if rt != nil {
+			switch rt.forwardToken {
+			case "":
+			case config.ForwardTokenAuthorization:
+				h.Set("Authorization", "Bearer "+id.Token)
+			default:
+				h.Set(rt.forwardToken, id.Token)
+			}
+		}
+	}
+	// The client's cookies, less portcullis' own and a token's cookie that
+	// is not forwarded.
+	ck := http.Header{"Cookie": r.Header["Cookie"]}
+	if g.login != nil {
+		removeCookiesWithPrefix(ck, g.login.cookie)
+	}
+	if id != nil && id.Source.Kind == authn.SourceCookie {
+		removeCookie(ck, id.Source.Name)
+	}
+	if v := ck.Get("Cookie"); v != "" {
+		h.Set("Cookie", v)
+	} else {
+		h["Cookie"] = blank
+	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// fwdDeny answers a forward-auth request whose authentication failed: a
+// navigation that should log in is sent to log in, everything else gets
+// the RFC 6750 answer.
+func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, name string, err error, ae *authn.Error) {
+	if g.fwdLogin(o, rt, err, ae) {
+		g.metrics.requests.WithLabelValues(name, outcomeRedirect).Inc()
+		note(w, name, outcomeRedirect, "")
+		u := g.login.client.LoginURLFor(o.URL.String())
+		if r.URL.Query().Get("redirect") == "header" {
+			w.Header().Set("X-Auth-Request-Redirect", u)
+			authn.WriteError(w, g.realm, ae)
+			return
+		}
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
+	outcome := outcomeUnauth
+	switch ae.Status {
+	case http.StatusForbidden:
+		outcome = outcomeForbidden
+	case http.StatusBadRequest:
+		outcome = outcomeBadRequest
+	}
+	g.metrics.authFailures.WithLabelValues(name, ae.Reason).Inc()
+	g.metrics.requests.WithLabelValues(name, outcome).Inc()
+	note(w, name, outcome+":"+ae.Reason, "")
+	if ae.Reason != authn.ReasonMissing {
+		g.log.Info("request denied", "route", name, "reason", ae.Reason, "detail", ae.Description,
+			"path", o.URL.Path, "remote", r.RemoteAddr, "forward_auth", true)
+	}
+	authn.WriteError(w, g.realm, ae)
+}
+
+// fwdLogin reports whether a failed forward-auth request should be sent to
+// log in, by the rules of sendToLogin.
+func (g *gateway) fwdLogin(o *http.Request, rt *route, err error, ae *authn.Error) bool {
+	var rejected errSessionRejected
+	if g.login == nil || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) {
+		return false
+	}
+	onUnauth := "auto"
+	if rt != nil {
+		onUnauth = rt.onUnauth
+	}
+	switch onUnauth {
+	case "login":
+		return true
+	case "auto":
+		return isNavigation(o)
+	}
+	return false
+}
+
+// originalRequest is the request the fronting proxy asks about, as a
+// shallow copy of r with the original method, host and URL. They are read
+// only from server.trusted_proxies:
+//
+//   - nginx: X-Original-URL (absolute) and X-Original-Method;
+//   - Traefik, Caddy: X-Forwarded-Method, -Proto, -Host and -Uri;
+//   - Envoy: the original path and query appended to the endpoint (suffix).
+//
+// A request from anyone else is judged on its own method and host, with the
+// path it appended to the endpoint ("/" without one). It reports false for
+// an original URL that does not parse.
+func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request, bool) {
+	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
+	if r.TLS != nil {
+		u.Scheme = "https"
+	}
+	if suffix != "" {
+		u.Path, u.RawQuery = suffix, r.URL.RawQuery
+	}
+	method := r.Method
+	if g.isTrusted(r.RemoteAddr) {
+		h := r.Header
+		if v := h.Get("X-Original-Url"); v != "" {
+			ou, err := url.Parse(v)
+			if err != nil || ou.Opaque != "" {
+				return nil, false
+			}
+			if ou.Scheme != "" {
+				u.Scheme = strings.ToLower(ou.Scheme)
+			}
+			if ou.Host != "" {
+				u.Host = ou.Host
+			}
+			u.Path, u.RawPath, u.RawQuery = ou.Path, ou.RawPath, ou.RawQuery
+		}
+		if v := h.Get("X-Forwarded-Uri"); v != "" {
+			ou, err := url.ParseRequestURI(v)
+			if err != nil {
+				return nil, false
+			}
+			u.Path, u.RawPath, u.RawQuery = ou.Path, ou.RawPath, ou.RawQuery
+		}
+		if v := h.Get("X-Forwarded-Host"); v != "" {
+			u.Host = v
+		}
+		if v := strings.ToLower(h.Get("X-Forwarded-Proto")); v == "http" || v == "https" {
+			u.Scheme = v
+		}
+		for _, name := range [...]string{"X-Forwarded-Method", "X-Original-Method"} {
+			if v := h.Get(name); v != "" && validMethod(v) {
+				method = v
+			}
+		}
+	}
+	if u.Path == "" {
+		u.Path = "/"
+	}
+	o := r.WithContext(r.Context())
+	o.Method, o.Host, o.URL, o.RequestURI = method, u.Host, u, u.RequestURI()
+	return o, true
+}
+
+// validMethod reports whether m is an RFC 9110 token.
+func validMethod(m string) bool {
+	if len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if !isTokenChar(m[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // defaultForwardAuthHeaders are answered when the matched route names none.
@@ -90,4 +273,31 @@ var defaultForwardAuthHeaders = []identityHeader{
 	{name: "X-Auth-Request-Email", claim: "email"},
 	{name: "X-Auth-Request-Preferred-Username", claim: "preferred_username"},
 	{name: "X-Auth-Request-Groups", claim: "groups"},
+}
+
+// forwardAuthFamily are the identity headers every forward-auth answer
+// carries, blank unless a route's forward_headers fills them: the names
+// oauth2-proxy, Authelia and Pomerium users' upstreams read.
+var forwardAuthFamily = []string{
+	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
+	"X-Auth-Request-Preferred-Username",
+	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups",
+	"X-Forwarded-Preferred-Username", "Remote-User",
+}
+
+// forwardAuthNames is the forward-auth set: forwardAuthFamily and every
+// header a route names in forward_headers or forward_token, canonical and
+// sorted.
+func forwardAuthNames(routes []config.Route) []string {
+	out := slices.Clone(forwardAuthFamily)
+	for _, r := range routes {
+		for name := range r.ForwardHeaders {
+			out = append(out, textproto.CanonicalMIMEHeaderKey(name))
+		}
+		if ft := r.ForwardToken; ft != "" && ft != config.ForwardTokenNone && !strings.EqualFold(ft, config.ForwardTokenAuthorization) {
+			out = append(out, textproto.CanonicalMIMEHeaderKey(ft))
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -52,6 +52,7 @@ type gateway struct {
 	authn     *authn.Authenticator
 	remotes   []*jwks.Remote
 	protected headerSet
+	fwdNames  []string // the headers every forward-auth answer carries
 	trusted   []netip.Prefix
 	metrics   *metrics
 	realm     string
@@ -139,7 +140,7 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 			return nil, err
 		}
 	}
-	if err := g.buildLogin(ctx, cfg.HTTPClient); err != nil {
+	if err := g.buildLogin(ctx, cfg.HTTPClient, prev); err != nil {
 		return nil, err
 	}
 	routes := make([]*route, 0, len(c.Routes))
@@ -159,6 +160,7 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	}
 	g.routes = newRouteTable(routes)
 	g.protected = newHeaderSet(alwaysProtected, idNames)
+	g.fwdNames = forwardAuthNames(c.Routes)
 	return g, nil
 }
 

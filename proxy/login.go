@@ -27,21 +27,32 @@ type login struct {
 	cookie     string // the session cookie's effective name; login-state cookies share it as a prefix
 	cookieBase string // the configured name, as the codec takes it
 	clientID   string
-	sessions   *redisSessions // nil: sessions live in the cookie
+	sessions   *redisSessions          // nil: sessions live in the cookie or in memory
+	memory     *oidcclient.MemoryStore // session_store: memory; kept across reloads
 }
 
 // buildLogin wires the login section: cookie codec, provider keys (the
 // built-in issuer's key ring, a configured issuer's key set, or a key set of
 // its own), and, for the built-in issuer, an in-process transport so the
-// code exchange never leaves the process.
-func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error {
+// code exchange never leaves the process. Sessions in memory are taken over
+// from prev, the configuration being replaced, so a reload signs no one out.
+func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev *gateway) error {
 	lc := g.cfg.Login
 	if lc == nil {
 		return nil
 	}
-	var sessions *redisSessions
+	var (
+		sessions *redisSessions
+		memory   *oidcclient.MemoryStore
+	)
 	switch store := lc.SessionStore; store {
 	case "", config.SessionStoreCookie:
+	case config.SessionStoreMemory:
+		if prev != nil && prev.login != nil && prev.login.memory != nil {
+			memory = prev.login.memory
+		} else {
+			memory = &oidcclient.MemoryStore{Now: g.now}
+		}
 	default:
 		if store == config.SessionStoreRedis && g.cfg.Issuer != nil {
 			store = g.cfg.Issuer.Store
@@ -102,15 +113,18 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client) error
 			oc.Keys = r
 		}
 	}
-	if sessions != nil {
+	switch {
+	case sessions != nil:
 		oc.Sessions = sessions
+	case memory != nil:
+		oc.Sessions = memory
 	}
 	client, err := oidcclient.New(ctx, oc)
 	if err != nil {
 		return err
 	}
 	g.login = &login{client: client, cookies: codec, prefix: lc.Prefix, cookie: codec.Name(lc.Cookie.Name),
-		cookieBase: lc.Cookie.Name, clientID: lc.ClientID, sessions: sessions}
+		cookieBase: lc.Cookie.Name, clientID: lc.ClientID, sessions: sessions, memory: memory}
 	return nil
 }
 
@@ -144,7 +158,14 @@ func (g *gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string
 // its 401 or 403 (logging in again would not change it, and redirecting
 // would loop).
 func (g *gateway) sessionIdentity(w http.ResponseWriter, r *http.Request, p *authn.Policy) (*authn.Identity, error) {
-	sess, err := g.login.client.Session(w, r)
+	return g.sessionIdentityFrom(w, r, p, g.login.client.Session)
+}
+
+// sessionIdentityFrom is sessionIdentity with the session read by session,
+// such as [oidcclient.Client.SessionOneCookie] for forward-auth answers.
+func (g *gateway) sessionIdentityFrom(w http.ResponseWriter, r *http.Request, p *authn.Policy,
+	session func(http.ResponseWriter, *http.Request) (*oidcclient.Session, error)) (*authn.Identity, error) {
+	sess, err := session(w, r)
 	if err != nil || sess == nil {
 		return nil, err
 	}

@@ -138,9 +138,23 @@ func TestBrowserLoginFlow(t *testing.T) {
 	if res.StatusCode != 200 || res.Header.Get("X-Auth-Request-User") != "alice" {
 		t.Errorf("forward-auth with session: %d %v", res.StatusCode, res.Header)
 	}
-	res, _ = anon.do("GET", e.base+"/oauth2/auth", nil, http.Header{"X-Original-Url": {e.base + "/orders"}})
-	if res.StatusCode != 401 || res.Header.Get("Location") != "" {
-		t.Errorf("forward-auth without session: %d", res.StatusCode)
+	// Without a session a navigation is sent to log in, back to the
+	// original absolute URL; with ?redirect=header (nginx) that is a 401
+	// naming the login URL; anything else is a plain 401.
+	login := e.base + "/oauth2/start?rd=" + url.QueryEscape(e.base+"/orders?x=1")
+	orig := http.Header{"X-Original-Url": {e.base + "/orders?x=1"}}
+	res, _ = anon.do("GET", e.base+"/oauth2/auth", nil, orig)
+	if res.StatusCode != 302 || res.Header.Get("Location") != login {
+		t.Errorf("forward-auth navigation without session: %d %q, want 302 to %s", res.StatusCode, res.Header.Get("Location"), login)
+	}
+	res, _ = anon.do("GET", e.base+"/oauth2/auth?redirect=header", nil, orig)
+	if res.StatusCode != 401 || res.Header.Get("Location") != "" || res.Header.Get("X-Auth-Request-Redirect") != login {
+		t.Errorf("forward-auth navigation, redirect=header: %d %v", res.StatusCode, res.Header)
+	}
+	xhr := http.Header{"X-Original-Url": orig["X-Original-Url"], "Accept": {"application/json"}}
+	res, _ = anon.do("GET", e.base+"/oauth2/auth", nil, xhr)
+	if res.StatusCode != 401 || res.Header.Get("Location") != "" || !strings.HasPrefix(res.Header.Get("Www-Authenticate"), "Bearer ") {
+		t.Errorf("forward-auth XHR without session: %d %v", res.StatusCode, res.Header)
 	}
 	// Envoy ext_authz appends the original path to the endpoint.
 	res, _ = b.do("GET", e.base+"/oauth2/auth/api/items", nil, nil)
