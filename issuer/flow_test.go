@@ -2,6 +2,7 @@ package issuer_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -180,6 +181,11 @@ func TestFullFlowWithRealRelyingParty(t *testing.T) {
 	if idClaims["email"] != "alice@example.com" || idClaims["sid"] == nil || idClaims["auth_time"] == nil {
 		t.Errorf("id_token claims %v", idClaims)
 	}
+	// The id_token carries the access token's jti: a relying party whose
+	// session rests on the id_token is revoked with the access token.
+	if jti, _ := idClaims["jti"].(string); jti == "" || jti != unverifiedClaims(t, tok.AccessToken)["jti"] {
+		t.Errorf("id_token jti %q, access token's %q", jti, unverifiedClaims(t, tok.AccessToken)["jti"])
+	}
 
 	ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil || ui.Email != "alice@example.com" || ui.Subject != "alice" {
@@ -287,3 +293,18 @@ func active(t *testing.T, p *idp, id, secret, tok string) bool {
 }
 
 var _ = fmt.Sprintf
+
+// unverifiedClaims decodes a JWS's claims without checking it.
+func unverifiedClaims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", tok)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var m map[string]any
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		t.Fatalf("claims of %q: %v", tok, err)
+	}
+	return m
+}

@@ -430,6 +430,11 @@ func (i *Issuer) mintIDToken(g grantInfo, accessToken string) (string, error) {
 	claims["iat"] = g.now.Unix()
 	claims["exp"] = g.now.Add(i.cfg.IDTokenTTL).Unix()
 	claims["auth_time"] = g.authTime.Unix()
+	if g.jti != "" {
+		// The access token's jti: revoking it (sign-out, refresh-token
+		// reuse) revokes a session that the id_token speaks for, too.
+		claims["jti"] = g.jti
+	}
 	if g.nonce != "" {
 		claims["nonce"] = g.nonce
 	}
