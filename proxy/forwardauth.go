@@ -18,10 +18,12 @@ import (
 //
 //   - 200 with every header of the forward-auth set (see fwdNames): the
 //     caller's identity where a claim exists, an empty value everywhere
-//     else, Authorization as the route's forward_token says, and Cookie
-//     without portcullis' own cookies. A fronting proxy that copies that
-//     one fixed list onto the request overwrites whatever the client sent
-//     under those names, whether the user has the claim or not.
+//     else, and Cookie: the client's cookies without portcullis' own. A
+//     fronting proxy that copies that one fixed list onto the request
+//     overwrites whatever the client sent under those names, whether the
+//     user has the claim or not. Authorization comes only when the route's
+//     forward_token asks for the token (an empty one would reach the app
+//     as an empty header through Traefik and Caddy).
 //   - 302 to the login start, rd = the original absolute URL, for a browser
 //     navigation on a route that logs in; with ?redirect=header (nginx,
 //     whose auth_request passes nothing but 2xx, 401 and 403) a 401 that
@@ -98,7 +100,6 @@ func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id
 	for _, name := range g.fwdNames {
 		h[name] = blank
 	}
-	h["Authorization"] = blank
 	if rt != nil && rt.auth == config.AuthPublic {
 		// As in the proxy mode, a public route's request keeps its own
 		// Authorization: portcullis did not read it.

@@ -69,6 +69,9 @@ func Upstream(t testing.TB) string {
 type Options struct {
 	// Config returns the configuration's YAML given the gateway's base URL.
 	Config func(base string) string
+	// Env holds the values of the configuration's ${NAME} references; a
+	// name it lacks is unset.
+	Env map[string]string
 	// Listener is where the gateway serves; nil opens a free loopback port.
 	Listener net.Listener
 	// Admin serves the admin endpoints on a second loopback port.
@@ -104,7 +107,10 @@ func Start(t testing.TB, o Options) *Gateway {
 		ln, _ = Listen(t)
 	}
 	g := &Gateway{URL: "http://" + ln.Addr().String(), Addr: ln.Addr().String(), done: make(chan struct{})}
-	cfg, err := config.Parse("gateway.yaml", []byte(o.Config(g.URL)), nil)
+	cfg, err := config.Parse("gateway.yaml", []byte(o.Config(g.URL)), func(name string) (string, bool) {
+		v, ok := o.Env[name]
+		return v, ok
+	})
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
