@@ -188,3 +188,51 @@ func TestMemorySessionsSurviveReload(t *testing.T) {
 		t.Fatalf("after reload: %d; want the session kept", res.StatusCode)
 	}
 }
+
+// FuzzForwardAuthOriginal feeds a trusted proxy's original-request headers
+// to the forward-auth endpoint: whatever they hold, the answer is one of
+// portcullis' own, never a panic, and a login always starts at the public
+// URL's own /oauth2/start.
+func FuzzForwardAuthOriginal(f *testing.F) {
+	e := newLoginEnv(f)
+	for _, s := range [][4]string{
+		{"http://gw.test/orders?x=1", "", "GET", ""},
+		{"", "/orders/../idp/authorize", "POST", "gw.test"},
+		{"https://[::1]:99/%2e%2e/x", "//x", "G\x00T", "a\r\nb"},
+		{"/relative", "?q", "", "evil.example:443"},
+		{"http://gw.test/idp/authorize", "/health", "HEAD", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], "/", true)
+		f.Add(s[0], s[1], s[2], s[3], "/api/x?y=1", false)
+	}
+	start := e.base + "/oauth2/start?rd="
+	f.Fuzz(func(t *testing.T, origURL, fwdURI, method, fwdHost, suffix string, fromTrusted bool) {
+		target := e.base + "/oauth2/auth"
+		if u, err := url.Parse(target + suffix); err == nil && strings.HasPrefix(suffix, "/") {
+			target = u.String()
+		}
+		req := httptest.NewRequest("GET", e.base+"/", nil)
+		u, err := url.Parse(target)
+		if err != nil {
+			return
+		}
+		req.URL, req.RequestURI = u, u.RequestURI()
+		req.RemoteAddr = untrusted
+		if fromTrusted {
+			req.RemoteAddr = trusted
+		}
+		req.Header = http.Header{"Accept": {"text/html"}, "X-Original-Url": {origURL}, "X-Forwarded-Uri": {fwdURI},
+			"X-Forwarded-Method": {method}, "X-Forwarded-Host": {fwdHost}}
+		rec := httptest.NewRecorder()
+		e.gw.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200, 400, 401, 403, 404:
+		case 302:
+			if loc := rec.Header().Get("Location"); !strings.HasPrefix(loc, start) {
+				t.Fatalf("login at %q, want under %s", loc, start)
+			}
+		default:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	})
+}

@@ -46,8 +46,10 @@ func newLoginEnvWith(t testing.TB, mod func(string) string) *loginEnv {
 	up := upstream(t)
 	e := &loginEnv{t: t, clock: testgw.NewClock(time.Now())}
 	log := testgw.Logger(t, slog.LevelDebug, nil)
-	if _, ok := t.(*testing.B); ok {
-		// A log line per request would be what a benchmark measures.
+	switch t.(type) {
+	case *testing.B, *testing.F:
+		// A log line per request would be what a benchmark measures, and
+		// a fuzz target may not log through its *testing.F.
 		log = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	g := testgw.Start(t, testgw.Options{Now: e.clock.Now, Logger: log, Config: func(base string) string {
