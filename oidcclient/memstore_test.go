@@ -77,15 +77,7 @@ func TestMemoryStoreSessionIsOneCookie(t *testing.T) {
 // a proxy that passes one Set-Cookie would cut it, and the spent refresh
 // token would be lost with it.
 func TestSessionOneCookie(t *testing.T) {
-	var p sessionTestProvider
-	srv := httptest.NewServer(&p)
-	defer srv.Close()
-	e := newSessionTestEnv(t, [][]byte{cookieTestSecretA}, func(c *Config) {
-		c.Endpoints = &Endpoints{Authorization: srv.URL + "/authorize", Token: srv.URL + "/token"}
-		c.HTTPClient = srv.Client()
-		c.RefreshBefore = time.Minute
-	})
-	p.e = e
+	e, p := newRefreshTestEnv(t)
 
 	big := e.session("alice")
 	big.IDToken = e.idToken("alice", map[string]any{"groups": strings.Fields(strings.Repeat("a-rather-long-group-name ", 400))})

@@ -369,16 +369,24 @@ func (p *sessionTestProvider) ServeHTTP(w http.ResponseWriter, r *http.Request) 
 	})
 }
 
-func TestSessionCacheDecidesEveryTime(t *testing.T) {
-	var p sessionTestProvider
-	srv := httptest.NewServer(&p)
-	defer srv.Close()
+// newRefreshTestEnv is a session test Client whose provider is a
+// sessionTestProvider, refreshing a minute before expiry.
+func newRefreshTestEnv(t *testing.T) (*sessionTestEnv, *sessionTestProvider) {
+	t.Helper()
+	p := &sessionTestProvider{}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
 	e := newSessionTestEnv(t, [][]byte{cookieTestSecretA}, func(c *Config) {
 		c.Endpoints = &Endpoints{Authorization: srv.URL + "/authorize", Token: srv.URL + "/token"}
 		c.HTTPClient = srv.Client()
 		c.RefreshBefore = time.Minute
 	})
 	p.e = e
+	return e, p
+}
+
+func TestSessionCacheDecidesEveryTime(t *testing.T) {
+	e, p := newRefreshTestEnv(t)
 	start := e.clock.Now()
 
 	t.Run("refresh before the access token expires", func(t *testing.T) {

@@ -156,16 +156,7 @@ func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, 
 		http.Redirect(w, r, u, http.StatusFound)
 		return
 	}
-	outcome := outcomeUnauth
-	switch ae.Status {
-	case http.StatusForbidden:
-		outcome = outcomeForbidden
-	case http.StatusBadRequest:
-		outcome = outcomeBadRequest
-	}
-	g.metrics.authFailures.WithLabelValues(name, ae.Reason).Inc()
-	g.metrics.requests.WithLabelValues(name, outcome).Inc()
-	note(w, name, outcome+":"+ae.Reason, "")
+	g.countDenied(w, name, ae)
 	if ae.Reason != authn.ReasonMissing {
 		g.log.Info("request denied", "route", name, "reason", ae.Reason, "detail", ae.Description,
 			"path", o.URL.Path, "remote", r.RemoteAddr, "forward_auth", true)

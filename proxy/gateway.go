@@ -332,16 +332,7 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 		g.plain(w, rt, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
 		return
 	}
-	outcome := outcomeUnauth
-	switch ae.Status {
-	case http.StatusForbidden:
-		outcome = outcomeForbidden
-	case http.StatusBadRequest:
-		outcome = outcomeBadRequest
-	}
-	g.metrics.requests.WithLabelValues(rt.name, outcome).Inc()
-	g.metrics.authFailures.WithLabelValues(rt.name, ae.Reason).Inc()
-	note(w, rt.name, outcome+":"+ae.Reason, "")
+	g.countDenied(w, rt.name, ae)
 	if ae.Reason != authn.ReasonMissing {
 		if g.log.Enabled(r.Context(), slog.LevelInfo) {
 			g.log.Info("request denied", "route", rt.name, "reason", ae.Reason,
@@ -352,6 +343,21 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 		}
 	}
 	authn.WriteError(w, g.realm, ae)
+}
+
+// countDenied counts a refused request under route name and notes its
+// outcome and reason for the access log.
+func (g *gateway) countDenied(w http.ResponseWriter, name string, ae *authn.Error) {
+	outcome := outcomeUnauth
+	switch ae.Status {
+	case http.StatusForbidden:
+		outcome = outcomeForbidden
+	case http.StatusBadRequest:
+		outcome = outcomeBadRequest
+	}
+	g.metrics.requests.WithLabelValues(name, outcome).Inc()
+	g.metrics.authFailures.WithLabelValues(name, ae.Reason).Inc()
+	note(w, name, outcome+":"+ae.Reason, "")
 }
 
 // plain answers with a short text body and counts the outcome.
