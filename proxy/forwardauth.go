@@ -61,9 +61,14 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 		g.fwdAllow(w, r, rt, nil)
 		return
 	}
-	policy, name := &authn.Policy{Audiences: g.allAudiences()}, "forward_auth"
+	var (
+		policy *authn.Policy
+		name   string
+	)
 	if rt != nil {
 		policy, name = &rt.policy, rt.name
+	} else {
+		policy, name = &authn.Policy{Audiences: g.allAudiences()}, "forward_auth"
 	}
 	id, err := g.authn.Authenticate(o, policy)
 	if id == nil && err == nil && g.login != nil {
@@ -125,17 +130,21 @@ func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id
 	}
 	// The client's cookies, less portcullis' own and a token's cookie that
 	// is not forwarded.
-	ck := http.Header{"Cookie": r.Header["Cookie"]}
+	var prefix, tokenCookie string
 	if g.login != nil {
-		removeCookiesWithPrefix(ck, g.login.cookie)
+		prefix = g.login.cookie
 	}
 	if id != nil && id.Source.Kind == authn.SourceCookie {
-		removeCookie(ck, id.Source.Name)
+		tokenCookie = id.Source.Name
 	}
-	if v := ck.Get("Cookie"); v != "" {
-		h.Set("Cookie", v)
-	} else {
-		h["Cookie"] = blank
+	h["Cookie"] = blank
+	if vals := r.Header["Cookie"]; len(vals) > 0 {
+		kept := keptCookies(vals, func(n string) bool {
+			return prefix != "" && strings.HasPrefix(n, prefix) || tokenCookie != "" && n == tokenCookie
+		})
+		if kept != "" {
+			h["Cookie"] = []string{kept}
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 }

@@ -139,7 +139,17 @@ func filterCookies(h http.Header, drop func(string) bool) {
 	if len(vals) == 0 {
 		return
 	}
-	var kept []string
+	if kept := keptCookies(vals, drop); kept != "" {
+		h["Cookie"] = []string{kept}
+	} else {
+		delete(h, "Cookie")
+	}
+}
+
+// keptCookies is the Cookie header of the cookie lines vals without the
+// cookies whose name drop reports; "" when none is left.
+func keptCookies(vals []string, drop func(string) bool) string {
+	var b strings.Builder
 	for _, line := range vals {
 		for part := range strings.SplitSeq(line, ";") {
 			p := strings.TrimSpace(part)
@@ -149,12 +159,11 @@ func filterCookies(h http.Header, drop func(string) bool) {
 			if n, _, _ := strings.Cut(p, "="); drop(strings.TrimSpace(n)) {
 				continue
 			}
-			kept = append(kept, p)
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(p)
 		}
 	}
-	if len(kept) == 0 {
-		delete(h, "Cookie")
-		return
-	}
-	h["Cookie"] = []string{strings.Join(kept, "; ")}
+	return b.String()
 }
