@@ -23,7 +23,8 @@ import (
 //     overwrites whatever the client sent under those names, whether the
 //     user has the claim or not. Authorization comes only when the route's
 //     forward_token asks for the token (an empty one would reach the app
-//     as an empty header through Traefik and Caddy).
+//     as an empty header through Traefik and Caddy), or, on a public
+//     route, as the client sent it (the proxy mode passes it on too).
 //   - 302 to the login start, rd = the original absolute URL, for a browser
 //     navigation on a route that logs in; with ?redirect=header (nginx,
 //     whose auth_request passes nothing but 2xx, 401 and 403) a 401 that
@@ -33,8 +34,11 @@ import (
 //
 // The original request is read from the headers of server.trusted_proxies
 // only (see originalRequest). portcullis' own paths (the gateway prefix,
-// the built-in issuer) are always allowed, so a proxy that also sends them
-// through forward-auth cannot make the login page loop.
+// the built-in issuer, on the hosts of server.public_url and the issuer
+// URL) are always allowed, so a proxy that also sends them through
+// forward-auth cannot make the login page loop. An original request that no
+// route takes is refused (403), and so is an ambiguous path (400), as in
+// the proxy mode.
 func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix string) {
 	w.Header().Set("Cache-Control", "no-store")
 	o, ok := g.originalRequest(r, suffix)
@@ -42,39 +46,46 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed original URL")
 		return
 	}
-	_, key, ok := cleanPath(o.URL.EscapedPath())
+	raw, key, ok := cleanPath(o.URL.EscapedPath())
 	if !ok {
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed original path")
 		return
 	}
 	noteOriginal(w, o.Method+" "+o.URL.Path)
-	if g.builtin != nil && g.builtin.owns(key) || g.login != nil && g.login.owns(key) {
+	host := requestHost(o.Host)
+	if g.ownHost(host) && (g.builtin != nil && g.builtin.owns(key) || g.login != nil && g.login.owns(key)) {
 		g.metrics.requests.WithLabelValues("login", outcomePublic).Inc()
 		note(w, "login", outcomePublic, "")
 		g.fwdAllow(w, r, nil, nil)
 		return
 	}
-	rt := g.routes.match(requestHost(o.Host), key)
-	if rt != nil && rt.auth == config.AuthPublic {
+	rt := g.routes.match(host, key)
+	if rt == nil {
+		// The proxy mode would answer 404; an auth answer of 404 is an
+		// error to nginx, so refuse. Nothing is allowed that no route
+		// allows.
+		g.plain(w, nil, http.StatusForbidden, outcomeNoRoute, "no route")
+		return
+	}
+	// As in the proxy mode: a path that a lenient app could read as one
+	// that routes elsewhere (encoded slashes, ";", "\\", letter case) is
+	// refused, or "/x%2F..%2Fadmin" would be judged as /x.
+	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
+		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
+		return
+	}
+	if rt.auth == config.AuthPublic {
 		rt.forwarded[outcomePublic].Inc()
 		note(w, rt.name, outcomePublic, "")
 		g.fwdAllow(w, r, rt, nil)
 		return
 	}
-	var (
-		policy *authn.Policy
-		name   string
-	)
-	if rt != nil {
-		policy, name = &rt.policy, rt.name
-	} else {
-		policy, name = &authn.Policy{Audiences: g.allAudiences()}, "forward_auth"
-	}
+	policy, name := &rt.policy, rt.name
 	id, err := g.authn.Authenticate(o, policy)
 	if id == nil && err == nil && g.login != nil {
 		id, err = g.sessionIdentityFrom(w, o, policy, g.login.client.SessionOneCookie)
 	}
-	if id == nil && err == nil && (rt == nil || rt.auth == config.AuthRequired) {
+	if id == nil && err == nil && rt.auth == config.AuthRequired {
 		err = authn.Missing()
 	}
 	var ae *authn.Error
@@ -195,42 +206,65 @@ func (g *gateway) fwdLogin(o *http.Request, rt *route, err error, ae *authn.Erro
 
 // originalRequest is the request the fronting proxy asks about, as a
 // shallow copy of r with the original method, host and URL. They are read
-// only from server.trusted_proxies:
+// only from server.trusted_proxies, from one source per request:
 //
-//   - nginx: X-Original-URL (absolute) and X-Original-Method;
+//   - nginx: X-Original-URL (absolute) and X-Original-Method; when
+//     X-Original-URL is there, X-Forwarded-* are ignored;
 //   - Traefik, Caddy: X-Forwarded-Method, -Proto, -Host and -Uri;
 //   - Envoy: the original path and query appended to the endpoint (suffix).
 //
 // A request from anyone else is judged on its own method and host, with the
-// path it appended to the endpoint ("/" without one). It reports false for
-// an original URL that does not parse.
+// path it appended to the endpoint, escaped as sent ("/" without one); the first one that
+// names an original URL is logged, as a proxy missing from trusted_proxies.
+// It reports false for an original URL that does not parse or carries user
+// information or a fragment.
 func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request, bool) {
 	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
 	if r.TLS != nil {
 		u.Scheme = "https"
 	}
 	if suffix != "" {
-		u.Path, u.RawQuery = suffix, r.URL.RawQuery
+		// The path as sent, escapes and all.
+		p, err := url.PathUnescape(suffix)
+		if err != nil {
+			return nil, false
+		}
+		u.Path, u.RawPath, u.RawQuery = p, suffix, r.URL.RawQuery
 	}
 	method := r.Method
-	if g.isTrusted(r.RemoteAddr) {
-		h := r.Header
-		if v := h.Get("X-Original-Url"); v != "" {
-			ou, err := url.Parse(v)
-			if err != nil || ou.Opaque != "" {
-				return nil, false
-			}
-			if ou.Scheme != "" {
-				u.Scheme = strings.ToLower(ou.Scheme)
-			}
-			if ou.Host != "" {
-				u.Host = ou.Host
-			}
-			u.Path, u.RawPath, u.RawQuery = ou.Path, ou.RawPath, ou.RawQuery
+	h := r.Header
+	trusted := g.isTrusted(r.RemoteAddr)
+	switch {
+	case !trusted:
+		if h.Get("X-Original-Url") != "" || h.Get("X-Forwarded-Uri") != "" {
+			g.untrustedOnce.Do(func() {
+				g.log.Warn("forward-auth: the original URL from an address not in server.trusted_proxies is ignored, "+
+					"and the request judged on its own URL; list the proxy there", "remote", r.RemoteAddr)
+			})
 		}
+	case h.Get("X-Original-Url") != "":
+		// nginx: X-Original-URL and X-Original-Method only. Its auth
+		// subrequest carries the client's own headers too, so an
+		// X-Forwarded-* beside them is the client's, never nginx's.
+		ou, err := url.Parse(h.Get("X-Original-Url"))
+		if err != nil || ou.Opaque != "" || ou.User != nil || ou.Fragment != "" {
+			return nil, false
+		}
+		if ou.Scheme != "" {
+			u.Scheme = strings.ToLower(ou.Scheme)
+		}
+		if ou.Host != "" {
+			u.Host = ou.Host
+		}
+		u.Path, u.RawPath, u.RawQuery = ou.Path, ou.RawPath, ou.RawQuery
+		if v := h.Get("X-Original-Method"); v != "" && validMethod(v) {
+			method = v
+		}
+	default:
+		// Traefik, Caddy: each sets these itself, over the client's.
 		if v := h.Get("X-Forwarded-Uri"); v != "" {
 			ou, err := url.ParseRequestURI(v)
-			if err != nil {
+			if err != nil || strings.Contains(v, "#") {
 				return nil, false
 			}
 			u.Path, u.RawPath, u.RawQuery = ou.Path, ou.RawPath, ou.RawQuery
@@ -241,10 +275,8 @@ func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request
 		if v := strings.ToLower(h.Get("X-Forwarded-Proto")); v == "http" || v == "https" {
 			u.Scheme = v
 		}
-		for _, name := range [...]string{"X-Forwarded-Method", "X-Original-Method"} {
-			if v := h.Get(name); v != "" && validMethod(v) {
-				method = v
-			}
+		if v := h.Get("X-Forwarded-Method"); v != "" && validMethod(v) {
+			method = v
 		}
 	}
 	if u.Path == "" {
@@ -253,6 +285,19 @@ func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request
 	o := r.WithContext(r.Context())
 	o.Method, o.Host, o.URL, o.RequestURI = method, u.Host, u, u.RequestURI()
 	return o, true
+}
+
+// ownHost reports whether host (lower-case, no port) is one portcullis' own
+// endpoints are served on for forward-auth: the host of server.public_url
+// or of the built-in issuer's URL. On any other host the fronting proxy's
+// routes decide, like for any path.
+func (g *gateway) ownHost(host string) bool {
+	for _, h := range g.ownHosts {
+		if h == host {
+			return true
+		}
+	}
+	return false
 }
 
 // validMethod reports whether m is an RFC 9110 token.
@@ -277,8 +322,9 @@ var defaultForwardAuthHeaders = []identityHeader{
 }
 
 // forwardAuthFamily are the identity headers every forward-auth answer
-// carries, blank unless a route's forward_headers fills them: the names
-// oauth2-proxy, Authelia and Pomerium users' upstreams read.
+// carries, blank unless the route's forward_headers (or, for a route with
+// none, defaultForwardAuthHeaders) fills them: the names oauth2-proxy,
+// Authelia and Pomerium users' upstreams read.
 var forwardAuthFamily = []string{
 	"X-Auth-Request-User", "X-Auth-Request-Email", "X-Auth-Request-Groups",
 	"X-Auth-Request-Preferred-Username",

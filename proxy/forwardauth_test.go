@@ -143,8 +143,40 @@ func TestForwardAuthAnswers(t *testing.T) {
 			}
 		}
 	})
+	t.Run("beside nginx's X-Original-URL, X-Forwarded-* are the client's and ignored", func(t *testing.T) {
+		// /api denies without redirect; "/" (app) would send a browser to
+		// log in.
+		rec := e.ask("/oauth2/auth", trusted, http.Header{"X-Original-Url": {e.base + "/api/items"},
+			"X-Forwarded-Uri": {"/"}, "X-Forwarded-Method": {"GET"}, "Accept": {"text/html"}})
+		if rec.Code != 401 || rec.Header().Get("Location") != "" {
+			t.Errorf("%d to %q; want /api's 401", rec.Code, rec.Header().Get("Location"))
+		}
+		rec = e.ask("/oauth2/auth", trusted, http.Header{"X-Original-Url": {e.base + "/orders"},
+			"X-Original-Method": {"GET"}, "X-Forwarded-Method": {"POST"}, "Accept": {"text/html"}})
+		if rec.Code != 302 {
+			t.Errorf("X-Forwarded-Method beside X-Original-Method: %d, want 302 (judged as GET)", rec.Code)
+		}
+	})
+	t.Run("portcullis' own paths are its own on its hosts only", func(t *testing.T) {
+		rec := e.ask("/oauth2/auth", trusted, http.Header{"X-Original-Url": {"http://other.example/idp/authorize"}, "Accept": {"text/html"}})
+		if rec.Code != 302 {
+			t.Errorf("/idp/authorize on another host: %d, want the app route's login redirect", rec.Code)
+		}
+	})
+	t.Run("an ambiguous original path is 400, as in the proxy mode", func(t *testing.T) {
+		for _, target := range []string{"/oauth2/auth", "/oauth2/auth/x%2F..%2Fapi/items"} {
+			rec := e.ask(target, trusted, withSession(http.Header{"X-Original-Url": {e.base + "/x%2F..%2Fapi/items"}}))
+			if target != "/oauth2/auth" {
+				rec = e.ask(target, untrusted, withSession(http.Header{}))
+			}
+			if rec.Code != 400 {
+				t.Errorf("%s: %d, want 400", target, rec.Code)
+			}
+		}
+	})
 	t.Run("a malformed original URL is 400", func(t *testing.T) {
-		for _, h := range []http.Header{{"X-Original-Url": {"http://[::1"}}, {"X-Forwarded-Uri": {"no-slash"}}} {
+		for _, h := range []http.Header{{"X-Original-Url": {"http://[::1"}}, {"X-Forwarded-Uri": {"no-slash"}},
+			{"X-Original-Url": {"http://user@gw.test/orders"}}, {"X-Forwarded-Uri": {"/orders#frag"}}} {
 			if rec := e.ask("/oauth2/auth", trusted, h); rec.Code != 400 {
 				t.Errorf("%v: %d, want 400", h, rec.Code)
 			}

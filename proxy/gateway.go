@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,13 +54,17 @@ type gateway struct {
 	remotes   []*jwks.Remote
 	protected headerSet
 	fwdNames  []string // the headers every forward-auth answer carries
-	trusted   []netip.Prefix
-	metrics   *metrics
-	realm     string
-	builtin   *builtin // nil without an issuer section
-	login     *login   // nil without a login section
-	keySets   *remoteCache
-	cancel    context.CancelFunc // stops what this configuration started
+	ownHosts  []string // hosts of public_url and the issuer URL
+	// untrustedOnce logs the first forward-auth request that names an
+	// original URL from an address not in trusted_proxies.
+	untrustedOnce sync.Once
+	trusted       []netip.Prefix
+	metrics       *metrics
+	realm         string
+	builtin       *builtin // nil without an issuer section
+	login         *login   // nil without a login section
+	keySets       *remoteCache
+	cancel        context.CancelFunc // stops what this configuration started
 }
 
 // route is one configured route, converted for the request path.
@@ -161,7 +166,20 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	g.routes = newRouteTable(routes)
 	g.protected = newHeaderSet(alwaysProtected, idNames)
 	g.fwdNames = forwardAuthNames(c.Routes)
+	for _, raw := range []string{c.Server.PublicURL, issuerURL(c)} {
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			g.ownHosts = append(g.ownHosts, requestHost(u.Host))
+		}
+	}
 	return g, nil
+}
+
+// issuerURL is the built-in issuer's URL, "" without one.
+func issuerURL(c *config.Config) string {
+	if c.Issuer == nil {
+		return ""
+	}
+	return c.Issuer.URL
 }
 
 // authnConfig is the Authenticator's configuration: the issuers and the

@@ -140,8 +140,14 @@ func (g *gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string
 	case rest == "/auth":
 		g.forwardAuth(w, r, "/")
 	case strings.HasPrefix(rest, "/auth/"):
-		// Envoy's ext_authz appends the original path to path_prefix.
-		g.forwardAuth(w, r, strings.TrimPrefix(rest, "/auth"))
+		// Envoy's ext_authz appends the original path to path_prefix. The
+		// suffix is taken as sent, so that forwardAuth cleans it and sees
+		// its escapes like the proxy mode does.
+		suffix := strings.TrimPrefix(rest, "/auth")
+		if raw, ok := strings.CutPrefix(r.URL.EscapedPath(), g.login.prefix+"/auth/"); ok {
+			suffix = "/" + raw
+		}
+		g.forwardAuth(w, r, suffix)
 	case rest == "/userinfo":
 		g.sessionUserinfo(w, r)
 	default:

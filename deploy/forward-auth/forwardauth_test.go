@@ -237,6 +237,24 @@ func runSuite(t *testing.T, e *Env) {
 			t.Errorf("app got %s, want /orders/7", got.URI)
 		}
 	})
+	t.Run("portcullis' cookies alone never reach the app", func(t *testing.T) {
+		tok := e.token(t, "erin", "read", map[string]any{"email": "erin@example.com"})
+		got := sendApp(t, "GET", e.Base+"/orders/8", http.Header{"Authorization": {"Bearer " + tok},
+			"Cookie": {"_portcullis=forged; _portcullis_login_abc=x"}})
+		checkApp(t, got, map[string]string{"x-auth-request-user": "erin", "x-auth-request-email": "erin@example.com"})
+	})
+	t.Run("the client cannot name the original request", func(t *testing.T) {
+		// A read-only token on /admin, with every header a proxy uses to
+		// name the original request set by the client to a path that
+		// would pass.
+		read := e.token(t, "frank", "read", nil)
+		res, _ := send(t, "GET", e.Base+"/admin/users", http.Header{"Authorization": {"Bearer " + read},
+			"X-Forwarded-Uri": {"/"}, "X-Original-Url": {e.Base + "/"}, "X-Forwarded-Host": {"other.example"},
+			"X-Forwarded-Method": {"OPTIONS"}, "X-Original-Method": {"OPTIONS"}})
+		if res.StatusCode != 403 {
+			t.Errorf("/admin with spoofed original-request headers: %d, want 403", res.StatusCode)
+		}
+	})
 	t.Run("a bad token is 401 with its reason", func(t *testing.T) {
 		res, _ := send(t, "GET", e.Base+"/orders", http.Header{"Authorization": {"Bearer not.a.jwt"}, "Accept": {"application/json"}})
 		if res.StatusCode != 401 || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
