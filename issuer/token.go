@@ -430,9 +430,12 @@ func (i *Issuer) mintIDToken(g grantInfo, accessToken string) (string, error) {
 	claims["iat"] = g.now.Unix()
 	claims["exp"] = g.now.Add(i.cfg.IDTokenTTL).Unix()
 	claims["auth_time"] = g.authTime.Unix()
-	if g.jti != "" {
+	if g.jti != "" && i.cfg.IDTokenTTL <= i.cfg.AccessTTL {
 		// The access token's jti: revoking it (sign-out, refresh-token
-		// reuse) revokes a session that the id_token speaks for, too.
+		// reuse) revokes a session that the id_token speaks for, too. A
+		// revocation is kept as long as the access token lives, so an
+		// id_token that outlives it gets none: a relying party that checks
+		// revocation refuses it rather than see it come back to life.
 		claims["jti"] = g.jti
 	}
 	if g.nonce != "" {
