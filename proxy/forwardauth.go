@@ -59,19 +59,11 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 		g.fwdAllow(w, r, nil, nil)
 		return
 	}
-	rt := g.routes.match(host, key)
+	// As in the proxy mode, but no route is 403, not 404: an auth answer
+	// of 404 is an error to nginx, and nothing is allowed that no route
+	// allows.
+	rt := g.routeFor(w, host, raw, key, http.StatusForbidden)
 	if rt == nil {
-		// The proxy mode would answer 404; an auth answer of 404 is an
-		// error to nginx, so refuse. Nothing is allowed that no route
-		// allows.
-		g.plain(w, nil, http.StatusForbidden, outcomeNoRoute, "no route")
-		return
-	}
-	// As in the proxy mode: a path that a lenient app could read as one
-	// that routes elsewhere (encoded slashes, ";", "\\", letter case) is
-	// refused, or "/x%2F..%2Fadmin" would be judged as /x.
-	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
-		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
 		return
 	}
 	if rt.auth == config.AuthPublic {

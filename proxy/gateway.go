@@ -229,14 +229,8 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveLogin(w, r, key)
 		return
 	}
-	host := requestHost(r.Host)
-	rt := g.routes.match(host, key)
+	rt := g.routeFor(w, requestHost(r.Host), raw, key, http.StatusNotFound)
 	if rt == nil {
-		g.plain(w, nil, http.StatusNotFound, outcomeNoRoute, "not found")
-		return
-	}
-	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
-		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
 		return
 	}
 
@@ -312,6 +306,24 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+}
+
+// routeFor returns the route for host and the cleaned path key (raw its
+// escaped form), or answers itself and returns nil: noRoute when no route
+// takes the path, 400 when a lenient upstream could read raw as a path
+// that routes elsewhere (backslashes, ";params", encoded slashes, letter
+// case), as "/x%2F..%2Fadmin" for /admin.
+func (g *gateway) routeFor(w http.ResponseWriter, host, raw, key string, noRoute int) *route {
+	rt := g.routes.match(host, key)
+	if rt == nil {
+		g.plain(w, nil, noRoute, outcomeNoRoute, strings.ToLower(http.StatusText(noRoute)))
+		return nil
+	}
+	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
+		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
+		return nil
+	}
+	return rt
 }
 
 // sendToLogin redirects a browser without a valid session to log in, where
