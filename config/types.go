@@ -161,10 +161,14 @@ const (
 type Route struct {
 	// Name identifies the route in logs and metrics; unique.
 	Name string `yaml:"name"`
-	// Host, when set, is the exact host (without port) the route serves.
+	// Host, when set, is the host (without port) the route serves, or a
+	// wildcard "*.example.com" for one label under example.com. The host
+	// is chosen first: a request for a host that routes name is served only
+	// by those routes (an exact host before a wildcard); other hosts by the
+	// routes without a host.
 	Host string `yaml:"host"`
-	// PathPrefix is matched on whole segments of the cleaned path; the
-	// longest match wins. Default "/".
+	// PathPrefix is matched on whole segments of the cleaned path; among
+	// the routes for the request's host the longest match wins. Default "/".
 	PathPrefix string `yaml:"path_prefix"`
 	// Upstream is the http(s) URL requests are sent to.
 	Upstream string `yaml:"upstream"`

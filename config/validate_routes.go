@@ -258,12 +258,23 @@ func isRouteName(s string) bool {
 }
 
 // checkHost reports why h is not a host name (or IPv4 address) without
-// scheme, port or path. Empty is fine: the route serves every host.
+// scheme, port or path, or a wildcard "*.example.com" that stands for
+// exactly one label. Empty is fine: the route serves every host without
+// routes of its own.
 func checkHost(h string) string {
 	const like = "write a host name such as app.example.com"
 	switch {
 	case h == "":
 		return ""
+	case strings.HasPrefix(h, "*.") && !strings.Contains(h[2:], "*"):
+		if msg := checkHost(h[2:]); msg != "" {
+			return fmt.Sprintf("%q: after \"*.\", %s", h, msg)
+		}
+		return ""
+	case strings.Contains(h, "*"):
+		return fmt.Sprintf("%q: a wildcard stands for the whole first label only, as in *.example.com", h)
+	case strings.HasSuffix(h, ".") && h != ".":
+		return fmt.Sprintf("%q ends in a dot; write it without, as %s (requests for %s are served too)", h, strings.TrimSuffix(h, "."), h)
 	case strings.Contains(h, "://"):
 		return fmt.Sprintf("%q is a URL; %s, without scheme", h, like)
 	case strings.ContainsAny(h, "/?#"):

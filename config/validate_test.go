@@ -109,6 +109,14 @@ func TestValidate(t *testing.T) {
 			`t.yaml:7: routes[0].host: "app.example.com/x" has a path; write a host name such as app.example.com, and use path_prefix for paths`}},
 		{name: "host label", src: route("host: -app.example.com"), want: []string{
 			`t.yaml:7: routes[0].host: "-app.example.com" is not a host name; write a host name such as app.example.com (letters, digits, - and dots)`}},
+		{name: "host wildcard inside", src: route(`host: "a.*.example.com"`), want: []string{
+			`t.yaml:7: routes[0].host: "a.*.example.com": a wildcard stands for the whole first label only, as in *.example.com`}},
+		{name: "host wildcard partial label", src: route(`host: "*app.example.com"`), want: []string{
+			`t.yaml:7: routes[0].host: "*app.example.com": a wildcard stands for the whole first label only, as in *.example.com`}},
+		{name: "host wildcard bad rest", src: route(`host: "*.-x.com"`), want: []string{
+			`t.yaml:7: routes[0].host: "*.-x.com": after "*.", "-x.com" is not a host name; write a host name such as app.example.com (letters, digits, - and dots)`}},
+		{name: "host trailing dot", src: route("host: app.example.com."), want: []string{
+			`t.yaml:7: routes[0].host: "app.example.com." ends in a dot; write it without, as app.example.com (requests for app.example.com. are served too)`}},
 		{name: "path_prefix slash", src: route("path_prefix: api"), want: []string{
 			`t.yaml:7: routes[0].path_prefix: "api" must start with /; write it like /api/ or /healthz`}},
 		{name: "path_prefix dot segment", src: route("path_prefix: /a/../b"), want: []string{

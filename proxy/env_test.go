@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -105,8 +106,10 @@ const routes = `  - name: optional
 %[2]s`
 
 // config is the gateway configuration the tests run, with extraRoutes
-// (YAML) appended to its routes.
+// (YAML, where "{{upstream}}" stands for the upstream's URL) appended to
+// its routes.
 func (e *env) config(extraRoutes string) string {
+	extraRoutes = strings.ReplaceAll(extraRoutes, "{{upstream}}", strconv.Quote(e.up))
 	return testgw.Tokens{Listen: "127.0.0.1:18080", MaxHeaderBytes: 8192, Issuer: e.idp.Issuer, Refetch: "10s",
 		LegacySecret: legacySecret, Upstream: e.up, Routes: fmt.Sprintf(routes, e.up, extraRoutes),
 		AppHeaders: "{X-Auth-Request-User: sub, X-Auth-Request-Email: email, X-Auth-Request-Groups: groups, X-Tenant: org.tenant}"}.YAML()

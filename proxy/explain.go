@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,9 @@ type Explanation struct {
 	// Notes are caveats about the checks, such as keys that only the
 	// running server holds.
 	Notes []string
+	// Chosen says why the route was chosen for a URL: which host rule
+	// made it a candidate and which prefix won; set by the caller.
+	Chosen string
 }
 
 // Public reports whether the route is public: the gateway forwards every
@@ -207,3 +211,47 @@ func (noKeys) Keys(context.Context, string) ([]jwks.Key, error) {
 }
 
 var _ authn.KeySource = noKeys{}
+
+// RouteForURL names the route a gateway built from c would choose for a
+// request to rawURL ("https://admin.example/open/x"), and says which host
+// rule chose it. c must be validated. A URL that no route serves, or one
+// the gateway refuses before routing, is an error saying so. portcullis'
+// own paths (login, the built-in issuer) are not considered.
+func RouteForURL(c *config.Config, rawURL string) (name, why string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", "", fmt.Errorf("%q is not an absolute http(s) URL; write it like https://app.example.com/path", rawURL)
+	}
+	raw, key, ok := cleanPath(u.EscapedPath())
+	if !ok {
+		return "", "", fmt.Errorf("%s: malformed path: the gateway answers 400", rawURL)
+	}
+	rs := make([]*route, len(c.Routes))
+	for i := range c.Routes {
+		cr := &c.Routes[i]
+		rs[i] = &route{name: cr.Name, host: strings.ToLower(cr.Host), prefix: strings.TrimSuffix(cr.PathPrefix, "/")}
+	}
+	t := newRouteTable(rs)
+	host := requestHost(u.Host)
+	cands, rule := t.candidates(host)
+	switch rule {
+	case hostRuleExact:
+		why = fmt.Sprintf("host %s has routes of its own (host: %s); only they are candidates", host, host)
+	case hostRuleWildcard:
+		why = fmt.Sprintf("host %s matches host: \"%s\"; only routes with that host are candidates", host, cands[0].host)
+	default:
+		why = fmt.Sprintf("no route names host %s; the routes without a host are candidates", host)
+	}
+	rt := t.match(host, key)
+	if rt == nil {
+		return "", "", fmt.Errorf("%s: %s, and none has a path_prefix for %s: the gateway answers 404", rawURL, why, key)
+	}
+	if needsSuspicionCheck(raw) && t.match(host, suspiciousKey(raw)) != rt {
+		return "", "", fmt.Errorf("%s: a lenient upstream could read the path as one for another route: the gateway answers 400", rawURL)
+	}
+	prefix := rt.prefix
+	if prefix == "" {
+		prefix = "/"
+	}
+	return rt.name, why + fmt.Sprintf("; path_prefix %s is the longest that matches %s", prefix, key), nil
+}

@@ -76,15 +76,21 @@ func TestRouteTable(t *testing.T) {
 		{"b.example", "/api/v20", "api"},
 		{"a.example", "/x", "host-root"},
 		{"a.example", "/api/x", "host-api"},
-		{"a.example", "/api/v2/x", "api-v2"}, // longest prefix first, then host
+		{"a.example", "/api/v2/x", "host-api"}, // the host first, then the longest prefix
+		{"A.example", "/api/v2/x", "api-v2"},   // match takes requestHost's lower case
 	}
 	for _, c := range cases {
 		if got := tbl.match(c.host, c.path); got == nil || got.name != c.want {
 			t.Errorf("match(%q, %q) = %v, want %s", c.host, c.path, got, c.want)
 		}
 	}
-	if got := requestHost("A.Example:8443"); got != "a.example" {
-		t.Errorf("requestHost = %q", got)
+	for in, want := range map[string]string{
+		"A.Example:8443": "a.example", "a.example.": "a.example", "A.EXAMPLE.:80": "a.example",
+		"[::1]:8080": "::1", "[::1]": "::1", "a.example..": "a.example.", "": "",
+	} {
+		if got := requestHost(in); got != want {
+			t.Errorf("requestHost(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

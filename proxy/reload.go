@@ -147,7 +147,7 @@ func (gw *Gateway) ReloadFailed() { gw.reloads.WithLabelValues("invalid").Inc() 
 // retire lets a replaced configuration go: idle upstream connections are
 // closed (requests in flight keep theirs).
 func (g *gateway) retire() {
-	for _, rt := range g.routes.routes {
+	for _, rt := range g.routes.all {
 		if t, ok := rt.proxy.Transport.(interface{ CloseIdleConnections() }); ok {
 			t.CloseIdleConnections()
 		}

@@ -6,31 +6,74 @@ import (
 	"strings"
 )
 
-// routeTable finds the route for a host and a cleaned path: the longest
-// path prefix wins, and for equal prefixes a route naming the host wins over
-// one that names none. The table is built once and never modified.
+// routeTable finds the route for a host and a cleaned path the way nginx
+// server blocks, Envoy virtual hosts and Gateway API hostnames do: the host
+// first, then the longest path prefix among that host's routes.
+//
+// Routes naming the request's host exactly are the only candidates when
+// there are any; otherwise routes naming a wildcard ("*.example.com", one
+// label) that matches; otherwise routes naming no host. A host with routes
+// of its own never falls through to another host's or the host-less
+// routes, so protecting all of admin.example with one route at "/" cannot
+// be undone by a public route elsewhere. The table is built once and never
+// modified.
 type routeTable struct {
-	routes []*route // sorted: longest prefix first, host-specific first
+	exact    map[string][]*route // by host; each longest prefix first
+	wildcard map[string][]*route // by the suffix after "*."
+	any      []*route            // routes naming no host
+	all      []*route            // every route, as configured
 }
 
 func newRouteTable(rs []*route) *routeTable {
-	sorted := append([]*route(nil), rs...)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i], sorted[j]
-		if len(a.prefix) != len(b.prefix) {
-			return len(a.prefix) > len(b.prefix)
+	t := &routeTable{exact: map[string][]*route{}, wildcard: map[string][]*route{}, all: rs}
+	for _, r := range rs {
+		switch {
+		case r.host == "":
+			t.any = append(t.any, r)
+		case strings.HasPrefix(r.host, "*."):
+			t.wildcard[r.host[2:]] = append(t.wildcard[r.host[2:]], r)
+		default:
+			t.exact[r.host] = append(t.exact[r.host], r)
 		}
-		return a.host != "" && b.host == ""
-	})
-	return &routeTable{routes: sorted}
+	}
+	byPrefix := func(rs []*route) {
+		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].prefix) > len(rs[j].prefix) })
+	}
+	byPrefix(t.any)
+	for _, m := range []map[string][]*route{t.exact, t.wildcard} {
+		for _, rs := range m {
+			byPrefix(rs)
+		}
+	}
+	return t
 }
 
-// match returns the route for host (lower-case, no port) and path, or nil.
-func (t *routeTable) match(host, path string) *route {
-	for _, r := range t.routes {
-		if r.host != "" && r.host != host {
-			continue
+// Host rules, as [routeTable.candidates] reports which one chose a route.
+const (
+	hostRuleExact    = "exact"
+	hostRuleWildcard = "wildcard"
+	hostRuleAny      = "any"
+)
+
+// candidates returns the routes that may serve host (as [requestHost]
+// returns it) and which host rule chose them.
+func (t *routeTable) candidates(host string) ([]*route, string) {
+	if rs, ok := t.exact[host]; ok {
+		return rs, hostRuleExact
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 && len(t.wildcard) > 0 {
+		if rs, ok := t.wildcard[host[i+1:]]; ok {
+			return rs, hostRuleWildcard
 		}
+	}
+	return t.any, hostRuleAny
+}
+
+// match returns the route for host (as [requestHost] returns it) and path,
+// or nil.
+func (t *routeTable) match(host, path string) *route {
+	rs, _ := t.candidates(host)
+	for _, r := range rs {
 		if prefixMatch(r.prefix, path) {
 			return r
 		}
@@ -50,12 +93,18 @@ func prefixMatch(prefix, path string) bool {
 	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
 
-// requestHost returns the Host header's host, lower-case, without port.
+// requestHost returns the host a request names, as routes are matched on:
+// lower-case, without port, brackets or one trailing dot ("Admin.Example.:80"
+// is "admin.example"). net/http has already put an absolute-form target's
+// host in place of the Host header (RFC 9112 §3.2.2).
 func requestHost(hostport string) string {
 	h := hostport
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
 		h = host
+	} else if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		h = h[1 : len(h)-1]
 	}
+	h = strings.TrimSuffix(h, ".")
 	for i := 0; i < len(h); i++ {
 		if c := h[i]; 'A' <= c && c <= 'Z' {
 			return strings.ToLower(h)

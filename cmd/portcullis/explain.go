@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -16,7 +17,7 @@ import (
 	"github.com/portcullis-dev/portcullis/proxy"
 )
 
-const explainUsage = "usage: portcullis explain --config FILE --route NAME [--at TIME] [TOKEN | -]"
+const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [TOKEN | -]"
 
 // errRefused makes explain exit 1: the gateway would not let the request
 // through.
@@ -30,6 +31,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (YAML)")
 	route := fs.String("route", "", "name of the route to judge the token for")
+	target := fs.String("url", "", "judge the token for the route the gateway would choose for this URL")
 	at := fs.String("at", "", "judge the token as at this time (RFC 3339) instead of now")
 	// Flags may come before or after the token.
 	var positional []string
@@ -46,7 +48,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if *path == "" || *route == "" || len(positional) > 1 {
+	if *path == "" || (*route == "") == (*target == "") || len(positional) > 1 {
 		fmt.Fprintln(stderr, explainUsage)
 		return errUsage
 	}
@@ -67,6 +69,19 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	cfg, err := loadConfig(*path, stderr)
 	if err != nil {
 		return err
+	}
+	chosen := ""
+	if *target != "" {
+		if u, err := url.Parse(*target); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			fmt.Fprintf(stderr, "portcullis explain: --url %q is not an absolute http(s) URL; write it like https://app.example.com/path\n", *target)
+			return errUsage
+		}
+		name, why, err := proxy.RouteForURL(cfg, *target)
+		if err != nil {
+			fmt.Fprintln(stderr, "portcullis explain:", err)
+			return errRefused
+		}
+		*route, chosen = name, why
 	}
 	if !slices.ContainsFunc(cfg.Routes, func(r config.Route) bool { return r.Name == *route }) {
 		names := make([]string, 0, len(cfg.Routes))
@@ -92,6 +107,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	ex.Chosen = chosen
 	printExplanation(stdout, ex)
 	if !ex.Allowed() {
 		return errRefused
@@ -130,6 +146,9 @@ func printExplanation(w io.Writer, ex *proxy.Explanation) {
 		where = "host " + ex.Host + ", " + where
 	}
 	fmt.Fprintf(w, "route     %s (%s, auth %s)\n", ex.Route, where, ex.Auth)
+	if ex.Chosen != "" {
+		fmt.Fprintf(w, "chosen    %s\n", ex.Chosen)
+	}
 	for _, n := range ex.Notes {
 		fmt.Fprintf(w, "note      %s\n", n)
 	}
