@@ -63,9 +63,15 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32768.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// ShutdownGrace is how long in-flight requests may run after SIGTERM;
-	// upgraded connections (WebSockets) still open then are closed.
-	// Default 20s.
+	// ShutdownDelay is how long the listener keeps accepting and serving
+	// after SIGTERM, with /readyz answering 503 from the first moment, so
+	// that load balancers and Kubernetes endpoints stop sending before the
+	// listener closes. Default 0 (stop accepting at once); 5s in the
+	// Kubernetes examples.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// ShutdownGrace is how long in-flight requests may run once the
+	// listener has stopped accepting; upgraded connections (WebSockets)
+	// still open then are closed. Default 20s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
 	// AuthFailureDelay is the longest a connection that keeps failing
 	// authentication waits for each further answer: after 8 failures in a

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks c, with its defaults applied, and returns every problem at
@@ -71,6 +72,10 @@ func (v *validator) server() {
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace)
+	v.nonNegative("server.shutdown_delay", s.ShutdownDelay)
+	if s.ShutdownDelay.D() > 5*time.Minute {
+		v.errorf("server.shutdown_delay", "is %s; a delay is seconds long, enough for load balancers to see /readyz fail (5s in Kubernetes), at most 5m", s.ShutdownDelay.D())
+	}
 	v.nonNegative("server.auth_failure_delay", s.AuthFailureDelay)
 	if s.MaxHeaderBytes <= 0 {
 		v.errorf("server.max_header_bytes", "is %d; want a positive number of bytes, such as 32768", s.MaxHeaderBytes)

@@ -36,6 +36,8 @@ type Gateway struct {
 	// drop Info lines anyway.
 	accessLog bool
 	upgrades  *upgrades
+	// draining is set once shutdown has begun: /readyz answers 503.
+	draining atomic.Bool
 }
 
 // New builds a Gateway from a validated configuration. Issuers' key sets

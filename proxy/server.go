@@ -25,6 +25,11 @@ func (gw *Gateway) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if gw.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down\n"))
+			return
+		}
 		if waiting := gw.cur.Load().notReady(r.Context()); len(waiting) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprintf(w, "waiting for %s\n", strings.Join(waiting, ", "))
@@ -36,10 +41,13 @@ func (gw *Gateway) AdminHandler() http.Handler {
 }
 
 // ListenAndServe listens on the configured proxy and admin addresses and
-// serves until ctx is done, then shuts down gracefully: it stops accepting,
-// lets in-flight requests finish within server.shutdown_grace, closes the
-// upgraded connections (WebSockets) still open when the grace ends, and
-// returns once every handler has.
+// serves until ctx is done, then shuts down gracefully. At once /readyz
+// answers 503 and responses carry "Connection: close"; the listener keeps
+// accepting and serving for server.shutdown_delay, so that load balancers
+// that have not yet seen /readyz fail lose nothing; then it stops
+// accepting, lets in-flight requests finish within server.shutdown_grace,
+// closes the upgraded connections (WebSockets) still open when the grace
+// ends, and returns once every handler has.
 func (gw *Gateway) ListenAndServe(ctx context.Context) error {
 	ln, err := net.Listen("tcp", gw.cfg.Server.Listen)
 	if err != nil {
@@ -112,9 +120,21 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		gw.draining.Store(true)
+		srv.SetKeepAlivesEnabled(false)
+		if d := s.ShutdownDelay.D(); d > 0 {
+			gw.log.Info("shutting down: not ready, still serving", "delay", d.String())
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case serveErr = <-errc:
+				t.Stop()
+			}
+		}
 	case serveErr = <-errc:
+		gw.draining.Store(true)
 	}
-	gw.log.Info("shutting down", "grace", s.ShutdownGrace.D().String())
+	gw.log.Info("shutting down: no new connections, draining", "grace", s.ShutdownGrace.D().String())
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace.D())
 	defer cancel()
 	err := srv.Shutdown(sctx)

@@ -111,3 +111,190 @@ routes:
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+// TestSIGTERMShutdownDelay runs `portcullis serve` with a shutdown delay
+// under continuous load from a client that opens a new connection for
+// every request, and sends SIGTERM while a slow request is in flight:
+// /readyz must turn 503 at once, nothing may fail while the delay lasts,
+// kept-alive responses must say Connection: close, the slow request must
+// complete, and the process must exit within delay + grace.
+func TestSIGTERMShutdownDelay(t *testing.T) {
+	const delay, grace = 2 * time.Second, 5 * time.Second
+	arrived := make(chan struct{}, 1)
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			select { // a slow upstream: three seconds of work
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		fmt.Fprint(w, "answer "+r.URL.Path)
+	})}
+	upLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	go func() { _ = up.Serve(upLn) }()
+	defer up.Close()
+
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	cfg := fmt.Sprintf(`
+server: {listen: %q, shutdown_delay: %s, shutdown_grace: %s}
+admin: {listen: %q}
+routes:
+  - {name: app, path_prefix: /, upstream: "http://%s", auth: public}
+`, addr, delay, grace, adminAddr, upLn.Addr())
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PORTCULLIS_AS_MAIN=1", "PORTCULLIS_ARGS=serve --config "+path)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	exited := make(chan error, 1)
+	logs := bufio.NewScanner(stderr)
+	for seen := 0; seen < 2 && logs.Scan(); {
+		if strings.Contains(logs.Text(), "proxy listening") || strings.Contains(logs.Text(), "admin listening") {
+			seen++
+		}
+	}
+	go func() {
+		_, _ = io.Copy(io.Discard, stderr)
+		exited <- cmd.Wait()
+	}()
+	ready := func() int {
+		res, err := http.Get("http://" + adminAddr + "/readyz")
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := ready(); code != 200 {
+		t.Fatalf("/readyz before SIGTERM: %d", code)
+	}
+
+	// Load: two clients, a new connection per request, until told to stop.
+	type result struct {
+		start time.Time
+		err   error
+	}
+	stop := make(chan struct{})
+	results := make(chan result, 1<<16)
+	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	for range 2 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				res, err := fresh.Get("http://" + addr + "/fast")
+				if err == nil {
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode != 200 || string(b) != "answer /fast" {
+						err = fmt.Errorf("status %d, body %q", res.StatusCode, b)
+					}
+				}
+				results <- result{start, err}
+			}
+		}()
+	}
+	kept := &http.Client{Timeout: 10 * time.Second} // keeps its connection alive
+	if res, err := kept.Get("http://" + addr + "/kept"); err != nil || res.Close {
+		t.Fatalf("keep-alive before SIGTERM: %v, close %v", err, err == nil && res.Close)
+	} else {
+		res.Body.Close()
+	}
+
+	slow := make(chan error, 1)
+	go func() {
+		res, err := http.Get("http://" + addr + "/slow")
+		if err == nil {
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if string(b) != "answer /slow" {
+				err = fmt.Errorf("status %d, body %q", res.StatusCode, b)
+			}
+		}
+		slow <- err
+	}()
+	<-arrived
+
+	sigterm := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for ready() != http.StatusServiceUnavailable {
+		if time.Since(sigterm) > time.Second {
+			t.Fatal("/readyz still not 503 a second after SIGTERM")
+		}
+	}
+	if d := time.Since(sigterm); d > 100*time.Millisecond {
+		t.Errorf("/readyz turned 503 %s after SIGTERM, want within 100ms", d)
+	}
+	// During the delay, a kept-alive connection is told to close.
+	if res, err := kept.Get("http://" + addr + "/kept"); err != nil {
+		t.Errorf("keep-alive request during the delay: %v", err)
+	} else {
+		res.Body.Close()
+		if !res.Close {
+			t.Error("response during the delay lacks Connection: close")
+		}
+	}
+
+	if err := <-slow; err != nil {
+		t.Errorf("in-flight slow request: %v", err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-time.After(delay + grace + 2*time.Second):
+		t.Fatal("still running after delay + grace")
+	}
+	exitedAfter := time.Since(sigterm)
+	close(stop)
+
+	// Every request started before the delay ended must have succeeded.
+	var during, failed int
+	deadline := sigterm.Add(delay - 100*time.Millisecond)
+	for len(results) > 0 {
+		r := <-results
+		if r.start.After(deadline) {
+			continue
+		}
+		if r.start.After(sigterm) {
+			during++
+		}
+		if r.err != nil {
+			failed++
+			t.Errorf("request started %s after SIGTERM failed: %v", r.start.Sub(sigterm), r.err)
+		}
+	}
+	if during < 20 {
+		t.Errorf("only %d requests ran during the delay; the load did not load", during)
+	}
+	if exitedAfter < delay {
+		t.Errorf("exited %s after SIGTERM, before the %s delay ended", exitedAfter, delay)
+	}
+	t.Logf("%d requests during the %s delay, %d failed; exited %s after SIGTERM", during, delay, failed, exitedAfter.Round(time.Millisecond))
+}
+
+// freeAddr returns a loopback address no one listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
