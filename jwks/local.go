@@ -551,7 +551,7 @@ func (k *KeyRing) openStatic(cfg KeyRingConfig) (*KeyRing, error) {
 	now := k.now()
 	keys := make([]ringKey, 0, len(cfg.KeyFiles))
 	for i, path := range cfg.KeyFiles {
-		s, err := readKeyFile(path)
+		s, err := readKeyFile(path, true)
 		if err != nil {
 			return nil, err
 		}

@@ -57,4 +57,16 @@ func TestKeyRingFromKeyFiles(t *testing.T) {
 	if _, err := jwks.OpenKeyRing(jwks.KeyRingConfig{KeyFiles: []string{loose}}); err == nil {
 		t.Error("a key file readable by others accepted")
 	}
+	// A Secret mounted with an fsGroup is readable by that group: that is
+	// how a non-root pod reads it. Group write or any access by others is
+	// still refused.
+	for mode, ok := range map[os.FileMode]bool{0o440: true, 0o640: true, 0o400: true, 0o660: false, 0o604: false, 0o444: false} {
+		if err := os.Chmod(loose, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := jwks.OpenKeyRing(jwks.KeyRingConfig{KeyFiles: []string{loose}})
+		if (err == nil) != ok {
+			t.Errorf("key file mode %04o: err %v, want accepted %v", mode, err, ok)
+		}
+	}
 }

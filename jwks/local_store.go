@@ -99,7 +99,7 @@ func loadKeyFiles(dir string) ([]keyFile, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		s, err := readKeyFile(path)
+		s, err := readKeyFile(path, false)
 		if err != nil {
 			return nil, err
 		}
@@ -117,8 +117,11 @@ func loadKeyFiles(dir string) ([]keyFile, error) {
 }
 
 // readKeyFile checks the mode of the key file at path (following symbolic
-// links, as mounted secrets use them) and parses it.
-func readKeyFile(path string) (crypto.Signer, error) {
+// links, as mounted secrets use them) and parses it. Others may never
+// reach it; with groupRead its group may read it, as a Kubernetes Secret
+// mounted into a pod with an fsGroup always is (mode 0440 whatever the
+// volume's defaultMode), so that a non-root process can read it at all.
+func readKeyFile(path string, groupRead bool) (crypto.Signer, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("jwks: key file: %w", err)
@@ -127,8 +130,14 @@ func readKeyFile(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("jwks: key file %s is not a regular file", path)
 	}
 	if perm := info.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return nil, fmt.Errorf("jwks: key file %s is accessible by group or others (mode %04o); run chmod 600 %s",
-			path, perm, path)
+		switch {
+		case !groupRead:
+			return nil, fmt.Errorf("jwks: key file %s is accessible by group or others (mode %04o); run chmod 600 %s",
+				path, perm, path)
+		case perm&0o037 != 0:
+			return nil, fmt.Errorf("jwks: key file %s is accessible by others or writable by its group (mode %04o); run chmod 600 %s (or mount the Secret with defaultMode 0440)",
+				path, perm, path)
+		}
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
