@@ -1,17 +1,24 @@
 package deploy_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"net"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/jwks"
 )
 
 // configPath returns the --config argument of portcullis.
@@ -87,6 +94,7 @@ func checkConfig(t *testing.T, r rendered, spec podSpec, c container, tmpl secre
 		v, ok := dummies[name]
 		return v, ok
 	}
+	data = keyFilesHere(t, spec, c, data)
 	cfg, err := config.Parse("ConfigMap "+cmName+"/"+base, []byte(data), lookup)
 	if err != nil {
 		t.Errorf("the shipped configuration does not parse:\n%v", err)
@@ -106,6 +114,11 @@ func checkConfig(t *testing.T, r rendered, spec podSpec, c container, tmpl secre
 		t.Errorf("server.insecure_allow_http is set; the shipped configs serve an https public_url")
 	}
 
+	// Signing keys must outlive the pod: from a Secret, never generated
+	// into a directory that a new pod starts without.
+	if cfg.Issuer != nil && len(cfg.Issuer.Signing.KeyFiles) == 0 {
+		t.Errorf("issuer.signing.key_files is empty: a new pod (any config edit rolls one) would sign with new keys and every token and session would stop working")
+	}
 	// The issuer's keys need the one writable place.
 	if cfg.Issuer != nil && cfg.Issuer.Signing.KeyDir != "" {
 		if !writable(spec, c, cfg.Issuer.Signing.KeyDir) {
@@ -113,6 +126,62 @@ func checkConfig(t *testing.T, r rendered, spec podSpec, c container, tmpl secre
 		}
 	}
 	return cfg
+}
+
+// keyFilesHere checks that every issuer.signing.key_files entry of the
+// configuration data is a file of a Secret volume mounted read-only into c
+// with at most mode 0440, and returns data with each path replaced by a
+// freshly generated key file here, so that the configuration validates.
+func keyFilesHere(t *testing.T, spec podSpec, c container, data string) string {
+	t.Helper()
+	var doc struct {
+		Issuer *struct {
+			Signing struct {
+				KeyFiles []string `yaml:"key_files"`
+			} `yaml:"signing"`
+		} `yaml:"issuer"`
+	}
+	if err := yaml.Unmarshal([]byte(data), &doc); err != nil || doc.Issuer == nil {
+		return data
+	}
+	for _, f := range doc.Issuer.Signing.KeyFiles {
+		dir, _ := path.Split(f)
+		var fromSecret bool
+		for _, m := range c.VolumeMounts {
+			if path.Clean(m.MountPath) != path.Clean(dir) {
+				continue
+			}
+			for _, v := range spec.Volumes {
+				if v.Name != m.Name || v.Secret == nil {
+					continue
+				}
+				fromSecret = true
+				if !m.ReadOnly {
+					t.Errorf("key file %s: the Secret's mount is not readOnly", f)
+				}
+				if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o037 != 0 {
+					t.Errorf("key file %s: Secret %s's defaultMode %v lets others read it; want 0400 or 0440", f, v.Secret.SecretName, v.Secret.DefaultMode)
+				}
+			}
+		}
+		if !fromSecret {
+			t.Errorf("key file %s is not in a Secret volume mounted into container %s", f, c.Name)
+		}
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemKey, err := jwks.MarshalPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		here := filepath.Join(t.TempDir(), path.Base(f))
+		if err := os.WriteFile(here, pemKey, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		data = strings.ReplaceAll(data, f, here)
+	}
+	return data
 }
 
 // dummy returns a stand-in for the secret environment variable name: what

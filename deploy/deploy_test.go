@@ -96,6 +96,7 @@ func checkOverlay(t *testing.T, name string, r rendered, tmpl secret) {
 	checkAnnotations(t, pod.Metadata.Annotations)
 	pc := portcullisContainer(t, pod.Spec)
 	checkProbes(t, pc)
+	checkMemoryLimit(t, pc)
 	cfg := checkConfig(t, r, pod.Spec, pc, tmpl)
 
 	if cfg != nil {
@@ -103,8 +104,12 @@ func checkOverlay(t *testing.T, name string, r rendered, tmpl secret) {
 		if g := pod.Spec.TerminationGracePeriodSeconds; g != nil {
 			grace = time.Duration(*g) * time.Second
 		}
-		if sg := cfg.Server.ShutdownGrace.D(); grace <= sg {
-			t.Errorf("terminationGracePeriodSeconds is %s, not above server.shutdown_grace %s: in-flight requests would be killed", grace, sg)
+		sd, sg := cfg.Server.ShutdownDelay.D(), cfg.Server.ShutdownGrace.D()
+		if grace <= sd+sg {
+			t.Errorf("terminationGracePeriodSeconds is %s, not above server.shutdown_delay + shutdown_grace %s: in-flight requests would be killed", grace, sd+sg)
+		}
+		if sd < 5*time.Second {
+			t.Errorf("server.shutdown_delay is %s; want at least 5s, so the endpoints and the ingress stop sending before the listener closes (the image has no sleep for a preStop hook)", sd)
 		}
 	}
 	checkService(t, r, pod.Metadata.Labels, pod.Spec, pc)
@@ -119,6 +124,34 @@ func checkOverlay(t *testing.T, name string, r rendered, tmpl secret) {
 	case "sidecar":
 		checkSidecar(t, pod.Spec, cfg)
 	}
+}
+
+// checkMemoryLimit checks that the Go runtime's soft memory limit is the
+// container's memory limit, in bytes.
+func checkMemoryLimit(t *testing.T, c container) {
+	t.Helper()
+	if c.Resources.Limits["memory"] == "" {
+		t.Errorf("container %s has no memory limit", c.Name)
+	}
+	for _, e := range c.Env {
+		if e.Name != "GOMEMLIMIT" {
+			continue
+		}
+		ref := (*struct {
+			ContainerName string `yaml:"containerName"`
+			Resource      string `yaml:"resource"`
+			Divisor       string `yaml:"divisor"`
+		})(nil)
+		if e.ValueFrom != nil {
+			ref = e.ValueFrom.ResourceFieldRef
+		}
+		if ref == nil || ref.Resource != "limits.memory" || (ref.ContainerName != "" && ref.ContainerName != c.Name) ||
+			(ref.Divisor != "" && ref.Divisor != "1") {
+			t.Errorf("GOMEMLIMIT must come from resourceFieldRef limits.memory of container %s, in bytes (divisor 1): %+v", c.Name, e)
+		}
+		return
+	}
+	t.Errorf("container %s sets no GOMEMLIMIT from its memory limit", c.Name)
 }
 
 // checkPodSecurity checks the pod's and every container's security
