@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -19,9 +20,12 @@ type accessWriter struct {
 	bytes    int64
 	route    string
 	outcome  string
+	reason   string // why a request was refused
 	subject  string
 	original string // forward-auth: the method and path asked about
 }
+
+var accessWriters = sync.Pool{New: func() any { return new(accessWriter) }}
 
 func (a *accessWriter) WriteHeader(code int) {
 	if a.status == 0 {
@@ -71,6 +75,13 @@ func note(w http.ResponseWriter, route, outcome, subject string) {
 	}
 }
 
+// noteReason records why the request was refused.
+func noteReason(w http.ResponseWriter, reason string) {
+	if a, ok := w.(*accessWriter); ok {
+		a.reason = reason
+	}
+}
+
 // noteOriginal records, on a forward-auth answer, the original request it
 // judged.
 func noteOriginal(w http.ResponseWriter, original string) {
@@ -100,28 +111,52 @@ func saneID(v string) bool {
 	return true
 }
 
-// serveLogged runs one request with an X-Request-Id (passed through or
-// made) and writes one access-log line: method, path (never the query, which
-// may carry a token), route, status, outcome, subject, latency, bytes,
-// remote address and request id. Tokens and cookies are never logged.
-func (gw *Gateway) serveLogged(w http.ResponseWriter, r *http.Request) {
+// serve runs one request on the current configuration, then counts it
+// once, with its final status, in portcullis_requests_total and
+// portcullis_request_duration_seconds, and writes its access-log line. The
+// handlers only note the route, outcome and subject on the writer; this is
+// the one place that counts.
+func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	id := requestID(r)
-	r.Header.Set("X-Request-Id", id)
-	w.Header().Set("X-Request-Id", id)
-	aw := &accessWriter{ResponseWriter: w}
+	var id string
+	if gw.accessLog {
+		id = requestID(r)
+		r.Header.Set("X-Request-Id", id)
+		w.Header().Set("X-Request-Id", id)
+	}
+	aw := accessWriters.Get().(*accessWriter)
+	*aw = accessWriter{ResponseWriter: w}
 	gw.cur.Load().ServeHTTP(aw, r)
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
+	}
+	elapsed := time.Since(start)
+	gw.metrics.observe(aw.route, aw.outcome, aw.status, elapsed)
+	if gw.accessLog {
+		gw.logRequest(r, aw, id, elapsed)
+	}
+	*aw = accessWriter{}
+	accessWriters.Put(aw)
+}
+
+// logRequest writes one access-log line: method, path (never the query,
+// which may carry a token), route, status, outcome (with the reason of a
+// refusal), subject, latency, bytes, remote address and request id; for a
+// forward-auth answer also the original request it judged. Tokens and
+// cookies are never logged.
+func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elapsed time.Duration) {
+	outcome := aw.outcome
+	if aw.reason != "" {
+		outcome += ":" + aw.reason
 	}
 	attrs := [...]slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
 		slog.String("route", aw.route),
 		slog.Int("status", aw.status),
-		slog.String("outcome", aw.outcome),
+		slog.String("outcome", outcome),
 		slog.String("sub", aw.subject),
-		slog.Duration("latency", time.Since(start)),
+		slog.Duration("latency", elapsed),
 		slog.Int64("bytes", aw.bytes),
 		slog.String("remote", r.RemoteAddr),
 		slog.String("request_id", id),

@@ -133,7 +133,6 @@ func (g *gateway) buildBuiltin(ctx context.Context, cfg Config, prev *gateway) e
 
 // serveIssuer hands a request to the built-in issuer.
 func (g *gateway) serveIssuer(w http.ResponseWriter, r *http.Request) {
-	g.metrics.requests.WithLabelValues("issuer", outcomeIssuer).Inc()
 	note(w, "issuer", outcomeIssuer, "")
 	g.builtin.iss.ServeHTTP(w, r)
 }

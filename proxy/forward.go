@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
@@ -118,10 +117,6 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	}
 	if rt.auth != config.AuthPublic && g.authn == nil {
 		return nil, fmt.Errorf("proxy: route %s needs an issuer", cr.Name)
-	}
-	rt.forwarded = map[string]prometheus.Counter{}
-	for _, o := range []string{outcomeAllowed, outcomeAnonymous, outcomePublic} {
-		rt.forwarded[o] = g.metrics.requests.WithLabelValues(rt.name, o)
 	}
 	rt.upstreamT = g.metrics.upstreamLatency.WithLabelValues(rt.name)
 	tr := newTransport(cr.Timeout.D())

@@ -54,7 +54,6 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 	noteOriginal(w, o.Method+" "+o.URL.Path)
 	host := requestHost(o.Host)
 	if g.ownHost(host) && (g.builtin != nil && g.builtin.owns(key) || g.login != nil && g.login.owns(key)) {
-		g.metrics.requests.WithLabelValues("login", outcomePublic).Inc()
 		note(w, "login", outcomePublic, "")
 		g.fwdAllow(w, r, nil, nil)
 		return
@@ -67,7 +66,6 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 		return
 	}
 	if rt.auth == config.AuthPublic {
-		rt.forwarded[outcomePublic].Inc()
 		note(w, rt.name, outcomePublic, "")
 		g.fwdAllow(w, r, rt, nil)
 		return
@@ -95,7 +93,6 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 	if id != nil {
 		outcome, sub = outcomeAllowed, id.Subject
 	}
-	g.metrics.requests.WithLabelValues(name, outcome).Inc()
 	note(w, name, outcome, sub)
 	g.fwdAllow(w, r, rt, id)
 }
@@ -157,7 +154,6 @@ func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id
 // the RFC 6750 answer.
 func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, name string, err error, ae *authn.Error) {
 	if g.fwdLogin(o, rt, err, ae) {
-		g.metrics.requests.WithLabelValues(name, outcomeRedirect).Inc()
 		note(w, name, outcomeRedirect, "")
 		u := g.login.client.LoginURLFor(o.URL.String())
 		if r.URL.Query().Get("redirect") == "header" {

@@ -82,7 +82,6 @@ type route struct {
 	onUnauth     string
 	proxy        *httputil.ReverseProxy
 	// Metrics of the hot path, bound once.
-	forwarded map[string]prometheus.Counter // by outcome: allowed, anonymous, public
 	upstreamT prometheus.Observer
 }
 
@@ -295,7 +294,6 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 5. Forward. Identity headers are set in rewrite, after the
 	// ReverseProxy has removed hop-by-hop headers, so a client's
 	// "Connection: X-Auth-Request-User" cannot delete them.
-	rt.forwarded[outcome].Inc()
 	sub := ""
 	if id != nil {
 		sub = id.Subject
@@ -345,7 +343,6 @@ func (g *gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route,
 	default:
 		return false
 	}
-	g.metrics.requests.WithLabelValues(rt.name, outcomeRedirect).Inc()
 	note(w, rt.name, outcomeRedirect, "")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, g.login.client.LoginURL(r), http.StatusFound)
@@ -375,8 +372,8 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 	authn.WriteError(w, g.realm, ae)
 }
 
-// countDenied counts a refused request under route name and notes its
-// outcome and reason for the access log.
+// countDenied counts the reason a request was refused under route name and
+// notes its outcome and reason for the request's metrics and log line.
 func (g *gateway) countDenied(w http.ResponseWriter, name string, ae *authn.Error) {
 	outcome := outcomeUnauth
 	switch ae.Status {
@@ -385,18 +382,17 @@ func (g *gateway) countDenied(w http.ResponseWriter, name string, ae *authn.Erro
 	case http.StatusBadRequest:
 		outcome = outcomeBadRequest
 	}
-	g.metrics.requests.WithLabelValues(name, outcome).Inc()
 	g.metrics.authFailures.WithLabelValues(name, ae.Reason).Inc()
-	note(w, name, outcome+":"+ae.Reason, "")
+	note(w, name, outcome, "")
+	noteReason(w, ae.Reason)
 }
 
-// plain answers with a short text body and counts the outcome.
+// plain answers with a short text body and notes the outcome.
 func (g *gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
 	name := ""
 	if rt != nil {
 		name = rt.name
 	}
-	g.metrics.requests.WithLabelValues(name, outcome).Inc()
 	note(w, name, outcome, "")
 	g.plainStatus(w, status, msg)
 }

@@ -215,13 +215,20 @@ func TestMetricsCountFailures(t *testing.T) {
 	e := newEnv(t, "")
 	e.do("GET", "/", "zzsecretzz", nil)
 	e.echo(e.do("GET", "/", e.mint("ES256", e.claims("alice"), nil), nil))
+	e.do("GET", "/nope/../public/x", "", nil)
+	// A request is counted once it is over, just after its answer.
+	waitMetric(t, e, `portcullis_requests_total{code="2xx",outcome="public",route="public"} 1`)
 	status, body := e.getAdmin("/metrics")
 	if status != 200 {
 		t.Fatalf("metrics status %d", status)
 	}
 	for _, want := range []string{
 		`portcullis_auth_failures_total{reason="malformed",route="app"} 1`,
-		`portcullis_requests_total{outcome="allowed",route="app"} 1`,
+		`portcullis_requests_total{code="2xx",outcome="allowed",route="app"} 1`,
+		`portcullis_requests_total{code="4xx",outcome="unauthenticated",route="app"} 1`,
+		`portcullis_request_duration_seconds_count{route="app"} 2`,
+		`portcullis_request_duration_seconds_count{route="public"} 1`,
+		`portcullis_request_duration_seconds_bucket{route="app",le="30"} 2`,
 		`portcullis_jwks_fetches_total{issuer="` + e.idp.Issuer + `",result="ok"}`,
 		`portcullis_jwks_age_seconds{issuer="` + e.idp.Issuer + `"}`,
 		`portcullis_authn_duration_seconds_count`,

@@ -151,7 +151,6 @@ func (g *gateway) serveLogin(w http.ResponseWriter, r *http.Request, path string
 	case rest == "/userinfo":
 		g.sessionUserinfo(w, r)
 	default:
-		g.metrics.requests.WithLabelValues("login", outcomeLogin).Inc()
 		note(w, "login", outcomeLogin, "")
 		g.login.client.ServeHTTP(w, r)
 	}

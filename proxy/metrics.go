@@ -28,6 +28,7 @@ const (
 type metrics struct {
 	reg             *prometheus.Registry
 	requests        *prometheus.CounterVec
+	requestLatency  *prometheus.HistogramVec
 	authFailures    *prometheus.CounterVec
 	authnLatency    prometheus.Histogram
 	upstreamLatency *prometheus.HistogramVec
@@ -41,8 +42,13 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_requests_total",
-			Help: "Requests by route and outcome.",
-		}, []string{"route", "outcome"}),
+			Help: "Requests by route, outcome and status class (code: 1xx to 5xx).",
+		}, []string{"route", "outcome", "code"}),
+		requestLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "portcullis_request_duration_seconds",
+			Help:    "Time from reading a request's headers to the end of its response, by route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_auth_failures_total",
 			Help: "Rejected tokens and requests by reason.",
@@ -70,10 +76,23 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Help: "Answers held back because their connection kept failing authentication.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.authFailures, m.authnLatency, m.upstreamLatency,
+	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.authnLatency, m.upstreamLatency,
 		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// statusClasses are the values of the "code" label, by status / 100.
+var statusClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// observe counts one finished request.
+func (m *metrics) observe(route, outcome string, status int, d time.Duration) {
+	class := "5xx"
+	if c := status / 100; c >= 1 && c <= 5 {
+		class = statusClasses[c]
+	}
+	m.requests.WithLabelValues(route, outcome, class).Inc()
+	m.requestLatency.WithLabelValues(route).Observe(d.Seconds())
 }
 
 // keySetInfo is what the collector reports of one issuer's key set.

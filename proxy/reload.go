@@ -38,6 +38,12 @@ type Gateway struct {
 	upgrades  *upgrades
 	// draining is set once shutdown has begun: /readyz answers 503.
 	draining atomic.Bool
+	// fileMu serialises ReloadFile; digest is what it last loaded or
+	// refused as invalid (see loadWithDigest), digestErr why.
+	fileMu      sync.Mutex
+	digest      [32]byte
+	digestKnown bool
+	digestErr   error
 }
 
 // New builds a Gateway from a validated configuration. Issuers' key sets
@@ -100,11 +106,7 @@ func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer end()
 	}
-	if gw.accessLog {
-		gw.serveLogged(w, r)
-		return
-	}
-	gw.cur.Load().ServeHTTP(w, r)
+	gw.serve(w, r)
 }
 
 // Ready reports whether every issuer's keys are loaded and the built-in
@@ -209,9 +211,19 @@ var _ http.Handler = (*Gateway)(nil)
 // ReloadFile loads, validates and applies a configuration file. An invalid
 // file is refused whole: every error is logged, counted in
 // portcullis_config_reloads_total{result="invalid"}, and the running
-// configuration stays.
+// configuration stays. A file that, with every file it names (issuer key
+// files, upstream CA files), is the same as at the last reload or refusal
+// is not reloaded again: one edit seen by the file watch and by a SIGHUP
+// counts once.
 func (gw *Gateway) ReloadFile(path string) error {
-	c, err := config.Load(path)
+	gw.fileMu.Lock()
+	defer gw.fileMu.Unlock()
+	c, digest, err := loadWithDigest(path)
+	if gw.digestKnown && digest == gw.digest {
+		gw.log.Info("configuration unchanged since the last reload; nothing to do", "path", path)
+		return gw.digestErr
+	}
+	gw.digest, gw.digestKnown, gw.digestErr = digest, true, err
 	if err != nil {
 		gw.ReloadFailed()
 		var errs config.Errors
@@ -226,16 +238,57 @@ func (gw *Gateway) ReloadFile(path string) error {
 	}
 	if err := gw.Reload(c); err != nil {
 		gw.log.Error("reload failed", "error", err)
+		gw.digestKnown = false // it may have been passing; try again next time
 		return err
 	}
 	return nil
 }
 
+// loadWithDigest loads path and returns, besides the configuration, the
+// SHA-256 of the file and of each file the configuration names whose
+// contents a reload reads. For a file that does not load, the digest is
+// that of its bytes alone.
+func loadWithDigest(path string) (*config.Config, [32]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("config: %w", err)
+	}
+	h := sha256.New()
+	h.Write(data)
+	c, err := config.Parse(path, data, os.LookupEnv)
+	if err == nil {
+		var named []string
+		if c.Issuer != nil {
+			named = append(named, c.Issuer.Signing.KeyFiles...)
+		}
+		for _, r := range c.Routes {
+			if r.UpstreamCAFile != "" {
+				named = append(named, r.UpstreamCAFile)
+			}
+		}
+		for _, f := range named {
+			b, _ := os.ReadFile(f)
+			fmt.Fprintf(h, "\x00%s\x00%d\x00", f, len(b))
+			h.Write(b)
+		}
+	}
+	var d [32]byte
+	h.Sum(d[:0])
+	return c, d, err
+}
+
 // WatchFile reloads path whenever its contents change, checking every
 // interval (a poll: it works the same on every filesystem, including the
-// symlink swaps of a Kubernetes ConfigMap volume) until ctx is done.
+// symlink swaps of a Kubernetes ConfigMap volume) until ctx is done. The
+// configuration running when it starts is taken to be path's.
 func (gw *Gateway) WatchFile(ctx context.Context, path string, interval time.Duration) {
 	last, _ := fileDigest(path)
+	gw.fileMu.Lock()
+	if !gw.digestKnown {
+		_, gw.digest, _ = loadWithDigest(path)
+		gw.digestKnown = true
+	}
+	gw.fileMu.Unlock()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

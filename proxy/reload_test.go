@@ -1,7 +1,10 @@
 package proxy_test
 
 import (
+	"encoding/pem"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,4 +105,65 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d requests during three reloads, none failed", ok.Load())
+}
+
+// TestOneChangeCountsOneReload: the file watch and a SIGHUP both reload on
+// one edit; the second finds nothing changed and neither reloads nor
+// counts. A change in a file the configuration names (an upstream CA
+// file) is a change.
+func TestOneChangeCountsOneReload(t *testing.T) {
+	e := newEnv(t, "")
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	caPEM := func(srv *httptest.Server) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	}
+	a := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(a.Close)
+	write := func(name string, data []byte) {
+		t.Helper()
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(ca, caPEM(a))
+	write(path, []byte(e.config(`
+  - name: tls
+    path_prefix: /tls
+    upstream: "`+a.URL+`"
+    upstream_ca_file: "`+ca+`"
+    auth: public
+`)))
+	reloads := func(result string, want int) {
+		t.Helper()
+		_, body := e.getAdmin("/metrics")
+		line := fmt.Sprintf(`portcullis_config_reloads_total{result=%q} %d`, result, want)
+		if want == 0 && !strings.Contains(body, fmt.Sprintf(`result=%q`, result)) {
+			return
+		}
+		if !strings.Contains(body, line) {
+			t.Errorf("metrics lack %s", line)
+		}
+	}
+	for range 2 { // the watch, then SIGHUP
+		if err := e.gw.ReloadFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloads("ok", 1)
+	write(ca, append(caPEM(a), caPEM(a)...)) // the same file; the file it names changed
+	if err := e.gw.ReloadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	reloads("ok", 2)
+	write(path, []byte("routes: [\n"))
+	for range 2 {
+		if err := e.gw.ReloadFile(path); err == nil {
+			t.Fatal("a broken file reloaded")
+		}
+	}
+	reloads("invalid", 1)
+	if !strings.Contains(e.logs.String(), "configuration unchanged since the last reload") {
+		t.Error("an unchanged reload is not logged")
+	}
 }

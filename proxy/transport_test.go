@@ -16,11 +16,12 @@ import (
 type special struct {
 	url     string
 	proceed chan struct{} // /sse waits on it between events; /slow waits on it
+	slowIn  chan struct{} // /slow sends on it when a request arrives (if anyone listens)
 }
 
 func newSpecial(t *testing.T) *special {
 	t.Helper()
-	s := &special{proceed: make(chan struct{})}
+	s := &special{proceed: make(chan struct{}), slowIn: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/sse/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -30,6 +31,10 @@ func newSpecial(t *testing.T) *special {
 		fmt.Fprint(w, "data: two\n\n")
 	})
 	mux.HandleFunc("/slow/", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case s.slowIn <- struct{}{}:
+		default:
+		}
 		select {
 		case <-s.proceed:
 		case <-r.Context().Done():
@@ -202,7 +207,7 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		done <- result{status: res.StatusCode, body: string(b)}
 	}()
 	// Wait until the request is in flight (the upstream has it), then stop.
-	waitMetric(t, e, `portcullis_requests_total{outcome="public",route="slow"} 1`)
+	<-s.slowIn
 	e.cancel()
 	close(s.proceed)
 	r := <-done
