@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -194,12 +195,13 @@ func (i *Issuer) authorizePost(w http.ResponseWriter, r *http.Request, req *auth
 func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
+	ctx := r.Context()
+	host := i.cfg.ClientAddr(r)
 	if len(username) > 256 || len(password) > 1024 {
+		i.loginFailed(r, req, username[:min(len(username), 64)], host, LoginFailureUnknownUser)
 		i.loginPage(w, r, req, "", "Invalid username or password.", http.StatusOK)
 		return
 	}
-	ctx := r.Context()
-	host := i.cfg.ClientAddr(r)
 	// Failed attempts are counted per username and per client address;
 	// past the limit every attempt, right or wrong, is refused until the
 	// window ends. An address gets more room than one username, since
@@ -213,7 +215,7 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 			return
 		}
 		if n >= limits[k] {
-			i.log.Warn("login rate limited", "by", strings.SplitN(key, ":", 3)[1], "client", req.client.ID)
+			i.loginFailed(r, req, username, host, LoginFailureThrottled, "by", strings.SplitN(key, ":", 3)[1])
 			i.loginPage(w, r, req, username, "Too many sign-in attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
 			return
 		}
@@ -233,7 +235,11 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 				return
 			}
 		}
-		i.log.Info("login failed", "client", req.client.ID)
+		reason := LoginFailureBadPassword
+		if usr == nil {
+			reason = LoginFailureUnknownUser
+		}
+		i.loginFailed(r, req, username, host, reason)
 		i.loginPage(w, r, req, username, "Invalid username or password.", http.StatusOK)
 		return
 	}
@@ -408,4 +414,19 @@ func cloneValues(v url.Values) url.Values {
 // dummyBcrypt is a hash compared against for unknown usernames.
 func dummyBcrypt() ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(randomToken()), bcrypt.DefaultCost)
+}
+
+// loginFailed logs and counts a failed sign-in: the username typed (never
+// the password), the client's address, the client and the request id.
+func (i *Issuer) loginFailed(r *http.Request, req *authRequest, username, host, reason string, more ...any) {
+	level := slog.LevelInfo
+	if reason == LoginFailureThrottled {
+		level = slog.LevelWarn
+	}
+	args := append([]any{"reason", reason, "username", username, "remote", host, "client", req.client.ID,
+		"request_id", r.Header.Get("X-Request-Id")}, more...)
+	i.log.Log(r.Context(), level, "login failed", args...)
+	if i.cfg.LoginFailed != nil {
+		i.cfg.LoginFailed(reason)
+	}
 }

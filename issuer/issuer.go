@@ -95,7 +95,18 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+	// LoginFailed, when set, is told the reason of every failed sign-in:
+	// LoginFailureBadPassword, LoginFailureUnknownUser or
+	// LoginFailureThrottled.
+	LoginFailed func(reason string)
 }
+
+// Reasons a sign-in on the login page fails, as Config.LoginFailed is told.
+const (
+	LoginFailureBadPassword = "bad_password" // a known user, the wrong password
+	LoginFailureUnknownUser = "unknown_user"
+	LoginFailureThrottled   = "throttled" // too many failures for the user or the address
+)
 
 // Issuer is the OpenID provider, an http.Handler for every path under the
 // issuer URL's path. Build it with [New]; it is safe for concurrent use.

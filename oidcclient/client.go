@@ -89,7 +89,22 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// LoginFailed, when set, is told the reason of every failed sign-in:
+	// LoginFailureState, LoginFailureNonce or LoginFailureProvider.
+	LoginFailed func(reason string)
 }
+
+// Reasons a sign-in fails at the callback, as Config.LoginFailed is told.
+const (
+	// LoginFailureState: the callback's state matches no sign-in started
+	// in this browser (expired, already used, or forged).
+	LoginFailureState = "state_mismatch"
+	// LoginFailureNonce: the id_token's nonce is not the sign-in's.
+	LoginFailureNonce = "nonce_mismatch"
+	// LoginFailureProvider: the provider answered with an error, its
+	// token endpoint failed, or its answer did not verify.
+	LoginFailureProvider = "provider_error"
+)
 
 // SessionStore keeps sessions by id. LoadSession returns ErrNoSession for
 // an id it does not have; any other error means the store could not be

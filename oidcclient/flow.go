@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -83,17 +84,18 @@ func (c *Client) callback(w http.ResponseWriter, r *http.Request) {
 	var st loginState
 	if err != nil || json.Unmarshal(raw, &st) != nil ||
 		subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1 {
-		c.log.Info("login callback rejected", "reason", "state")
+		c.loginFailed(r, LoginFailureState, nil)
 		page(w, http.StatusBadRequest, "Sign-in failed", "This sign-in has expired, was already completed, or was not started in this browser. Start again from the page you wanted.")
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		c.log.Info("provider returned an error", "error", e)
+		c.loginFailed(r, LoginFailureProvider, nil, "error", e)
 		page(w, http.StatusForbidden, "Sign-in failed", "The sign-in service answered: "+e+" "+q.Get("error_description"))
 		return
 	}
 	if iss := q.Get("iss"); iss != "" && iss != c.cfg.Issuer {
 		// RFC 9207: a response from another issuer (mix-up attack).
+		c.loginFailed(r, LoginFailureProvider, nil, "error", "unexpected iss")
 		page(w, http.StatusBadRequest, "Sign-in failed", "The sign-in response came from an unexpected issuer.")
 		return
 	}
@@ -106,13 +108,17 @@ func (c *Client) callback(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	tok, err := c.oauth2Config(ep).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
 	if err != nil {
-		c.log.Warn("code exchange failed", "err", err)
+		c.loginFailed(r, LoginFailureProvider, err, "step", "code exchange")
 		page(w, http.StatusBadGateway, "Sign-in failed", "The sign-in could not be completed. Start again from the page you wanted.")
 		return
 	}
 	sess, err := c.newSession(ctx, tok, st.Nonce)
 	if err != nil {
-		c.log.Warn("login rejected", "err", err)
+		reason := LoginFailureProvider
+		if errors.Is(err, errNonce) {
+			reason = LoginFailureNonce
+		}
+		c.loginFailed(r, reason, err, "step", "id_token")
 		page(w, http.StatusBadGateway, "Sign-in failed", "The sign-in service's answer could not be verified.")
 		return
 	}
@@ -184,3 +190,18 @@ func page(w http.ResponseWriter, status int, title, msg string) {
 }
 
 var errNoSession = errors.New("oidcclient: no session")
+
+// loginFailed logs and counts a failed sign-in at the callback, with the
+// client's address and the request id.
+func (c *Client) loginFailed(r *http.Request, reason string, err error, more ...any) {
+	level := slog.LevelInfo
+	args := append([]any{"reason", reason, "remote", r.RemoteAddr, "request_id", r.Header.Get("X-Request-Id")}, more...)
+	if err != nil {
+		level = slog.LevelWarn
+		args = append(args, "err", err)
+	}
+	c.log.Log(r.Context(), level, "login failed", args...)
+	if c.cfg.LoginFailed != nil {
+		c.cfg.LoginFailed(reason)
+	}
+}

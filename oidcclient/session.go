@@ -164,7 +164,7 @@ func (c *Client) verifyIDToken(ctx context.Context, raw, nonce string) (jwt.MapC
 	}
 	if nonce != "" {
 		if got, _ := claims["nonce"].(string); got != nonce {
-			return nil, errors.New("oidcclient: id_token: nonce mismatch")
+			return nil, errNonce
 		}
 	}
 	if sub, _ := claims["sub"].(string); sub == "" {
@@ -172,6 +172,9 @@ func (c *Client) verifyIDToken(ctx context.Context, raw, nonce string) (jwt.MapC
 	}
 	return claims, nil
 }
+
+// errNonce is an id_token whose nonce is not the sign-in's.
+var errNonce = errors.New("oidcclient: id_token: nonce mismatch")
 
 // newSession builds a session from a token response. nonce is checked for
 // the first login; refreshes pass "" (OIDC Core §12.2: a refreshed id_token

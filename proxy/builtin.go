@@ -45,6 +45,12 @@ func (b *builtin) owns(path string) bool {
 // signing keys (loaded from, or generated into, issuer.signing.key_dir) and
 // its store. Nothing rotates the keys until the caller runs the ring's Run.
 func NewIssuer(cfg Config) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
+	return newIssuer(cfg, nil)
+}
+
+// newIssuer is [NewIssuer] with a hook told the reason of every failed
+// login.
+func newIssuer(cfg Config, loginFailed func(reason string)) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
 	bi := cfg.Config.Issuer
 	if bi == nil {
 		return nil, nil, nil, nil
@@ -89,7 +95,7 @@ func NewIssuer(cfg Config) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) 
 		AccessTTL: bi.AccessTokenTTL.D(), IDTokenTTL: bi.IDTokenTTL.D(), RefreshTTL: bi.RefreshTokenTTL.D(),
 		SessionTTL: bi.SessionTTL.D(), ConsentTTL: bi.ConsentTTL.D(),
 		LoginAttempts: bi.LoginRateLimit.Attempts, LoginWindow: bi.LoginRateLimit.Window.D(),
-		Now: now, Logger: cfg.Logger,
+		Now: now, Logger: cfg.Logger, LoginFailed: loginFailed,
 	}
 	if ic.ConsentTTL == 0 {
 		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time
@@ -119,7 +125,7 @@ func (g *gateway) buildBuiltin(ctx context.Context, cfg Config, prev *gateway) e
 		g.builtin = prev.builtin
 		return nil
 	}
-	iss, keys, store, err := NewIssuer(cfg)
+	iss, keys, store, err := newIssuer(cfg, g.metrics.loginFailed)
 	if err != nil || iss == nil {
 		return err
 	}

@@ -86,7 +86,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: httpClient,
 		SessionCacheEntries: sessionCacheEntries(lc.SessionCache), SessionCacheBytes: lc.SessionCache.Bytes,
-		Now: g.now, Logger: g.log,
+		Now: g.now, Logger: g.log, LoginFailed: g.metrics.loginFailed,
 		// An access token is usable when it verifies and is meant for
 		// an audience portcullis serves; otherwise (opaque, or for another
 		// API) the id_token speaks for the user.

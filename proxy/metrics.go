@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/issuer"
+	"github.com/portcullis-dev/portcullis/oidcclient"
 
 	"github.com/portcullis-dev/portcullis/internal/boundcache"
 
@@ -30,6 +34,7 @@ type metrics struct {
 	requests        *prometheus.CounterVec
 	requestLatency  *prometheus.HistogramVec
 	authFailures    *prometheus.CounterVec
+	loginFailures   *prometheus.CounterVec
 	authnLatency    prometheus.Histogram
 	upstreamLatency *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
@@ -53,6 +58,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_auth_failures_total",
 			Help: "Rejected tokens and requests by reason.",
 		}, []string{"route", "reason"}),
+		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_login_failures_total",
+			Help: "Failed browser sign-ins by reason: " + strings.Join(loginFailureReasons, ", ") + ".",
+		}, []string{"reason"}),
 		authnLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portcullis_authn_duration_seconds",
 			Help:    "Time spent finding and verifying tokens.",
@@ -76,11 +85,25 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Help: "Answers held back because their connection kept failing authentication.",
 		}),
 	}
-	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.authnLatency, m.upstreamLatency,
+	for _, r := range loginFailureReasons {
+		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
+	}
+	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.authnLatency, m.upstreamLatency,
 		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// loginFailureReasons are the values of portcullis_login_failures_total's
+// reason label: the built-in issuer's (issuer.LoginFailure*) and the
+// gateway login's (oidcclient.LoginFailure*).
+var loginFailureReasons = []string{
+	issuer.LoginFailureBadPassword, issuer.LoginFailureUnknownUser, issuer.LoginFailureThrottled,
+	oidcclient.LoginFailureState, oidcclient.LoginFailureNonce, oidcclient.LoginFailureProvider,
+}
+
+// loginFailed counts a failed sign-in.
+func (m *metrics) loginFailed(reason string) { m.loginFailures.WithLabelValues(reason).Inc() }
 
 // statusClasses are the values of the "code" label, by status / 100.
 var statusClasses = [...]string{"", "1xx", "2xx", "3xx", "4xx", "5xx"}

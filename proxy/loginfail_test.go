@@ -1,0 +1,82 @@
+package proxy_test
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/testgw"
+)
+
+// TestLoginFailuresCountedAndLogged: a wrong password, an unknown user and
+// a callback whose state no sign-in started are each counted under their
+// reason and logged with the username, the address and the request id,
+// never the password.
+func TestLoginFailuresCountedAndLogged(t *testing.T) {
+	up := upstream(t)
+	logs := &testgw.LogBuffer{}
+	clock := testgw.NewClock(time.Now())
+	g := testgw.Start(t, testgw.Options{Now: clock.Now, Logger: testgw.Logger(t, slog.LevelDebug, logs),
+		Config: func(base string) string { return fmt.Sprintf(loginConfig, base, up, testgw.AliceHash()) }})
+	b := newBrowser(t)
+
+	// To the login page.
+	res, page := b.Do("GET", g.URL+"/", nil, nil)
+	for range 5 {
+		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
+			break
+		}
+		loc, _ := res.Location()
+		res, page = b.Do("GET", loc.String(), nil, nil)
+	}
+	if !strings.Contains(page, `name="password"`) {
+		t.Fatalf("no login page: %d %q", res.StatusCode, page)
+	}
+	for _, c := range []struct{ user, password string }{
+		{testgw.Username, "not-the-password-7f3a"},
+		{"mallory", "not-the-password-7f3a"},
+	} {
+		f := testgw.HiddenFields(page)
+		f.Set("username", c.user)
+		f.Set("password", c.password)
+		b.Do("POST", g.URL+"/idp/authorize", f, http.Header{"X-Request-Id": {"req-" + c.user}})
+	}
+	b.Do("GET", g.URL+"/oauth2/callback?state=forged&code=x", nil, http.Header{"X-Request-Id": {"req-forged"}})
+
+	metrics := func() string {
+		rec := httptest.NewRecorder()
+		g.AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	body := metrics()
+	for _, want := range []string{
+		`portcullis_login_failures_total{reason="bad_password"} 1`,
+		`portcullis_login_failures_total{reason="unknown_user"} 1`,
+		`portcullis_login_failures_total{reason="state_mismatch"} 1`,
+		`portcullis_login_failures_total{reason="nonce_mismatch"} 0`,
+		`portcullis_login_failures_total{reason="throttled"} 0`,
+		`portcullis_login_failures_total{reason="provider_error"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	out := logs.String()
+	for _, want := range []string{
+		`msg="login failed" reason=bad_password username=` + testgw.Username + ` remote=127.0.0.1 client=portcullis request_id=req-` + testgw.Username,
+		`msg="login failed" reason=unknown_user username=mallory remote=127.0.0.1 client=portcullis request_id=req-mallory`,
+		`msg="login failed" reason=state_mismatch remote=127.0.0.1:`,
+		`request_id=req-forged`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("logs lack %s", want)
+		}
+	}
+	if strings.Contains(out, "not-the-password") {
+		t.Error("a password was logged")
+	}
+}
