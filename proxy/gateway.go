@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -442,6 +443,11 @@ func (g *gateway) keySetInfo() []keySetInfo {
 	now := g.now()
 	for _, r := range g.remotes {
 		out = append(out, keySetInfo{issuer: r.Issuer(), ready: r.Ready(), updated: r.Updated(), now: now})
+	}
+	if b := g.builtin; b != nil && !slices.ContainsFunc(out, func(k keySetInfo) bool { return k.issuer == b.iss.URL() }) {
+		// The built-in issuer's own keys: ready once open; never fetched,
+		// so no age.
+		out = append(out, keySetInfo{issuer: b.iss.URL(), ready: b.keys.Ready(), local: true})
 	}
 	return out
 }

@@ -65,6 +65,13 @@ func TestLoginFailuresCountedAndLogged(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// The built-in issuer's keys count as a key set too, without an age.
+	if want := `portcullis_jwks_ready{issuer="` + g.URL + `/idp"} 1`; !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s", want)
+	}
+	if strings.Contains(body, `portcullis_jwks_age_seconds{issuer="`+g.URL+`/idp"}`) {
+		t.Error("the built-in issuer's keys report an age, but are never fetched")
+	}
 	out := logs.String()
 	for _, want := range []string{
 		`msg="login failed" reason=bad_password username=` + testgw.Username + ` remote=127.0.0.1 client=portcullis request_id=req-` + testgw.Username,

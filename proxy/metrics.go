@@ -121,6 +121,7 @@ func (m *metrics) observe(route, outcome string, status int, d time.Duration) {
 // keySetInfo is what the collector reports of one issuer's key set.
 type keySetInfo struct {
 	issuer  string
+	local   bool // the built-in issuer's keys: no fetch, no age
 	ready   bool
 	updated time.Time
 	now     time.Time
@@ -145,6 +146,8 @@ func (c keySetCollector) Collect(ch chan<- prometheus.Metric) {
 		ready := 0.0
 		if ks.ready {
 			ready = 1
+		}
+		if ks.ready && !ks.local {
 			ch <- prometheus.MustNewConstMetric(descKeySetAge, prometheus.GaugeValue,
 				ks.now.Sub(ks.updated).Seconds(), ks.issuer)
 		}
