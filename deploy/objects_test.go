@@ -216,25 +216,32 @@ func kustomize(t *testing.T, bin, dir string) rendered {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, stderr.Bytes())
 	}
+	r := decodeRendered(t, "kubectl kustomize "+dir, &stdout)
+	if len(r.objects) == 0 {
+		t.Fatalf("kubectl kustomize %s rendered nothing", dir)
+	}
+	return r
+}
+
+// decodeRendered decodes every document that what (a command) printed.
+func decodeRendered(t *testing.T, what string, out io.Reader) rendered {
+	t.Helper()
 	var r rendered
-	dec := yaml.NewDecoder(&stdout)
+	dec := yaml.NewDecoder(out)
 	for {
 		var o object
 		if err := dec.Decode(&o.node); errors.Is(err, io.EOF) {
 			break
 		} else if err != nil {
-			t.Fatalf("decode the output of kubectl kustomize %s: %v", dir, err)
+			t.Fatalf("decode the output of %s: %v", what, err)
 		}
 		if o.node.Kind == 0 {
 			continue // an empty document
 		}
 		if err := o.node.Decode(&o); err != nil {
-			t.Fatalf("decode the output of kubectl kustomize %s: %v", dir, err)
+			t.Fatalf("decode the output of %s: %v", what, err)
 		}
 		r.objects = append(r.objects, o)
-	}
-	if len(r.objects) == 0 {
-		t.Fatalf("kubectl kustomize %s rendered nothing", dir)
 	}
 	return r
 }
