@@ -93,8 +93,8 @@ func TestHelmChart(t *testing.T) {
 func TestHelmChartRefusesBadValues(t *testing.T) {
 	bin := helmBin(t)
 	for args, want := range map[string]string{
-		"--set shape=daemon":                  `shape "daemon": want sidecar, gateway or issuer`,
-		"--set-string config=":                "config is empty",
+		"--set shape=daemon":                 `shape "daemon": want sidecar, gateway or issuer`,
+		"--set-string config=":               "config is empty",
 		"--set resources.limits.memory=null": "resources.limits.memory is required",
 	} {
 		cmd := exec.Command(bin, append([]string{"template", "portcullis", chartDir, "-f", "helm/values-gateway.yaml"}, strings.Fields(args)...)...)
