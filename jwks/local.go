@@ -147,8 +147,8 @@ type ringView struct {
 // OpenKeyRing loads the keys in cfg.KeyDir, or starts an in-memory ring
 // when it is "". Without an active key it makes one that signs at once (on
 // a first start nothing was published yet, so there is nothing to wait
-// for), promoting the published next key when there is one; without a next
-// key it generates one, published ahead of its turn.
+// for), promoting the published next key when there is one; with rotation
+// on and no next key it generates one, published ahead of its turn.
 //
 // Every *.pem file in KeyDir is loaded; keyring.json records each key's
 // role and times. A key file it does not list (say, from `portcullis
@@ -185,7 +185,9 @@ func OpenKeyRing(cfg KeyRingConfig) (*KeyRing, error) {
 		}
 		changed = true
 	}
-	if !slices.ContainsFunc(keys, ringKey.isNext) {
+	// A next key is published ahead of its turn only when there will be
+	// a turn: without rotation it would never sign.
+	if cfg.RotateEvery > 0 && !slices.ContainsFunc(keys, ringKey.isNext) {
 		nk, err := k.newKey(now)
 		if err != nil {
 			return nil, err
@@ -197,8 +199,13 @@ func OpenKeyRing(cfg KeyRingConfig) (*KeyRing, error) {
 	if err != nil {
 		return nil, err
 	}
-	k.log.Info("jwks: key ring open", "dir", k.dir, "active", v.keys[0].ID, "alg", v.keys[0].Algorithm,
-		"published", len(v.keys), "next_rotation", v.nextRotation)
+	attrs := []any{"dir", k.dir, "active", v.keys[0].ID, "alg", v.keys[0].Algorithm, "published", len(v.keys)}
+	if v.nextRotation.IsZero() {
+		attrs = append(attrs, "rotation", "off")
+	} else {
+		attrs = append(attrs, "next_rotation", v.nextRotation)
+	}
+	k.log.Info("jwks: key ring open", attrs...)
 	return k, nil
 }
 

@@ -230,7 +230,7 @@ func TestKeyRingAdoptsKeyFile(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "operator.pem"), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	k := openRing(t, KeyRingConfig{KeyDir: dir, Algorithm: "ES256"})
+	k := openRing(t, KeyRingConfig{KeyDir: dir, Algorithm: "ES256", RotateEvery: 24 * time.Hour})
 	want, err := thumbprintID(s.Public())
 	if err != nil {
 		t.Fatal(err)
@@ -384,8 +384,28 @@ func TestKeyRingPublishedBeforeSigning(t *testing.T) {
 	}
 }
 
+// TestKeyRingWithoutRotation: with rotation off the ring holds the one key
+// that signs, and no next key that never would.
+func TestKeyRingWithoutRotation(t *testing.T) {
+	dir := t.TempDir()
+	k := openRing(t, KeyRingConfig{KeyDir: dir})
+	if pub := k.Public(); len(pub) != 1 || pub[0].ID != k.Active().ID {
+		t.Errorf("published %d keys, want the active one only", len(pub))
+	}
+	if !k.NextRotation().IsZero() {
+		t.Errorf("next rotation %v with rotation off", k.NextRotation())
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "*.pem")); len(files) != 1 {
+		t.Errorf("%d key files, want 1", len(files))
+	}
+	// Opened again, it keeps that key.
+	if again := openRing(t, KeyRingConfig{KeyDir: dir}); again.Active().ID != k.Active().ID || len(again.Public()) != 1 {
+		t.Errorf("reopened: active %s, %d published", again.Active().ID, len(again.Public()))
+	}
+}
+
 func TestKeyRingSignVerify(t *testing.T) {
-	k := openRing(t, KeyRingConfig{})
+	k := openRing(t, KeyRingConfig{RotateEvery: 24 * time.Hour})
 	raw := signToken(t, k.Active())
 	if err := verifyToken(k, raw); err != nil {
 		t.Fatalf("verify: %v", err)

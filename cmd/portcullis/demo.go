@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -23,9 +25,11 @@ import (
 
 // demoConfig is the whole demo: the built-in issuer with one user, browser
 // login through it, and two routes to the echo upstream.
-// %[1]s public URL, %[2]s listen, %[3]s admin, %[4]s upstream,
-// %[5]s password hash, %[6]s client secret, %[7]s cookie secret.
-const demoConfig = `
+// %[1]s public URL, %[2]s listen, %[3]s admin, %[4]s upstream, %[5]s the
+// issuer's signing section. The secrets are environment placeholders (see
+// demoSecrets), so the text can be written out as it runs.
+const demoConfig = `# The configuration portcullis demo runs. Its secrets come from the
+# environment: demo prints the values it chose.
 server: {listen: "%[2]s", public_url: "%[1]s"}
 admin: {listen: "%[3]s"}
 log: {level: info}
@@ -35,31 +39,31 @@ issuers:
     algorithms: [ES256]
 issuer:
   url: "%[1]s/idp"
-  clients:
+%[5]s  clients:
     - id: portcullis
       name: "Demo app"
-      secret: %[6]q
+      secret: "${PORTCULLIS_CLIENT_SECRET}"
       first_party: true
       redirect_uris: ["%[1]s/oauth2/callback"]
       post_logout_redirect_uris: ["%[1]s/"]
       scopes: [openid, profile, email, offline_access, read]
       audiences: [demo-api]
     - id: cli
-      secret: %[6]q
+      secret: "${PORTCULLIS_CLIENT_SECRET}"
       grant_types: [client_credentials]
       scopes: [read]
       audiences: [demo-api]
   scopes: {read: "Read your data"}
   users:
     - username: demo
-      password_hash: %[5]q
+      password_hash: "${PORTCULLIS_DEMO_PASSWORD_HASH}"
       claims: {email: demo@example.com, name: Demo User, groups: [admin, dev]}
 login:
   issuer: "%[1]s/idp"
   client_id: portcullis
-  client_secret: %[6]q
+  client_secret: "${PORTCULLIS_CLIENT_SECRET}"
   scopes: [openid, profile, email, offline_access, read]
-  cookie: {secret: %[7]q, secure: false}
+  cookie: {secret: "${PORTCULLIS_COOKIE_SECRET}", secure: false}
 routes:
   - name: public
     path_prefix: /public
@@ -81,6 +85,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8080", "gateway address")
 	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin address")
+	write := fs.String("write-config", "", "also write the configuration the demo runs to this file, and its signing keys beside it, for check, explain and token")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -106,11 +111,30 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	public := "http://localhost:" + port
-	yml := fmt.Sprintf(demoConfig, public, ln.Addr().String(), adminLn.Addr().String(), upURL,
-		string(hash), secret(24), secret(32))
-	cfg, err := config.Parse("demo.yaml", []byte(yml), nil)
+	env := map[string]string{
+		"PORTCULLIS_CLIENT_SECRET":      secret(24),
+		"PORTCULLIS_COOKIE_SECRET":      secret(32),
+		"PORTCULLIS_DEMO_PASSWORD_HASH": string(hash),
+	}
+	signing, name := "", "demo.yaml"
+	if *write != "" {
+		// Keys on disk, so that "portcullis token" signs with the key the
+		// running demo publishes.
+		keyDir := strings.TrimSuffix(*write, filepath.Ext(*write)) + "-keys"
+		if err := os.MkdirAll(keyDir, 0o700); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		signing, name = fmt.Sprintf("  signing: {key_dir: %q}\n", keyDir), *write
+	}
+	yml := fmt.Sprintf(demoConfig, public, ln.Addr().String(), adminLn.Addr().String(), upURL, signing)
+	cfg, err := config.Parse(name, []byte(yml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return err
+	}
+	if *write != "" {
+		if err := os.WriteFile(*write, []byte(strings.TrimPrefix(yml, "\n")), 0o600); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
 	}
 	log := newLogger(cfg.Log, stderr)
 	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: log})
@@ -141,9 +165,32 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
   The built-in issuer:  %[1]s/idp/.well-known/openid-configuration
   Admin:                http://%[4]s/metrics  /healthz  /readyz
 
-  Ctrl-C stops the demo.
-`, public, password, tok, adminLn.Addr().String())
+%[5]s  Ctrl-C stops the demo.
+`, public, password, tok, adminLn.Addr().String(), tryConfig(*write, env))
 	return gw.Serve(ctx, ln, adminLn)
+}
+
+// tryConfig tells how to use the written configuration, "" without one.
+func tryConfig(path string, env map[string]string) string {
+	if path == "" {
+		return ""
+	}
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	fmt.Fprintf(&b, "  The configuration it runs is in %s. In another terminal:\n\n", path)
+	for _, k := range names {
+		fmt.Fprintf(&b, "    export %s='%s'\n", k, env[k])
+	}
+	fmt.Fprintf(&b, `    portcullis check --config %[1]s
+    TOKEN=$(portcullis token --config %[1]s --client cli --sub build-bot --scope read)
+    portcullis explain --config %[1]s --route app "$TOKEN"
+
+`, path)
+	return b.String()
 }
 
 // secret returns n random bytes, base64url.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -64,5 +66,75 @@ func TestDemo(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exit %d", code)
+	}
+}
+
+// TestDemoWriteConfig runs the demo with --write-config and then check,
+// token and explain on the file it wrote, with the environment it prints:
+// the token is accepted by the running demo.
+func TestDemoWriteConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "demo.yaml")
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--write-config", path}, pw, io.Discard)
+		pw.Close()
+	}()
+	var out strings.Builder
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Ctrl-C stops the demo") {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("demo exit %d", code)
+		}
+	}()
+	text := out.String()
+	base := regexp.MustCompile(`Open (http://localhost:\d+)/`).FindStringSubmatch(text)
+	exports := regexp.MustCompile(`export (PORTCULLIS_[A-Z_]+)='([^']*)'`).FindAllStringSubmatch(text, -1)
+	if base == nil || len(exports) != 3 || !strings.Contains(text, "portcullis check --config "+path) {
+		t.Fatalf("demo output:\n%s", text)
+	}
+	written, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exports {
+		if strings.Contains(string(written), e[2]) {
+			t.Errorf("the written configuration holds the value of %s; want ${%s}", e[1], e[1])
+		}
+		t.Setenv(e[1], e[2])
+	}
+
+	var stdout, stderr strings.Builder
+	if code := run(ctx, []string{"check", "--config", path}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check: %d\n%s", code, stderr.String())
+	}
+	stdout.Reset()
+	if code := run(ctx, []string{"token", "--config", path, "--client", "cli", "--sub", "build-bot", "--scope", "read"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("token: %d\n%s", code, stderr.String())
+	}
+	tok := strings.TrimSpace(stdout.String())
+	var exp strings.Builder
+	if code := runWith(ctx, []string{"explain", "--config", path, "--route", "app", tok}, strings.NewReader(""), &exp, &stderr); code != 0 {
+		t.Errorf("explain: %d\n%s%s", code, exp.String(), stderr.String())
+	}
+	req, _ := http.NewRequest("GET", base[1]+"/api", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("a token from portcullis token on the written config: %d at the running demo", res.StatusCode)
 	}
 }
