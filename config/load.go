@@ -144,7 +144,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 		return nil
 	}
 	if err != nil {
-		p.yamlError(err)
+		p.syntaxError(data, err)
 		return nil
 	}
 	var next yaml.Node
@@ -180,6 +180,51 @@ func (p *parser) yamlError(err error) {
 		return
 	}
 	p.yamlMessage(strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+// syntaxError records an error from parsing data. For the problems of
+// yaml.v3's parser, which names the line of the enclosing block rather
+// than the line it stumbled on, the line is found again: the first line
+// from the block's on at which the file, cut off after it, fails the same
+// way.
+func (p *parser) syntaxError(data []byte, err error) {
+	line, text := splitLine(strings.TrimPrefix(err.Error(), "yaml: "))
+	if !parserProblems[text] {
+		p.yamlError(err)
+		return
+	}
+	if at := problemLine(data, line+1, text); at > 0 {
+		line = at
+	} else {
+		line++ // 0-based, see yamlMessage
+	}
+	p.errorf(line, "", "invalid YAML: %s", text)
+}
+
+// problemLine returns the first line n, from from on, such that the first
+// n lines of data fail to parse with the parser problem text; 0 if none
+// does, or data is too long to search.
+func problemLine(data []byte, from int, text string) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > 5000 {
+		return 0
+	}
+	end := 0
+	for n := 1; n <= len(lines); n++ {
+		end += len(lines[n-1])
+		if n < from {
+			continue
+		}
+		var doc yaml.Node
+		err := decodeDocument(yaml.NewDecoder(bytes.NewReader(data[:end])), &doc)
+		if err == nil || errors.Is(err, io.EOF) {
+			continue
+		}
+		if _, t := splitLine(strings.TrimPrefix(err.Error(), "yaml: ")); t == text {
+			return n
+		}
+	}
+	return 0
 }
 
 // yamlMessage records one yaml.v3 message of the form "line N: text".

@@ -95,7 +95,7 @@ func TestLoginValidate(t *testing.T) {
 			`t.yaml:12: routes[0].on_unauthenticated: "redirect" is not a mode; want auto, login or deny`}},
 		// issuer
 		{name: "issuer relative", src: strings.Replace(lg, "  issuer: https://idp.example.com\n  client_id", "  issuer: idp.example.com\n  client_id", 1), want: []string{
-			`t.yaml:5: login.issuer: "idp.example.com" is not an http or https URL; write it like https://example.com/path`}},
+			`t.yaml:5: login.issuer: "idp.example.com" has no scheme; write it like https://idp.example.com`}},
 		{name: "issuer query", src: strings.Replace(lg, "  issuer: https://idp.example.com\n", "  issuer: https://idp.example.com?x=1\n", 1), want: []string{
 			`t.yaml:5: login.issuer: "https://idp.example.com?x=1" must not have a ?query; write it like https://example.com/path`}},
 		{name: "issuer plain http", src: strings.ReplaceAll(lg, "https://idp.example.com", "http://idp.example.com"), want: []string{

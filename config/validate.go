@@ -220,6 +220,19 @@ func parseHTTPURL(s string, allowQuery bool) (*url.URL, string) {
 	if s == "" {
 		return nil, "is empty; " + like
 	}
+	if !strings.Contains(s, "://") {
+		// 127.0.0.1:3000, localhost:3000, app.internal/x: a host without
+		// its scheme.
+		host, _, _ := strings.Cut(s, "/")
+		looksLikeHost := strings.ContainsAny(host, ".:") || strings.EqualFold(host, "localhost")
+		if u, err := url.Parse("http://" + s); looksLikeHost && err == nil && u.Hostname() != "" && u.User == nil {
+			scheme := "https"
+			if isLoopback(u.Hostname()) {
+				scheme = "http"
+			}
+			return nil, fmt.Sprintf("%q has no scheme; write it like %s://%s", s, scheme, s)
+		}
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		var ue *url.Error

@@ -60,7 +60,7 @@ func TestValidate(t *testing.T) {
 		{name: "issuer required", src: "issuers:\n  - audiences: [api]\nroutes:\n  - {name: a, upstream: 'http://u'}\n", want: []string{
 			`t.yaml:2: issuers[0].issuer: is required; write the exact "iss" value of its tokens, like https://idp.example.com`}},
 		{name: "issuer URL", src: strings.Replace(base, "https://idp.example.com", "idp.example.com", 1), want: []string{
-			`t.yaml:2: issuers[0].issuer: "idp.example.com" is not an http or https URL; write it like https://example.com/path`}},
+			`t.yaml:2: issuers[0].issuer: "idp.example.com" has no scheme; write it like https://idp.example.com`}},
 		{name: "issuer unique", src: strings.Replace(base, "routes:", "  - issuer: https://idp.example.com\n    audiences: [x]\nroutes:", 1), want: []string{
 			`t.yaml:4: issuers[1].issuer: "https://idp.example.com" is already listed as issuers[0] (line 2); list each issuer once`}},
 		{name: "jwks_uri", src: issuer("jwks_uri: /certs"), want: []string{
@@ -117,6 +117,8 @@ func TestValidate(t *testing.T) {
 			`t.yaml:7: routes[0].host: "*.-x.com": after "*.", "-x.com" is not a host name; write a host name such as app.example.com (letters, digits, - and dots)`}},
 		{name: "host trailing dot", src: route("host: app.example.com."), want: []string{
 			`t.yaml:7: routes[0].host: "app.example.com." ends in a dot; write it without, as app.example.com (requests for app.example.com. are served too)`}},
+		{name: "upstream without scheme", src: strings.Replace(base, "upstream: http://127.0.0.1:3000", "upstream: 127.0.0.1:3000", 1), want: []string{
+			`t.yaml:6: routes[0].upstream: "127.0.0.1:3000" has no scheme; write it like http://127.0.0.1:3000`}},
 		{name: "path_prefix slash", src: route("path_prefix: api"), want: []string{
 			`t.yaml:7: routes[0].path_prefix: "api" must start with /; write it like /api/ or /healthz`}},
 		{name: "path_prefix dot segment", src: route("path_prefix: /a/../b"), want: []string{

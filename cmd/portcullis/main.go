@@ -159,8 +159,16 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d routes, %d issuers)\n", path, len(cfg.Routes), len(cfg.Issuers))
+	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", path, count(len(cfg.Routes), "route"), count(len(cfg.Issuers), "issuer"))
 	return nil
+}
+
+// count is "1 route", "2 routes".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // gcFloor is the heap size below which serve's collector does not hurry.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,7 +25,7 @@ func TestCheck(t *testing.T) {
 		stdout []string
 		stderr []string
 	}{
-		{"example is valid", []string{"check", "--config", "../../config.example.yaml"}, 0, []string{"ok"}, nil},
+		{"example is valid", []string{"check", "--config", "../../config.example.yaml"}, 0, []string{"ok (2 routes, 1 issuer)"}, nil},
 		{"broken config: every error with file:line", []string{"check", "--config", "testdata/broken.yaml"}, 1, nil, []string{
 			"testdata/broken.yaml:2: server.listen:",
 			"testdata/broken.yaml:5: issuers[0].algorithms",
@@ -128,5 +129,16 @@ issuer:
 	}
 	if code := run(context.Background(), []string{"token", "--config", dir + "/c.yaml", "--client", "machine", "--sub", "svc", "--scope", "admin"}, &out, &errb); code != 1 {
 		t.Errorf("scope beyond the client's: exit %d", code)
+	}
+}
+
+func TestCheckCountsInWords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "one.yaml")
+	if err := os.WriteFile(path, []byte("issuers:\n  - issuer: https://idp.example.com\n    audiences: [api]\nroutes:\n  - name: app\n    upstream: http://127.0.0.1:3000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check", "--config", path}, &out, &errb); code != 0 || !strings.Contains(out.String(), "ok (1 route, 1 issuer)") {
+		t.Errorf("check: %d %q %q", code, out.String(), errb.String())
 	}
 }
