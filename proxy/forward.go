@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/httpsec"
