@@ -206,7 +206,7 @@ func (p *parser) syntaxError(data []byte, err error) {
 // does, or data is too long to search.
 func problemLine(data []byte, from int, text string) int {
 	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > 5000 {
+	if len(lines) > 2000 {
 		return 0
 	}
 	end := 0

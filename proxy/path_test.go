@@ -154,3 +154,37 @@ func TestClientAddr(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRequestHost checks the host routes are chosen on: no upper case, no
+// port, no trailing dot left on a name, and normalising twice changes
+// nothing; a host that names a route's host exactly is matched by it.
+func FuzzRequestHost(f *testing.F) {
+	for _, s := range []string{"Admin.Example.:80", "[::1]:8080", "a.b.example.com", "x.", ":80", "[", "A..", "*.example.com"} {
+		f.Add(s)
+	}
+	tbl := newRouteTable([]*route{
+		{name: "exact", host: "a.example.com", prefix: "/"},
+		{name: "wild", host: "*.example.com", prefix: "/"},
+		{name: "any", prefix: "/"},
+	})
+	f.Fuzz(func(t *testing.T, in string) {
+		h := requestHost(in)
+		if strings.ContainsFunc(h, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+			t.Fatalf("requestHost(%q) = %q: upper case left", in, h)
+		}
+		if requestHost(h) != h && !strings.Contains(h, ":") && !strings.HasSuffix(h, ".") {
+			t.Fatalf("requestHost not idempotent: %q -> %q -> %q", in, h, requestHost(h))
+		}
+		rt := tbl.match(h, "/")
+		switch {
+		case rt == nil:
+			t.Fatalf("no route for %q although one names no host", h)
+		case h == "a.example.com" && rt.name != "exact",
+			strings.HasSuffix(h, ".example.com") && h != "a.example.com" && !strings.Contains(strings.TrimSuffix(h, ".example.com"), ".") &&
+				strings.TrimSuffix(h, ".example.com") != "" && rt.name != "wild":
+			t.Fatalf("host %q routed to %s", h, rt.name)
+		case rt.name == "wild" && (!strings.HasSuffix(h, ".example.com") || strings.Contains(strings.TrimSuffix(h, ".example.com"), ".")):
+			t.Fatalf("host %q matched the wildcard", h)
+		}
+	})
+}
