@@ -121,7 +121,6 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	select {
 	case <-ctx.Done():
 		gw.draining.Store(true)
-		srv.SetKeepAlivesEnabled(false)
 		if d := s.ShutdownDelay.D(); d > 0 {
 			gw.log.Info("shutting down: not ready, still serving", "delay", d.String())
 			t := time.NewTimer(d)

@@ -113,8 +113,8 @@ routes:
 }
 
 // TestSIGTERMShutdownDelay runs `portcullis serve` with a shutdown delay
-// under continuous load from a client that opens a new connection for
-// every request, and sends SIGTERM while a slow request is in flight:
+// under continuous load from clients that open a new connection for every
+// request and from one that keeps its connections alive, and sends SIGTERM while a slow request is in flight:
 // /readyz must turn 503 at once, nothing may fail while the delay lasts,
 // kept-alive responses must say Connection: close, the slow request must
 // complete, and the process must exit within delay + grace.
@@ -177,7 +177,8 @@ routes:
 		t.Fatalf("/readyz before SIGTERM: %d", code)
 	}
 
-	// Load: two clients, a new connection per request, until told to stop.
+	// Load until told to stop: two loops opening a new connection per
+	// request, one keeping its connections alive as an ingress does.
 	type result struct {
 		start time.Time
 		err   error
@@ -185,7 +186,8 @@ routes:
 	stop := make(chan struct{})
 	results := make(chan result, 1<<16)
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
-	for range 2 {
+	alive := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}, Timeout: 10 * time.Second}
+	for _, client := range []*http.Client{fresh, fresh, alive} {
 		go func() {
 			for {
 				select {
@@ -194,7 +196,7 @@ routes:
 				default:
 				}
 				start := time.Now()
-				res, err := fresh.Get("http://" + addr + "/fast")
+				res, err := client.Get("http://" + addr + "/fast")
 				if err == nil {
 					b, _ := io.ReadAll(res.Body)
 					res.Body.Close()
