@@ -46,15 +46,8 @@ func checkConfig(t *testing.T, r rendered, spec podSpec, c container, tmpl secre
 	file := configPath(c)
 	dir, base := path.Split(file)
 	var cmName string
-	for _, m := range c.VolumeMounts {
-		if path.Clean(m.MountPath) != path.Clean(dir) {
-			continue
-		}
-		for _, v := range spec.Volumes {
-			if v.Name == m.Name && v.ConfigMap != nil {
-				cmName = v.ConfigMap.Name
-			}
-		}
+	if v, _, ok := mountedAt(spec, c, dir); ok && v.ConfigMap != nil {
+		cmName = v.ConfigMap.Name
 	}
 	if cmName == "" {
 		t.Fatalf("no ConfigMap is mounted at %s, where --config %s is", dir, file)
@@ -146,23 +139,13 @@ func keyFilesHere(t *testing.T, spec podSpec, c container, data string) string {
 	}
 	for _, f := range doc.Issuer.Signing.KeyFiles {
 		dir, _ := path.Split(f)
-		var fromSecret bool
-		for _, m := range c.VolumeMounts {
-			if path.Clean(m.MountPath) != path.Clean(dir) {
-				continue
-			}
-			for _, v := range spec.Volumes {
-				if v.Name != m.Name || v.Secret == nil {
-					continue
-				}
-				fromSecret = true
-				if !m.ReadOnly {
-					t.Errorf("key file %s: the Secret's mount is not readOnly", f)
-				}
-				if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o037 != 0 {
-					t.Errorf("key file %s: Secret %s's defaultMode %v lets others read it; want 0400 or 0440", f, v.Secret.SecretName, v.Secret.DefaultMode)
-				}
-			}
+		v, m, ok := mountedAt(spec, c, dir)
+		fromSecret := ok && v.Secret != nil
+		if fromSecret && !m.ReadOnly {
+			t.Errorf("key file %s: the Secret's mount is not readOnly", f)
+		}
+		if fromSecret && (v.Secret.DefaultMode == nil || *v.Secret.DefaultMode&0o037 != 0) {
+			t.Errorf("key file %s: Secret %s's defaultMode %v lets others read it; want 0400 or 0440", f, v.Secret.SecretName, v.Secret.DefaultMode)
 		}
 		if !fromSecret {
 			t.Errorf("key file %s is not in a Secret volume mounted into container %s", f, c.Name)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -46,17 +47,23 @@ type (
 		} `yaml:"securityContext"`
 		InitContainers []container `yaml:"initContainers"`
 		Containers     []container `yaml:"containers"`
-		Volumes        []struct {
-			Name      string    `yaml:"name"`
-			EmptyDir  *struct{} `yaml:"emptyDir"`
-			ConfigMap *struct {
-				Name string `yaml:"name"`
-			} `yaml:"configMap"`
-			Secret *struct {
-				SecretName  string `yaml:"secretName"`
-				DefaultMode *int   `yaml:"defaultMode"`
-			} `yaml:"secret"`
-		} `yaml:"volumes"`
+		Volumes        []volume    `yaml:"volumes"`
+	}
+	volume struct {
+		Name      string    `yaml:"name"`
+		EmptyDir  *struct{} `yaml:"emptyDir"`
+		ConfigMap *struct {
+			Name string `yaml:"name"`
+		} `yaml:"configMap"`
+		Secret *struct {
+			SecretName  string `yaml:"secretName"`
+			DefaultMode *int   `yaml:"defaultMode"`
+		} `yaml:"secret"`
+	}
+	volumeMount struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
 	}
 	seccompProfile struct {
 		Type string `yaml:"type"`
@@ -86,13 +93,9 @@ type (
 				Drop []string `yaml:"drop"`
 			} `yaml:"capabilities"`
 		} `yaml:"securityContext"`
-		LivenessProbe  *probe `yaml:"livenessProbe"`
-		ReadinessProbe *probe `yaml:"readinessProbe"`
-		VolumeMounts   []struct {
-			Name      string `yaml:"name"`
-			MountPath string `yaml:"mountPath"`
-			ReadOnly  bool   `yaml:"readOnly"`
-		} `yaml:"volumeMounts"`
+		LivenessProbe  *probe        `yaml:"livenessProbe"`
+		ReadinessProbe *probe        `yaml:"readinessProbe"`
+		VolumeMounts   []volumeMount `yaml:"volumeMounts"`
 	}
 	envVar struct {
 		Name      string  `yaml:"name"`
@@ -155,6 +158,22 @@ type (
 		StringData map[string]string `yaml:"stringData"`
 	}
 )
+
+// mountedAt returns the volume of spec that container c mounts at dir, and
+// its mount.
+func mountedAt(spec podSpec, c container, dir string) (volume, volumeMount, bool) {
+	for _, m := range c.VolumeMounts {
+		if path.Clean(m.MountPath) != path.Clean(dir) {
+			continue
+		}
+		for _, v := range spec.Volumes {
+			if v.Name == m.Name {
+				return v, m, true
+			}
+		}
+	}
+	return volume{}, volumeMount{}, false
+}
 
 // rendered is the output of one "kubectl kustomize".
 type rendered struct {

@@ -24,18 +24,7 @@ func TestLoginFailuresCountedAndLogged(t *testing.T) {
 		Config: func(base string) string { return fmt.Sprintf(loginConfig, base, up, testgw.AliceHash()) }})
 	b := newBrowser(t)
 
-	// To the login page.
-	res, page := b.Do("GET", g.URL+"/", nil, nil)
-	for range 5 {
-		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
-			break
-		}
-		loc, _ := res.Location()
-		res, page = b.Do("GET", loc.String(), nil, nil)
-	}
-	if !strings.Contains(page, `name="password"`) {
-		t.Fatalf("no login page: %d %q", res.StatusCode, page)
-	}
+	page := b.LoginPage(g.URL + "/")
 	for _, c := range []struct{ user, password string }{
 		{testgw.Username, "not-the-password-7f3a"},
 		{"mallory", "not-the-password-7f3a"},

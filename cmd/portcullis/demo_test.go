@@ -12,15 +12,16 @@ import (
 	"testing"
 )
 
-// TestDemo runs the demo command on free ports and uses what it prints:
-// the machine token passes, a browser is sent to log in, an API client
-// without a token gets 401.
-func TestDemo(t *testing.T) {
+// startDemo runs the demo command on free ports with the extra args and
+// returns what it printed up to its last line of instructions, the
+// function that stops it and where its exit code arrives.
+func startDemo(t *testing.T, args ...string) (string, context.CancelFunc, <-chan int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, pw, io.Discard)
+		done <- run(ctx, append([]string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...), pw, io.Discard)
 		pw.Close()
 	}()
 	var out strings.Builder
@@ -32,7 +33,14 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	text := out.String()
+	return out.String(), cancel, done
+}
+
+// TestDemo runs the demo command on free ports and uses what it prints:
+// the machine token passes, a browser is sent to log in, an API client
+// without a token gets 401.
+func TestDemo(t *testing.T) {
+	text, cancel, done := startDemo(t)
 	base := regexp.MustCompile(`Open (http://localhost:\d+)/`).FindStringSubmatch(text)
 	tok := regexp.MustCompile(`TOKEN=(\S+)`).FindStringSubmatch(text)
 	if base == nil || tok == nil || !strings.Contains(text, "password  ") {
@@ -75,29 +83,14 @@ func TestDemo(t *testing.T) {
 func TestDemoWriteConfig(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "demo.yaml")
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--write-config", path}, pw, io.Discard)
-		pw.Close()
-	}()
-	var out strings.Builder
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "Ctrl-C stops the demo") {
-			break
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	text, cancel, done := startDemo(t, "--write-config", path)
+	ctx := t.Context()
 	defer func() {
 		cancel()
 		if code := <-done; code != 0 {
 			t.Errorf("demo exit %d", code)
 		}
 	}()
-	text := out.String()
 	base := regexp.MustCompile(`Open (http://localhost:\d+)/`).FindStringSubmatch(text)
 	exports := regexp.MustCompile(`export (PORTCULLIS_[A-Z_]+)='([^']*)'`).FindAllStringSubmatch(text, -1)
 	if base == nil || len(exports) != 3 || !strings.Contains(text, "portcullis check --config "+path) {

@@ -26,6 +26,37 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// startServe runs `portcullis serve` on the configuration cfg as a
+// process, killed when the test ends, and returns once its log has shown
+// every line of ready; the rest of its log is left on stderr.
+func startServe(t *testing.T, cfg string, ready ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "PORTCULLIS_AS_MAIN=1", "PORTCULLIS_ARGS=serve --config "+path)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	r := bufio.NewReader(stderr)
+	for seen := map[string]bool{}; len(seen) < len(ready); {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("portcullis serve ended before logging %v: %v", ready, err)
+		}
+		for _, want := range ready {
+			if strings.Contains(line, want) {
+				seen[want] = true
+			}
+		}
+	}
+	return cmd, r
+}
+
 // TestSIGTERMFinishesInFlight runs `portcullis serve` as a process, sends
 // SIGTERM while a request waits on a slow upstream, and checks that the
 // request still completes, new connections are refused, and the process
@@ -51,23 +82,7 @@ admin: {listen: "off"}
 routes:
   - {name: slow, path_prefix: /, upstream: "http://%s", auth: public}
 `, addr, upLn.Addr())
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PORTCULLIS_AS_MAIN=1", "PORTCULLIS_ARGS=serve --config "+path)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	logs := bufio.NewScanner(stderr)
-	for logs.Scan() {
-		if strings.Contains(logs.Text(), "proxy listening") {
-			break
-		}
-	}
+	cmd, stderr := startServe(t, cfg, "proxy listening")
 	go func() { _, _ = io.Copy(io.Discard, stderr) }()
 
 	type result struct {
@@ -143,24 +158,8 @@ admin: {listen: %q}
 routes:
   - {name: app, path_prefix: /, upstream: "http://%s", auth: public}
 `, addr, delay, grace, adminAddr, upLn.Addr())
-	path := filepath.Join(t.TempDir(), "c.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "PORTCULLIS_AS_MAIN=1", "PORTCULLIS_ARGS=serve --config "+path)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, stderr := startServe(t, cfg, "proxy listening", "admin listening")
 	exited := make(chan error, 1)
-	logs := bufio.NewScanner(stderr)
-	for seen := 0; seen < 2 && logs.Scan(); {
-		if strings.Contains(logs.Text(), "proxy listening") || strings.Contains(logs.Text(), "admin listening") {
-			seen++
-		}
-	}
 	go func() {
 		_, _ = io.Copy(io.Discard, stderr)
 		exited <- cmd.Wait()

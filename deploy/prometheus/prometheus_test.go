@@ -88,14 +88,7 @@ func TestMetricsLint(t *testing.T) {
 	get("/down/x", nil)
 	get("/oauth2/auth", http.Header{"X-Forwarded-Uri": {"/open/x"}})
 	mallory := testgw.NewBrowser(t)
-	res, page := mallory.Do("GET", g.URL+"/oauth2/start?rd=/", nil, nil)
-	for range 5 {
-		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
-			break
-		}
-		loc, _ := res.Location()
-		res, page = mallory.Do("GET", loc.String(), nil, nil)
-	}
+	page := mallory.LoginPage(g.URL + "/oauth2/start?rd=/")
 	form := testgw.HiddenFields(page)
 	form.Set("username", testgw.Username)
 	form.Set("password", "wrong password")

@@ -118,6 +118,24 @@ func (b *Browser) Visit(base, u string) (*http.Response, string) {
 	return nil, ""
 }
 
+// LoginPage follows redirects from u to the built-in issuer's login page
+// and returns it; it fails the test if the hops end elsewhere.
+func (b *Browser) LoginPage(u string) string {
+	b.T.Helper()
+	res, body := b.Do("GET", u, nil, nil)
+	for range 10 {
+		if res.StatusCode != http.StatusFound && res.StatusCode != http.StatusSeeOther {
+			break
+		}
+		loc, _ := res.Location()
+		res, body = b.Do("GET", loc.String(), nil, nil)
+	}
+	if !strings.Contains(body, `name="password"`) {
+		b.T.Fatalf("no login page from %s: %d %q", u, res.StatusCode, body)
+	}
+	return body
+}
+
 // Cookie returns the browser's cookie name for base, or nil if it has none.
 func (b *Browser) Cookie(base, name string) *http.Cookie {
 	u, _ := url.Parse(base)
