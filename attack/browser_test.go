@@ -123,8 +123,29 @@ func TestLoginState(t *testing.T) {
 		if res, body := b.do("GET", cb.String(), nil, nil); res.StatusCode != http.StatusFound {
 			t.Fatalf("genuine callback: %d %.200q", res.StatusCode, body)
 		}
-		res, body := b.do("GET", cb.String(), nil, nil)
-		page(t, res, body, 400)
+		// Back onto it while signed in: on to the page; the code is never
+		// redeemed again and no session is written.
+		res, _ := b.do("GET", cb.String(), nil, nil)
+		if loc, _ := res.Location(); res.StatusCode != http.StatusFound || loc == nil || loc.Path != "/x" {
+			t.Fatalf("replay while signed in: %d %v, want a redirect to /x", res.StatusCode, loc)
+		}
+		if h := res.Header.Values("Set-Cookie"); len(h) > 0 {
+			t.Errorf("replay set cookies: %q", h)
+		}
+		// Without the session (copied to another browser with only the
+		// finished attempt's cookie) it is a page, not a sign-in.
+		c := newBrowser(t)
+		u, _ := url.Parse(e.url)
+		for _, ck := range b.Client.Jar.Cookies(u) {
+			if strings.Contains(ck.Name, "_login_") {
+				c.Client.Jar.SetCookies(u, []*http.Cookie{ck})
+			}
+		}
+		res, body := c.do("GET", cb.String(), nil, nil)
+		page(t, res, body, 200)
+		if !strings.Contains(body, "already finished") {
+			t.Errorf("replay without a session: %q", body)
+		}
 	})
 	t.Run("callback in another browser (login CSRF)", func(t *testing.T) {
 		cb := newBrowser(t).callbackURL(e.url, "/x")

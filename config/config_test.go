@@ -446,7 +446,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 	// The login uses the built-in issuer, with the gateway's client.
 	if l := cfg.Login; l == nil || l.Issuer != cfg.Issuer.URL || l.ClientID != cfg.Issuer.Clients[0].ID ||
-		l.RedirectURL != "http://localhost:8080/oauth2/callback" || l.PostLogoutRedirectURL != "http://localhost:8080/" ||
+		l.RedirectURL != "http://localhost:8080/oauth2/callback" || l.PostLogoutRedirectURL != "http://localhost:8080/oauth2/signed_out" ||
 		!slices.Contains(cfg.Issuer.Clients[0].RedirectURIs, l.RedirectURL) || len(l.Cookie.Secret) != 1 {
 		t.Errorf("example login: %+v", l)
 	}

@@ -95,7 +95,8 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		c.Issuer.applyDefaults(set)
 	}
 	if c.Login != nil {
-		c.Login.applyDefaults(set, s.PublicURL)
+		builtin := c.Issuer != nil && strings.TrimSuffix(c.Login.Issuer, "/") == strings.TrimSuffix(c.Issuer.URL, "/")
+		c.Login.applyDefaults(set, s.PublicURL, builtin)
 	}
 }
 

@@ -37,7 +37,12 @@ type Login struct {
 	// http(s) URL. Default server.public_url + Prefix + "/callback".
 	RedirectURL string `yaml:"redirect_url"`
 	// PostLogoutRedirectURL is where the provider sends the browser after
-	// sign-out, an absolute http(s) URL. Default server.public_url + "/".
+	// sign-out, an absolute http(s) URL. Default, with the built-in issuer
+	// as provider, server.public_url + Prefix + "/signed_out", the
+	// gateway's "You are signed out" page (registered at the built-in
+	// issuer's first-party client without further configuration); with
+	// another provider server.public_url + "/", which is what providers
+	// were told to register before the page existed.
 	PostLogoutRedirectURL string `yaml:"post_logout_redirect_url"`
 	// Cookie configures the encrypted session cookie.
 	Cookie LoginCookie `yaml:"cookie"`
@@ -129,13 +134,16 @@ var defaultLoginScopes = []string{"openid", "profile", "email", "offline_access"
 
 // applyDefaults fills in the defaults documented on [Login] and
 // [LoginCookie]; publicURL is server.public_url with its defaults applied.
-func (l *Login) applyDefaults(set func(key string) bool, publicURL string) {
+func (l *Login) applyDefaults(set func(key string) bool, publicURL string, builtinIssuer bool) {
 	if !set("login.scopes") {
 		l.Scopes = slices.Clone(defaultLoginScopes)
 	}
 	orString(&l.Prefix, defaultLoginPrefix)
 	base := strings.TrimSuffix(publicURL, "/")
 	orString(&l.RedirectURL, base+l.Prefix+"/callback")
+	if builtinIssuer {
+		orString(&l.PostLogoutRedirectURL, base+l.Prefix+"/signed_out")
+	}
 	orString(&l.PostLogoutRedirectURL, base+"/")
 	orString(&l.SessionStore, SessionStoreCookie)
 	orDuration(set, "login.refresh_before", &l.RefreshBefore, defaultRefreshBefore)

@@ -46,15 +46,22 @@ func TestLoginFlow(t *testing.T) {
 		t.Fatalf("reload rewrote the session (%q); its access token is still valid", w)
 	}
 
-	// Sign-out goes through the issuer's logout back to the site's root.
-	// The root is protected too, so the browser ends on a login form.
+	// Sign-out goes through the issuer's logout, which ends its session
+	// too, to the gateway's signed-out page; "Sign in again" asks for the
+	// password.
 	mark = g.log.mark()
 	b.do(tab, "sign out", chromedp.Navigate(g.base+"/oauth2/sign_out"))
-	b.loginPage(tab)
+	b.do(tab, "wait for the signed-out page", chromedp.WaitVisible(chromedp.CSS(`p.ok`)))
+	if msg := get(b, tab, "read the signed-out page", chromedp.Text(chromedp.CSS(`p.ok`))); msg != "You are signed out." {
+		t.Fatalf("signed-out page says %q", msg)
+	}
+	b.screenshot(tab, "signed-out")
 	reqs := g.log.since(mark)
-	if !inOrder(reqs, "GET /oauth2/sign_out", "GET /idp/logout", "GET /", "GET /idp/authorize") {
+	if !inOrder(reqs, "GET /oauth2/sign_out", "GET /idp/logout", "GET /oauth2/signed_out") {
 		t.Fatalf("sign-out requests: %q", reqs)
 	}
+	b.do(tab, "sign in again", chromedp.Click(chromedp.CSS(`a.button`)))
+	b.loginPage(tab)
 
 	// The session is gone: the page asks for a login again.
 	mark = g.log.mark()

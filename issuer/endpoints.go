@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-dev/portcullis/internal/pages"
 )
 
 // scopeClaims maps the standard scopes to their claims (OIDC Core §5.4).
@@ -233,7 +235,10 @@ func (i *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// logout is OpenID Connect RP-Initiated Logout 1.0. A
+// logout is OpenID Connect RP-Initiated Logout 1.0. The issuer's session
+// ends whatever else the request holds: a bad id_token_hint or an
+// unregistered post_logout_redirect_uri only means that the browser sees
+// the issuer's own "signed out" page instead of being redirected (§3). A
 // post_logout_redirect_uri is followed only when it exactly matches one
 // registered for the client named by id_token_hint or client_id.
 func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
@@ -244,36 +249,14 @@ func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
-			i.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+			i.errorPage(w, http.StatusBadRequest, "Bad request", "The sign-out form could not be read.")
 			return
 		}
 		p = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		i.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		i.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "Sign out with GET or POST.")
 		return
-	}
-	clientID := p.Get("client_id")
-	if hint := p.Get("id_token_hint"); hint != "" {
-		claims, err := i.verifyOwn(r.Context(), hint, "JWT", false)
-		if err != nil {
-			i.errorPage(w, http.StatusBadRequest, "Invalid request", "The sign-out request carried an invalid id_token_hint.")
-			return
-		}
-		aud := stringOf(claims["aud"])
-		if clientID != "" && clientID != aud {
-			i.errorPage(w, http.StatusBadRequest, "Invalid request", "client_id does not match id_token_hint.")
-			return
-		}
-		clientID = aud
-	}
-	target := p.Get("post_logout_redirect_uri")
-	if target != "" {
-		c := i.clients[clientID]
-		if c == nil || !slices.Contains(c.PostLogoutRedirectURIs, target) {
-			i.errorPage(w, http.StatusBadRequest, "Invalid redirect", "The address to return to after signing out is not registered.")
-			return
-		}
 	}
 	if _, sid := i.session(r); sid != "" {
 		if err := i.cfg.Store.DeleteSession(r.Context(), sid); err != nil {
@@ -282,8 +265,45 @@ func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, i.cookie(sessionCookie, "", -1, http.SameSiteLaxMode))
-	if target == "" {
-		i.errorPage(w, http.StatusOK, "Signed out", "You have been signed out.")
+
+	clientID, why := p.Get("client_id"), ""
+	if hint := p.Get("id_token_hint"); hint != "" {
+		claims, err := i.verifyOwn(r.Context(), hint, "JWT", false)
+		aud := ""
+		if err == nil {
+			aud = stringOf(claims["aud"])
+		}
+		switch {
+		case err != nil:
+			why = "the sign-out request carried an id_token_hint this issuer did not sign"
+		case clientID != "" && clientID != aud:
+			why = "its client_id does not match its id_token_hint"
+		default:
+			clientID = aud
+		}
+	}
+	c := i.clients[clientID]
+	target := p.Get("post_logout_redirect_uri")
+	switch {
+	case why != "" || target == "":
+	case c == nil:
+		why = "the application that asked for it is not registered here"
+	case !slices.Contains(c.PostLogoutRedirectURIs, target):
+		why = "the address to return to is not registered for " + c.displayName()
+	}
+	if why != "" || target == "" {
+		if why != "" {
+			i.log.Info("logout: not redirecting", "reason", why, "client", clientID)
+		}
+		var next []pages.Link
+		if home := c.home(); home != "" {
+			next = append(next, pages.Link{Text: "Sign in again", Href: home})
+		}
+		msg := pages.Message{Title: "Signed out", Text: "You are signed out.", OK: true, Links: next}
+		if why != "" {
+			msg.Detail = "You were not sent back to the application: " + why + "."
+		}
+		pages.Write(w, http.StatusOK, msg)
 		return
 	}
 	u, _ := url.Parse(target)

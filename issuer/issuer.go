@@ -321,3 +321,25 @@ func hashToken(s string) string {
 }
 
 var _ http.Handler = (*Issuer)(nil)
+
+// displayName is the client's name as the pages show it.
+func (c *Client) displayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+// home is where "Sign in again" takes a browser signed out of c: the
+// origin of its first redirect URI, the application, which sends the
+// browser to sign in; "" for a nil or a machine client.
+func (c *Client) home() string {
+	if c == nil || len(c.RedirectURIs) == 0 {
+		return ""
+	}
+	u, err := url.Parse(c.RedirectURIs[0])
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host + "/"
+}

@@ -366,10 +366,29 @@ func TestLogout(t *testing.T) {
 		Endpoint: oauth2.Endpoint{AuthURL: p.url + "/authorize", TokenURL: p.url + "/token"}, RedirectURL: appRedirect, Scopes: []string{"openid"}}
 	tok := p.codeFlow(t, conf, t.Context())
 	idt := tok.Extra("id_token").(string)
+	// An unregistered address is not followed, but the session ends all
+	// the same: the next authorization asks for the password again.
+	u, _ := p.authURL(nil)
 	for _, bad := range []string{"http://evil.example/", appLogout + "/", "//evil.example", appRedirect} {
-		res, _ := get(t, browser(), p.url+"/logout?"+url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {bad}}.Encode())
-		if res.StatusCode != 400 || res.Header.Get("Location") != "" {
-			t.Errorf("post_logout_redirect_uri %q: %d %q", bad, res.StatusCode, res.Header.Get("Location"))
+		b := browser()
+		_, page := get(t, b, u)
+		f := form(t, page)
+		f.Set("username", "alice")
+		f.Set("password", "alice-password")
+		post(t, b, p.url+"/authorize", f)
+		if _, page := get(t, b, u); strings.Contains(page, `name="password"`) {
+			t.Fatal("signed in, authorize still asks for the password")
+		}
+		res, page := get(t, b, p.url+"/logout?"+url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {bad}}.Encode())
+		if res.StatusCode != 200 || res.Header.Get("Location") != "" || !strings.Contains(page, "You are signed out.") ||
+			!strings.Contains(page, "the address to return to is not registered for Web App") {
+			t.Errorf("post_logout_redirect_uri %q: %d %q\n%s", bad, res.StatusCode, res.Header.Get("Location"), page)
+		}
+		if !strings.Contains(page, `href="http://app.test/">Sign in again</a>`) {
+			t.Errorf("signed-out page offers no way to sign in again:\n%s", page)
+		}
+		if res, page := get(t, b, u); res.StatusCode != 200 || !strings.Contains(page, `name="password"`) {
+			t.Errorf("after logout with %q, authorize answered %d without asking for the password", bad, res.StatusCode)
 		}
 	}
 	res, _ := get(t, browser(), p.url+"/logout?"+url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {appLogout}, "state": {"z"}}.Encode())

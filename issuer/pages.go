@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/portcullis-dev/portcullis/internal/httpsec"
+	"github.com/portcullis-dev/portcullis/internal/pages"
 )
 
 // pageHeaders are sent with every page the issuer renders: no framing
@@ -24,30 +25,18 @@ func pageHeaders(h http.Header, formAction string) {
 	httpsec.Set(h, "text/html; charset=utf-8", csp)
 }
 
-var pages = template.Must(template.New("layout").Parse(`<!doctype html>
+var layout = template.Must(template.New("layout").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title>
-<style>
-body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#111827;margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
-main{background:#fff;border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:2rem;width:100%;max-width:22rem;margin:1rem}
-h1{font-size:1.35rem;margin:0 0 .25rem}
-p.sub{color:#4b5563;margin:0 0 1.25rem}
-label{display:block;font-weight:600;margin:.75rem 0 .25rem}
-input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem .7rem;border:1px solid #9ca3af;border-radius:8px;font-size:1rem}
-input:focus,button:focus{outline:3px solid #93c5fd;outline-offset:1px}
-button{width:100%;padding:.65rem;margin-top:1.25rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;font-size:1rem;font-weight:600;cursor:pointer}
-button.secondary{background:#e5e7eb;color:#111827;margin-top:.5rem}
-.error{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;border-radius:8px;padding:.5rem .75rem;margin-bottom:.5rem}
-ul{padding-left:1.2rem}
-</style></head><body><main>{{template "body" .}}</main></body></html>`))
+<style>` + pages.CSS + `</style></head><body><main>{{template "body" .}}</main></body></html>`))
 
 // pageFuncs fit scope descriptions, written either way ("Read your data",
 // "confirm your identity"), to where they stand: mid-sentence on the login
 // page, as list items on the consent page.
 var pageFuncs = template.FuncMap{"lowerFirst": lowerFirst, "upperFirst": upperFirst}
 
-var loginPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(pageFuncs).Parse(`
+var loginPage = template.Must(template.Must(layout.Clone()).New("body").Funcs(pageFuncs).Parse(`
 <h1>Sign in</h1>
 <p class="sub">to continue to <strong>{{.Client}}</strong></p>
 {{if .Scopes}}<p class="sub">It will be able to: {{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{lowerFirst $s}}{{end}}.</p>{{end}}
@@ -63,7 +52,7 @@ var loginPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(pag
 <button type="submit">Sign in</button>
 </form>`))
 
-var consentPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(pageFuncs).Parse(`
+var consentPage = template.Must(template.Must(layout.Clone()).New("body").Funcs(pageFuncs).Parse(`
 <h1>{{.Client}} wants to:</h1>
 <ul>{{range .Scopes}}<li>{{upperFirst .}}</li>{{end}}</ul>
 <form method="post" action="{{.Action}}">
@@ -72,10 +61,6 @@ var consentPage = template.Must(template.Must(pages.Clone()).New("body").Funcs(p
 <button type="submit" name="action" value="allow">Allow</button>
 <button type="submit" name="action" value="deny" class="secondary">Deny</button>
 </form>`))
-
-var messagePage = template.Must(template.Must(pages.Clone()).New("body").Parse(`
-<h1>{{.Title}}</h1>
-<p>{{.Message}}</p>`))
 
 // render writes a page with the security headers.
 func render(w http.ResponseWriter, t *template.Template, status int, formAction string, data any) {
@@ -89,9 +74,10 @@ func render(w http.ResponseWriter, t *template.Template, status int, formAction 
 	_, _ = w.Write(buf.Bytes())
 }
 
-// errorPage shows an error that must not go back to a client.
-func (i *Issuer) errorPage(w http.ResponseWriter, status int, title, msg string) {
-	render(w, messagePage, status, "", map[string]any{"Title": title, "Message": msg})
+// errorPage shows an error that must not go back to a client, with the
+// next steps it can offer.
+func (i *Issuer) errorPage(w http.ResponseWriter, status int, title, msg string, next ...pages.Link) {
+	pages.Write(w, status, pages.Message{Title: title, Text: msg, Links: next})
 }
 
 // builtinScopes describe the standard scopes on the consent page.

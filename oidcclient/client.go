@@ -21,6 +21,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/portcullis-dev/portcullis/internal/pages"
+
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
@@ -89,6 +91,9 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// AppName is what the pages call the application ("You declined
+	// access for AppName"); "" means the public URL's host.
+	AppName string
 	// LoginFailed, when set, is told the reason of every failed sign-in:
 	// LoginFailureState, LoginFailureNonce or LoginFailureProvider.
 	LoginFailed func(reason string)
@@ -265,8 +270,10 @@ func (c *Client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.callback(w, r)
 	case "/sign_out":
 		c.signOut(w, r)
+	case "/signed_out":
+		c.signedOut(w, r)
 	default:
-		page(w, http.StatusNotFound, "Not found", "There is nothing here.")
+		c.page(w, http.StatusNotFound, pages.Message{Title: "Not found", Text: "There is no page at this address.", Links: c.home()})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/config"
@@ -39,6 +40,28 @@ func (b *builtin) owns(path string) bool {
 		return rootEndpoints[path]
 	}
 	return path == b.base || strings.HasPrefix(path, b.base+"/")
+}
+
+// postLogoutURIs are the post-logout addresses of built-in client c: those
+// configured, plus the gateway's own when the gateway signs in through c
+// as its first-party client, so that signing out of the gateway ends the
+// issuer's session and comes back without registering anything.
+func postLogoutURIs(c *config.Config, cl config.IssuerClient) []string {
+	uris := cl.PostLogoutRedirectURIs
+	if own := GatewayPostLogoutURL(c, cl.ID); own != "" && cl.FirstParty && !slices.Contains(uris, own) {
+		uris = append(slices.Clone(uris), own)
+	}
+	return uris
+}
+
+// GatewayPostLogoutURL is the gateway's post-logout address when its
+// login signs in at the built-in issuer of c as client id, else "".
+func GatewayPostLogoutURL(c *config.Config, id string) string {
+	if c.Login == nil || c.Issuer == nil || c.Login.ClientID != id ||
+		strings.TrimSuffix(c.Login.Issuer, "/") != strings.TrimSuffix(c.Issuer.URL, "/") {
+		return ""
+	}
+	return c.Login.PostLogoutRedirectURL
 }
 
 // NewIssuer builds the built-in issuer of cfg (nil when there is none): its
@@ -103,7 +126,7 @@ func newIssuer(cfg Config, loginFailed func(reason string)) (*issuer.Issuer, *jw
 	for _, c := range bi.Clients {
 		ic.Clients = append(ic.Clients, issuer.Client{
 			ID: c.ID, Name: c.Name, Secret: c.Secret, SecretHash: c.SecretHash, Public: c.Public,
-			FirstParty: c.FirstParty, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			FirstParty: c.FirstParty, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: postLogoutURIs(cfg.Config, c),
 			GrantTypes: c.GrantTypes, Scopes: c.Scopes, Audiences: c.Audiences,
 		})
 	}

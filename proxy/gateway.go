@@ -23,6 +23,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/pages"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
@@ -370,7 +371,38 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 			g.slowDown(r)
 		}
 	}
+	if ae.Status == http.StatusForbidden && g.login != nil && isNavigation(r) {
+		g.forbiddenPage(w, rt, ae)
+		return
+	}
 	authn.WriteError(w, g.realm, ae)
+}
+
+// forbiddenPage answers a browser navigation whose sign-in lacks a scope
+// or claim the route requires: a page saying which, with a way to sign in
+// as someone else. The status and the RFC 6750 challenge are the same as
+// an API client gets.
+func (g *gateway) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.Error) {
+	need := "a permission your sign-in does not have"
+	switch ae.Reason {
+	case authn.ReasonScope:
+		need = "the scope " + ae.Scope + ", which your sign-in was not granted"
+		if strings.Contains(ae.Scope, " ") {
+			need = "the scopes " + ae.Scope + ", which your sign-in was not all granted"
+		}
+	case authn.ReasonClaim:
+		name := strings.TrimSuffix(strings.TrimPrefix(ae.Description, "claim "), " does not match")
+		if want := rt.policy.Claims[name]; len(want) > 0 {
+			need = "your account's " + name + " to be " + strings.Join(want, " or ")
+		}
+	}
+	w.Header().Set("WWW-Authenticate", ae.Challenge(g.realm))
+	pages.Write(w, http.StatusForbidden, pages.Message{
+		Title:  "Access denied",
+		Text:   "You are signed in, but this page needs " + need + ".",
+		Detail: "Ask for access, or sign in with another account.",
+		Links:  []pages.Link{{Text: "Sign out", Href: g.login.prefix + "/sign_out"}},
+	})
 }
 
 // countDenied counts the reason a request was refused under route name and

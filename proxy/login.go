@@ -101,6 +101,11 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		u := b.iss.URL()
 		oc.Endpoints = &oidcclient.Endpoints{Authorization: u + "/authorize", Token: u + "/token", EndSession: u + "/logout"}
 		oc.HTTPClient = &http.Client{Transport: handlerTransport{b.iss}, Timeout: 15 * time.Second}
+		for _, cl := range g.cfg.Issuer.Clients {
+			if cl.ID == lc.ClientID && cl.Name != "" {
+				oc.AppName = cl.Name // as the issuer's pages call it
+			}
+		}
 	default:
 		for _, r := range g.remotes {
 			if r.Issuer() == lc.Issuer {

@@ -189,8 +189,13 @@ func TestBrowserLoginFlow(t *testing.T) {
 		t.Fatalf("sign out: %d %v", res.StatusCode, loc)
 	}
 	res, _ = b.do("GET", loc.String(), nil, nil)
-	if loc, _ := res.Location(); res.StatusCode != 303 || loc.String() != e.base+"/" {
+	if loc, _ := res.Location(); res.StatusCode != 303 || loc.String() != e.base+"/oauth2/signed_out" {
 		t.Fatalf("issuer logout: %d %v", res.StatusCode, loc)
+	}
+	res, body = b.do("GET", e.base+"/oauth2/signed_out", nil, nil)
+	if res.StatusCode != 200 || !strings.Contains(body, "You are signed out.") ||
+		!strings.Contains(body, `href="/oauth2/start?rd=`) && !strings.Contains(body, `href="`+e.base+`/oauth2/start?rd=`) {
+		t.Fatalf("signed-out page: %d\n%s", res.StatusCode, body)
 	}
 	res, _ = b.do("GET", e.base+"/orders", nil, nil)
 	if res.StatusCode != 302 {
@@ -242,8 +247,15 @@ func TestLoginRejections(t *testing.T) {
 		if res, _ := b.do("GET", callback.String(), nil, nil); res.StatusCode != 302 {
 			t.Fatalf("genuine callback: %d", res.StatusCode)
 		}
-		if res, _ := b.do("GET", callback.String(), nil, nil); res.StatusCode != 400 {
-			t.Errorf("replayed callback: %d", res.StatusCode)
+		// Back onto the callback, signed in: on to the page, no new session.
+		res, _ = b.do("GET", callback.String(), nil, nil)
+		if loc, _ := res.Location(); res.StatusCode != 302 || loc == nil || loc.Path != "/x" {
+			t.Errorf("replayed callback: %d %v, want a redirect to /x", res.StatusCode, loc)
+		}
+		for _, c := range res.Cookies() {
+			if c.Name == "_portcullis" && c.MaxAge >= 0 {
+				t.Errorf("replayed callback wrote a session cookie")
+			}
 		}
 		if res, _ := newBrowser(t).do("GET", callback.String(), nil, nil); res.StatusCode != 400 {
 			t.Errorf("callback in another browser: %d", res.StatusCode)

@@ -76,3 +76,32 @@ func TestLoginFailuresCountedAndLogged(t *testing.T) {
 		t.Error("a password was logged")
 	}
 }
+
+// TestForbiddenNavigationPage: a signed-in browser that lacks a claim the
+// route requires gets a page saying which, with a sign-out link; an API
+// client gets the RFC 6750 answer; both 403 with the challenge.
+func TestForbiddenNavigationPage(t *testing.T) {
+	e := newLoginEnvWith(t, func(yml string) string {
+		return strings.Replace(yml, "  - name: api\n", `  - name: ops
+    path_prefix: /ops
+    upstream: "http://127.0.0.1:1"
+    require_claims: {department: [ops, sre]}
+  - name: api
+`, 1)
+	})
+	b := newBrowser(t)
+	if res, _ := b.visit(e.base, e.base+"/"); res.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", res.StatusCode)
+	}
+	res, body := b.do("GET", e.base+"/ops/x", nil, nil)
+	if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "this page needs your account&#39;s department to be ops or sre.") ||
+		!strings.Contains(body, `href="/oauth2/sign_out">Sign out</a>`) ||
+		!strings.Contains(res.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("navigation: %d %q %q\n%s", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("WWW-Authenticate"), body)
+	}
+	res, body = b.do("GET", e.base+"/ops/x", nil, http.Header{"Accept": {"application/json"}})
+	if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || !strings.Contains(body, "insufficient_scope") {
+		t.Errorf("API client: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+}

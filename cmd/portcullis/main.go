@@ -159,6 +159,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", path, count(len(cfg.Routes), "route"), count(len(cfg.Issuers), "issuer"))
 	return nil
 }
@@ -185,6 +188,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info("starting portcullis", "version", versionString(), "config", path)
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration", "warning", w.Error())
+	}
 	if cfg.Server.InsecureAllowHTTP {
 		log.Warn("insecure_allow_http is set: the gateway is served over plain http on a non-loopback address")
 	}
