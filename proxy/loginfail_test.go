@@ -1,10 +1,12 @@
 package proxy_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,29 @@ func TestForbiddenNavigationPage(t *testing.T) {
 	res, body = b.do("GET", e.base+"/ops/x", nil, http.Header{"Accept": {"application/json"}})
 	if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || !strings.Contains(body, "insufficient_scope") {
 		t.Errorf("API client: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
+	}
+}
+
+// TestSignInHostMismatch: a sign-in started under another loopback name
+// than the public URL's moves there first; a callback for a sign-in
+// started at another address names the mismatch.
+func TestSignInHostMismatch(t *testing.T) {
+	e := newLoginEnv(t)
+	pub, _ := url.Parse(e.base)
+	b := newBrowser(t)
+	req, _ := http.NewRequest("GET", e.base+"/oauth2/start?rd=/orders", nil)
+	req.Host = "localhost:" + pub.Port()
+	res, err := b.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc, _ := res.Location(); res.StatusCode != 302 || loc == nil || loc.Host != pub.Host || loc.Path != "/oauth2/start" || loc.Query().Get("rd") != e.base+"/orders" {
+		t.Errorf("start under localhost: %d %v, want the same start at %s", res.StatusCode, loc, pub.Host)
+	}
+	state := "abcdefghijklmnop~" + base64.RawURLEncoding.EncodeToString([]byte("app.other.example:8080"))
+	res, body := b.do("GET", e.base+"/oauth2/callback?code=x&state="+state, nil, nil)
+	if res.StatusCode != 400 || !strings.Contains(body, "The sign-in was started at app.other.example:8080, but this site&#39;s address is "+pub.Host) {
+		t.Errorf("callback for another address: %d\n%s", res.StatusCode, body)
 	}
 }
