@@ -114,6 +114,11 @@ func (b *BuiltinIssuer) applyDefaults(set func(key string) bool) {
 		b.LoginRateLimit.Attempts = defaultLoginAttempts
 	}
 	orDuration(set, "issuer.login_rate_limit.window", &b.LoginRateLimit.Window, defaultLoginWindow)
+	if !set("issuer.login_rate_limit.address_attempts") {
+		b.LoginRateLimit.AddressAttempts = defaultLoginAddressAttempts
+	}
+	orDuration(set, "issuer.login_rate_limit.max_delay", &b.LoginRateLimit.MaxDelay, defaultLoginMaxDelay)
+	orDuration(set, "issuer.login_rate_limit.device_ttl", &b.LoginRateLimit.DeviceTTL, defaultDeviceTTL)
 	for name, desc := range builtinScopes {
 		if _, ok := b.Scopes[name]; !ok {
 			if b.Scopes == nil {

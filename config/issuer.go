@@ -73,15 +73,30 @@ type IssuerSigning struct {
 	KeyFiles []string `yaml:"key_files"`
 }
 
-// LoginRateLimit bounds failed logins, counted per username and per client
-// IP separately.
+// LoginRateLimit throttles failed sign-ins at the login page so that no
+// one can turn it into a lockout of others (OWASP's device cookies). A
+// browser that has signed in as a user holds a signed device cookie naming
+// that user; its failures lock no one and a lock never refuses it.
 type LoginRateLimit struct {
-	// Attempts is how many failed logins are allowed per Window, at least 1.
-	// Default 5.
+	// Attempts is how many failed sign-ins for one username, from browsers
+	// without its device cookie, are allowed per Window, at least 1. Past
+	// it such attempts fail like a wrong password, right or wrong, until
+	// the window ends. Default 10.
 	Attempts int `yaml:"attempts"`
-	// Window is the period attempts are counted over, at least 1s.
-	// Default 5m.
+	// Window is the period failures are counted over, at least 1s.
+	// Default 15m.
 	Window Duration `yaml:"window"`
+	// AddressAttempts is how many failed sign-ins from one client address
+	// are answered at once per Window; past it each answer to the address
+	// waits, 250ms doubling per failure, up to MaxDelay. Addresses are
+	// slowed, never refused. Default 10.
+	AddressAttempts int `yaml:"address_attempts"`
+	// MaxDelay bounds that wait, from 1s to 5m. Default 30s.
+	MaxDelay Duration `yaml:"max_delay"`
+	// DeviceTTL is how long a device cookie is good for, at least 1h. It
+	// outlives sign-outs: it names a browser, not a session. Default
+	// 2160h (90 days).
+	DeviceTTL Duration `yaml:"device_ttl"`
 }
 
 // Grant types a client of the built-in issuer may use.
@@ -173,13 +188,16 @@ var builtinScopes = map[string]string{
 
 // Defaults of the built-in issuer, as documented on [BuiltinIssuer].
 const (
-	defaultSigningAlgorithm = "ES256"
-	defaultAccessTokenTTL   = 15 * time.Minute
-	defaultRefreshTokenTTL  = 720 * time.Hour
-	defaultSessionTTL       = 12 * time.Hour
-	defaultConsentTTL       = 720 * time.Hour
-	defaultLoginAttempts    = 5
-	defaultLoginWindow      = 5 * time.Minute
+	defaultSigningAlgorithm     = "ES256"
+	defaultAccessTokenTTL       = 15 * time.Minute
+	defaultRefreshTokenTTL      = 720 * time.Hour
+	defaultSessionTTL           = 12 * time.Hour
+	defaultConsentTTL           = 720 * time.Hour
+	defaultLoginAttempts        = 10
+	defaultLoginWindow          = 15 * time.Minute
+	defaultLoginAddressAttempts = 10
+	defaultLoginMaxDelay        = 30 * time.Second
+	defaultDeviceTTL            = 2160 * time.Hour
 )
 
 var (

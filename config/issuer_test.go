@@ -124,9 +124,11 @@ func TestIssuerValidate(t *testing.T) {
 			`t.yaml:10: issuer.store: is not a URL (invalid port ":port" after host); want memory, or a Redis URL such as redis://localhost:6379/0 (rediss:// for TLS)`}},
 		// login_rate_limit
 		{name: "attempts", src: idpKeys("login_rate_limit:", "  attempts: 0"), want: []string{
-			`t.yaml:11: issuer.login_rate_limit.attempts: is 0; want at least 1 failed login per window, such as 5`}},
+			`t.yaml:11: issuer.login_rate_limit.attempts: is 0; want at least 1 failed login per window, such as 10`}},
 		{name: "window", src: idpKeys("login_rate_limit: {window: 0s}"), want: []string{
-			`t.yaml:10: issuer.login_rate_limit.window: is 0s; want at least 1s, such as 5m`}},
+			`t.yaml:10: issuer.login_rate_limit.window: is 0s; want at least 1s, such as 15m`}},
+		{name: "max delay", src: idpKeys("login_rate_limit: {max_delay: 10m}"), want: []string{
+			`t.yaml:10: issuer.login_rate_limit.max_delay: is 10m0s; want from 1s to 5m, such as 30s`}},
 		// scopes
 		{name: "scope description", src: idpKeys("scopes:", "  read: ''", "  'a b': x"), want: []string{
 			`t.yaml:11: issuer.scopes.read: has no description; write what the consent page shows for it, such as "Read your data"`,
@@ -261,7 +263,8 @@ func TestIssuerDefaults(t *testing.T) {
 		SessionTTL:      config.Duration(12 * time.Hour),
 		ConsentTTL:      config.Duration(720 * time.Hour),
 		Store:           "memory",
-		LoginRateLimit:  config.LoginRateLimit{Attempts: 5, Window: config.Duration(5 * time.Minute)},
+		LoginRateLimit: config.LoginRateLimit{Attempts: 10, Window: config.Duration(15 * time.Minute), AddressAttempts: 10,
+			MaxDelay: config.Duration(30 * time.Second), DeviceTTL: config.Duration(2160 * time.Hour)},
 		Clients: []config.IssuerClient{{
 			ID:           "portcullis",
 			Name:         "portcullis",
@@ -322,7 +325,8 @@ func TestIssuerDefaultsExplicit(t *testing.T) {
 	if b.RefreshTokenTTL.D() != 720*time.Hour || b.Signing.Algorithm != "ES256" || b.Signing.RotateEvery.D() != time.Hour {
 		t.Errorf("empty values did not get defaults: %+v", b)
 	}
-	if b.LoginRateLimit != (config.LoginRateLimit{Attempts: 1, Window: config.Duration(5 * time.Minute)}) {
+	if b.LoginRateLimit != (config.LoginRateLimit{Attempts: 1, Window: config.Duration(15 * time.Minute), AddressAttempts: 10,
+		MaxDelay: config.Duration(30 * time.Second), DeviceTTL: config.Duration(2160 * time.Hour)}) {
 		t.Errorf("login_rate_limit = %+v", b.LoginRateLimit)
 	}
 	if b.Scopes["openid"] != "Log in with your account" || b.Scopes["read"] != "Read" || b.Scopes["email"] != "See your email address" {
@@ -414,7 +418,8 @@ func TestIssuerValidateInCode(t *testing.T) {
 			RefreshTokenTTL: config.Duration(time.Hour),
 			SessionTTL:      config.Duration(time.Hour),
 			Store:           "memory",
-			LoginRateLimit:  config.LoginRateLimit{Attempts: 3, Window: config.Duration(time.Minute)},
+			LoginRateLimit: config.LoginRateLimit{Attempts: 3, Window: config.Duration(time.Minute), AddressAttempts: 3,
+				MaxDelay: config.Duration(time.Second), DeviceTTL: config.Duration(time.Hour)},
 			Clients: []config.IssuerClient{{
 				ID: "spa", Public: true, RedirectURIs: []string{"http://127.0.0.1:5173/cb"},
 				GrantTypes: []string{"authorization_code"}, Scopes: []string{"openid"}, Audiences: []string{"api"},

@@ -45,10 +45,19 @@ func (v *validator) builtinIssuer() {
 		v.errorf("issuer.store", "%s", msg)
 	}
 	if n := b.LoginRateLimit.Attempts; n < 1 {
-		v.errorf("issuer.login_rate_limit.attempts", "is %d; want at least 1 failed login per window, such as 5", n)
+		v.errorf("issuer.login_rate_limit.attempts", "is %d; want at least 1 failed login per window, such as 10", n)
 	}
 	if w := b.LoginRateLimit.Window; w < Duration(minLoginWindow) {
-		v.errorf("issuer.login_rate_limit.window", "is %s; want at least 1s, such as 5m", w.D())
+		v.errorf("issuer.login_rate_limit.window", "is %s; want at least 1s, such as 15m", w.D())
+	}
+	if n := b.LoginRateLimit.AddressAttempts; n < 1 {
+		v.errorf("issuer.login_rate_limit.address_attempts", "is %d; want at least 1 failed sign-in per window before answers to the address wait, such as 10", n)
+	}
+	if d := b.LoginRateLimit.MaxDelay.D(); d < time.Second || d > 5*time.Minute {
+		v.errorf("issuer.login_rate_limit.max_delay", "is %s; want from 1s to 5m, such as 30s", d)
+	}
+	if d := b.LoginRateLimit.DeviceTTL.D(); d < time.Hour {
+		v.errorf("issuer.login_rate_limit.device_ttl", "is %s; want at least 1h, such as 2160h (90 days)", d)
 	}
 	for _, name := range v.sortedKeys("issuer.scopes", maps.Keys(b.Scopes)) {
 		key := keyPath("issuer.scopes", name)

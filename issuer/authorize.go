@@ -190,8 +190,14 @@ func (i *Issuer) authorizePost(w http.ResponseWriter, r *http.Request, req *auth
 	}
 }
 
-// login checks the submitted credentials, rate-limited per username and per
-// client address; every failure shows the same generic message.
+// login checks the submitted credentials. Throttling never refuses a
+// user's known browsers, nor another user's correct password from a busy
+// address (see Config.LoginAttempts): a browser without the user's device
+// cookie gets at most LoginAttempts failures per window for that user,
+// after which its attempts fail like a wrong password; an address past
+// AddressAttempts failures waits before every answer. Every failure shows
+// the same generic message, and an unknown username costs the same bcrypt
+// compare as a known one.
 func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	password := r.PostForm.Get("password")
@@ -202,33 +208,41 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 		i.loginPage(w, r, req, "", "Invalid username or password.", http.StatusOK)
 		return
 	}
-	// Failed attempts are counted per username and per client address;
-	// past the limit every attempt, right or wrong, is refused until the
-	// window ends. An address gets more room than one username, since
-	// many people can share one (NAT, a corporate proxy).
-	keys := []string{"login:user:" + strings.ToLower(username), "login:ip:" + host}
-	limits := []int{i.cfg.LoginAttempts, 4 * i.cfg.LoginAttempts}
-	for k, key := range keys {
-		n, err := i.cfg.Store.Count(ctx, key)
+	userKey, addrKey := "login:user:"+strings.ToLower(username), "login:ip:"+host
+	failures, err := i.cfg.Store.Count(ctx, addrKey)
+	if err != nil {
+		i.storeError(w, err)
+		return
+	}
+	if d := i.addressDelay(failures); d > 0 {
+		i.cfg.Sleep(ctx, d)
+		if ctx.Err() != nil {
+			return // the client gave up
+		}
+	}
+	known := i.knownDevice(ctx, r, username)
+	locked := false
+	if !known {
+		n, err := i.cfg.Store.Count(ctx, userKey)
 		if err != nil {
 			i.storeError(w, err)
 			return
 		}
-		if n >= limits[k] {
-			i.loginFailed(r, req, username, host, LoginFailureThrottled, "by", strings.SplitN(key, ":", 3)[1])
-			i.loginPage(w, r, req, username, "Too many sign-in attempts. Wait a few minutes and try again.", http.StatusTooManyRequests)
-			return
-		}
+		locked = n >= i.cfg.LoginAttempts
 	}
 	usr := i.users[username]
 	hash := i.dummyHash
 	if usr != nil {
 		hash = []byte(usr.PasswordHash)
 	}
-	// Compare even for unknown users, so timing does not reveal which
-	// usernames exist.
-	err := bcrypt.CompareHashAndPassword(hash, []byte(password))
-	if usr == nil || err != nil {
+	// Compare even for unknown users and for locked ones, so timing does
+	// not reveal which usernames exist or which are locked.
+	err = bcrypt.CompareHashAndPassword(hash, []byte(password))
+	if usr == nil || err != nil || locked {
+		keys := []string{addrKey}
+		if !known {
+			keys = append(keys, userKey) // a known browser's mistakes lock no one
+		}
 		for _, key := range keys {
 			if _, err := i.cfg.Store.Hit(ctx, key, i.cfg.LoginWindow); err != nil {
 				i.storeError(w, err)
@@ -236,13 +250,17 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 			}
 		}
 		reason := LoginFailureBadPassword
-		if usr == nil {
+		switch {
+		case locked:
+			reason = LoginFailureThrottled
+		case usr == nil:
 			reason = LoginFailureUnknownUser
 		}
-		i.loginFailed(r, req, username, host, reason)
+		i.loginFailed(r, req, username, host, reason, "known_device", known)
 		i.loginPage(w, r, req, username, "Invalid username or password.", http.StatusOK)
 		return
 	}
+	i.rememberDevice(ctx, w, r, username)
 	now := i.now()
 	sid := randomToken()
 	sess := Session{Subject: usr.Subject, AuthTime: now, Expiry: now.Add(i.cfg.SessionTTL)}
@@ -411,9 +429,35 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// dummyBcrypt is a hash compared against for unknown usernames.
-func dummyBcrypt() ([]byte, error) {
-	return bcrypt.GenerateFromPassword([]byte(randomToken()), bcrypt.DefaultCost)
+// dummyBcrypt is a hash compared against for unknown usernames, at the
+// highest cost of the users' hashes (bcrypt's default without users), so
+// that an unknown username takes as long as a known one.
+func dummyBcrypt(users []User) ([]byte, error) {
+	cost := 0
+	for _, u := range users {
+		if c, err := bcrypt.Cost([]byte(u.PasswordHash)); err == nil && c > cost {
+			cost = c
+		}
+	}
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	return bcrypt.GenerateFromPassword([]byte(randomToken()), cost)
+}
+
+// addressDelay is how long an answer to an address with failures failed
+// sign-ins in the window waits: nothing up to AddressAttempts, then 250ms
+// doubling per failure, at most AddressMaxDelay.
+func (i *Issuer) addressDelay(failures int) time.Duration {
+	over := failures - i.cfg.AddressAttempts
+	if over < 0 {
+		return 0
+	}
+	d := 250 * time.Millisecond
+	for ; over > 0 && d < i.cfg.AddressMaxDelay; over-- {
+		d *= 2
+	}
+	return min(d, i.cfg.AddressMaxDelay)
 }
 
 // loginFailed logs and counts a failed sign-in: the username typed (never

@@ -83,10 +83,24 @@ type Config struct {
 	// 15m, AccessTTL, 720h, 12h, 720h, 60s. A negative ConsentTTL never
 	// remembers consent: every authorization asks.
 	AccessTTL, IDTokenTTL, RefreshTTL, SessionTTL, ConsentTTL, CodeTTL time.Duration
-	// LoginAttempts per LoginWindow are allowed per username and per
-	// client address; defaults 5 per 5m.
-	LoginAttempts int
-	LoginWindow   time.Duration
+	// Sign-in throttling, which no one can turn into a lockout of others
+	// (OWASP's device cookies). A browser that has signed in as a user
+	// holds a signed device cookie naming that user (for DeviceTTL, kept
+	// across sign-outs). Failed sign-ins for a user from browsers without
+	// one are counted per LoginWindow; past LoginAttempts such attempts
+	// fail like a wrong password, right or wrong, while the user's known
+	// browsers are never refused. Failed sign-ins from one client address
+	// are counted too; past AddressAttempts each answer to that address
+	// waits, from 250ms doubling per failure up to AddressMaxDelay, but is
+	// never refused. Defaults 10 per 15m, 10, 30s and 90 days.
+	LoginAttempts   int
+	LoginWindow     time.Duration
+	AddressAttempts int
+	AddressMaxDelay time.Duration
+	DeviceTTL       time.Duration
+	// Sleep waits for the address delay; nil means a timer that ctx
+	// cancels.
+	Sleep func(ctx context.Context, d time.Duration)
 	// ClientAddr returns the address login attempts are counted under; nil
 	// means the connection's address. Behind a load balancer, pass one that
 	// believes X-Forwarded-For from trusted proxies only.
@@ -167,7 +181,7 @@ func New(cfg Config) (*Issuer, error) {
 		i.users[usr.Username] = &usr
 		i.bySubject[usr.Subject] = &usr
 	}
-	if i.dummyHash, err = dummyBcrypt(); err != nil {
+	if i.dummyHash, err = dummyBcrypt(cfg.Users); err != nil {
 		return nil, err
 	}
 	if i.discovery, err = i.buildDiscovery(); err != nil {
@@ -191,9 +205,24 @@ func setDefaults(c *Config) {
 		c.ConsentTTL = 720 * time.Hour
 	}
 	def(&c.CodeTTL, 60*time.Second)
-	def(&c.LoginWindow, 5*time.Minute)
+	def(&c.LoginWindow, 15*time.Minute)
 	if c.LoginAttempts <= 0 {
-		c.LoginAttempts = 5
+		c.LoginAttempts = 10
+	}
+	if c.AddressAttempts <= 0 {
+		c.AddressAttempts = 10
+	}
+	def(&c.AddressMaxDelay, 30*time.Second)
+	def(&c.DeviceTTL, 90*24*time.Hour)
+	if c.Sleep == nil {
+		c.Sleep = func(ctx context.Context, d time.Duration) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+		}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

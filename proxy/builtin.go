@@ -118,6 +118,8 @@ func newIssuer(cfg Config, loginFailed func(reason string)) (*issuer.Issuer, *jw
 		AccessTTL: bi.AccessTokenTTL.D(), IDTokenTTL: bi.IDTokenTTL.D(), RefreshTTL: bi.RefreshTokenTTL.D(),
 		SessionTTL: bi.SessionTTL.D(), ConsentTTL: bi.ConsentTTL.D(),
 		LoginAttempts: bi.LoginRateLimit.Attempts, LoginWindow: bi.LoginRateLimit.Window.D(),
+		AddressAttempts: bi.LoginRateLimit.AddressAttempts, AddressMaxDelay: bi.LoginRateLimit.MaxDelay.D(),
+		DeviceTTL: bi.LoginRateLimit.DeviceTTL.D(), Sleep: cfg.Sleep,
 		Now: now, Logger: cfg.Logger, LoginFailed: loginFailed,
 	}
 	if ic.ConsentTTL == 0 {
