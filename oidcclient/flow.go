@@ -162,7 +162,7 @@ func (c *Client) callback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		c.loginFailed(r, LoginFailureState, nil)
 		if h := stateHost(state); h != "" && !strings.EqualFold(h, r.Host) {
-			c.page(w, http.StatusBadRequest, pages.Message{Title: "Signed in at another address",
+			c.page(w, http.StatusBadRequest, pages.Message{Title: "Sign-in started at another address",
 				Text: "The sign-in was started at " + h + ", but this site's address is " + c.cfg.PublicURL.Host +
 					". The browser keeps a sign-in for the address it was started at, so it cannot be finished here.",
 				Detail: "Open the site at " + c.cfg.PublicURL.Host + " (server.public_url) and sign in there.",

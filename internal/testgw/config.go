@@ -78,7 +78,6 @@ func (i IssuerSection) YAML() string {
 	fmt.Fprintf(&b, `      secret: %[1]s
       first_party: true
       redirect_uris: ["%[2]s/oauth2/callback"]
-      post_logout_redirect_uris: ["%[2]s/"]
       scopes: [openid, profile, email, offline_access, read]
       audiences: [%[3]s]
 %[4]s  users:
