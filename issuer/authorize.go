@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portcullis-dev/portcullis/internal/pages"
 )
 
 // authRequest is a validated authorization request.
@@ -45,13 +47,13 @@ func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 		if err := r.ParseForm(); err != nil {
-			i.errorPage(w, http.StatusBadRequest, "Bad request", "The form could not be read.")
+			i.errorPage(w, http.StatusBadRequest, "Bad request", "The sign-in form could not be read. Go back to the application and sign in again.")
 			return
 		}
 		params = r.PostForm
 	default:
 		w.Header().Set("Allow", "GET, POST")
-		i.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "Use GET or POST.")
+		i.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "A sign-in starts from the application's link. Go back to the application and sign in again.")
 		return
 	}
 	req, ok := i.parseAuthorize(w, params)
@@ -82,18 +84,19 @@ func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 func (i *Issuer) parseAuthorize(w http.ResponseWriter, p url.Values) (*authRequest, bool) {
 	for _, k := range authParams {
 		if len(p[k]) > 1 {
-			i.errorPage(w, http.StatusBadRequest, "Invalid request", "The parameter "+k+" was sent more than once.")
+			i.errorPage(w, http.StatusBadRequest, "Invalid request", "The application's sign-in request names "+k+" more than once, so it was not accepted. Go back to the application and try again; if this keeps happening, tell its administrator.")
 			return nil, false
 		}
 	}
 	client := i.clients[p.Get("client_id")]
 	if client == nil {
-		i.errorPage(w, http.StatusBadRequest, "Unknown application", "The application asking you to sign in is not registered here.")
+		i.errorPage(w, http.StatusBadRequest, "Unknown application", "The application asking you to sign in is not registered here, so this sign-in cannot go on. Go back to it and tell its administrator.")
 		return nil, false
 	}
 	redirect := p.Get("redirect_uri")
 	if !slices.Contains(client.RedirectURIs, redirect) {
-		i.errorPage(w, http.StatusBadRequest, "Invalid redirect", "The application sent a redirect address that is not registered for it.")
+		i.errorPage(w, http.StatusBadRequest, "Invalid redirect", "The application asked to be answered at an address that is not registered for it, so this sign-in cannot go on.",
+			pages.Link{Text: "Go to " + client.displayName(), Href: client.home()})
 		return nil, false
 	}
 	req := &authRequest{
@@ -161,7 +164,8 @@ func validChallenge(s string) bool {
 // authorizePost handles the login and consent forms.
 func (i *Issuer) authorizePost(w http.ResponseWriter, r *http.Request, req *authRequest) {
 	if !i.checkCSRF(r) {
-		i.errorPage(w, http.StatusForbidden, "Form expired", "The form was not sent from this page or has expired. Go back and try again.")
+		i.errorPage(w, http.StatusForbidden, "Form expired", "The form has expired or was not sent from this page, so nothing was done.",
+			pages.Link{Text: "Start again", Href: i.url + "/authorize?" + req.params.Encode()})
 		return
 	}
 	switch r.PostForm.Get("action") {
@@ -186,7 +190,8 @@ func (i *Issuer) authorizePost(w http.ResponseWriter, r *http.Request, req *auth
 		}
 		i.issueCode(w, r, req, sess, sid)
 	default:
-		i.errorPage(w, http.StatusBadRequest, "Bad request", "Unknown form action.")
+		i.errorPage(w, http.StatusBadRequest, "Bad request", "The form asked for nothing this page knows.",
+			pages.Link{Text: "Start again", Href: i.url + "/authorize?" + req.params.Encode()})
 	}
 }
 
