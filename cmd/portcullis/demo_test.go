@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -67,6 +68,19 @@ func TestDemo(t *testing.T) {
 	}
 	if res := get("/", map[string]string{"Accept": "text/html"}); res.StatusCode != 302 {
 		t.Errorf("browser without session: %d", res.StatusCode)
+	}
+	// Opened at 127.0.0.1 (the address the log prints) rather than at
+	// localhost (the public URL), a sign-in moves to localhost first, where
+	// its cookie and the callback meet.
+	loopback := strings.Replace(base[1], "localhost", "127.0.0.1", 1)
+	req, _ := http.NewRequest("GET", loopback+"/oauth2/start?rd=/", nil)
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if loc, _ := res.Location(); res.StatusCode != 302 || loc == nil || loc.String() != base[1]+"/oauth2/start?rd="+url.QueryEscape(base[1]+"/") {
+		t.Errorf("sign-in started at 127.0.0.1: %d %v, want it moved to %s", res.StatusCode, loc, base[1])
 	}
 	if res := get("/idp/.well-known/openid-configuration", nil); res.StatusCode != 200 {
 		t.Errorf("issuer discovery: %d", res.StatusCode)
