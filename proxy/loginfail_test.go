@@ -131,3 +131,27 @@ func TestSignInHostMismatch(t *testing.T) {
 		t.Errorf("callback for another address: %d\n%s", res.StatusCode, body)
 	}
 }
+
+// TestDeviceCookieIsNoToken: the built-in issuer's device cookie is a JWT
+// it signed, but no token the gateway accepts.
+func TestDeviceCookieIsNoToken(t *testing.T) {
+	e := newLoginEnv(t)
+	b := newBrowser(t)
+	if res, _ := b.visit(e.base, e.base+"/"); res.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", res.StatusCode)
+	}
+	dev := b.Cookie(e.base+"/idp/", "portcullis_idp_device")
+	if dev == nil {
+		t.Fatal("no device cookie after signing in")
+	}
+	req, _ := http.NewRequest("GET", e.base+"/api/x", nil)
+	req.Header.Set("Authorization", "Bearer "+dev.Value)
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Errorf("device cookie as a bearer token: %d, want 401", res.StatusCode)
+	}
+}
