@@ -69,7 +69,19 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 		return nil, invalidToken(ReasonAlgorithm, "algorithm not allowed")
 	}
 	v := verification{a: a, ctx: ctx}
-	k, err := v.key(t)
+	kid, err := v.issuerOf(t)
+	if err != nil {
+		return nil, err
+	}
+	// The checks that need no key come before the key lookup, which may
+	// refetch the issuer's key set: an expired token with an unknown kid
+	// costs no fetch. Refusing on unverified claims refuses nothing a
+	// signature could make acceptable.
+	id, err := a.verifyClaims(token, v.issuer, t.claims)
+	if err != nil {
+		return nil, err
+	}
+	k, err := v.key(t, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -79,10 +91,6 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	}
 	if !verifySignature(t, sig, k) {
 		return nil, invalidToken(ReasonSignature, "signature invalid")
-	}
-	id, err := a.verifyClaims(token, v.issuer, t.claims)
-	if err != nil {
-		return nil, err
 	}
 	if err := a.checkRevoked(ctx, v.issuer, id); err != nil {
 		return nil, err
@@ -113,37 +121,44 @@ func (a *Authenticator) checkRevoked(ctx context.Context, iss *Issuer, id *Ident
 	return nil
 }
 
-// key chooses the key for a decoded token strictly from configuration:
-// the issuer named by its claims, an algorithm that issuer allows, a key of
-// that issuer's set that fits the algorithm.
-func (v *verification) key(t *jws) (any, error) {
+// issuerOf finds the issuer a decoded token names, strictly from
+// configuration, and checks what it allows without any key: no unknown
+// crit, an algorithm it allows, its typ. It returns the token's kid.
+func (v *verification) issuerOf(t *jws) (string, error) {
 	if _, ok := t.header["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions listed in crit must be understood;
 		// portcullis understands none.
-		return nil, invalidToken(ReasonCrit, "unsupported critical header")
+		return "", invalidToken(ReasonCrit, "unsupported critical header")
 	}
 	issName, ok := t.claims["iss"].(string)
 	if !ok {
-		return nil, invalidToken(ReasonIssuer, "iss missing")
+		return "", invalidToken(ReasonIssuer, "iss missing")
 	}
 	iss := v.a.issuers[issName]
 	if iss == nil {
-		return nil, invalidToken(ReasonIssuer, "issuer not trusted")
+		return "", invalidToken(ReasonIssuer, "issuer not trusted")
 	}
 	v.issuer = iss
 	alg := t.alg
 	if !contains(iss.Algorithms, alg) {
-		return nil, invalidToken(ReasonAlgorithm, "algorithm not allowed")
+		return "", invalidToken(ReasonAlgorithm, "algorithm not allowed")
 	}
 	if iss.Typ != "" && !typMatches(t.header["typ"], iss.Typ) {
-		return nil, invalidToken(ReasonType, "typ not accepted")
+		return "", invalidToken(ReasonType, "typ not accepted")
 	}
 	kid := ""
 	if raw, ok := t.header["kid"]; ok {
 		if kid, ok = raw.(string); !ok {
-			return nil, invalidToken(ReasonMalformed, "kid is not a string")
+			return "", invalidToken(ReasonMalformed, "kid is not a string")
 		}
 	}
+	return kid, nil
+}
+
+// key chooses the key for a token of v.issuer (see issuerOf): a key of
+// that issuer's set that fits the algorithm, or its HMAC secret.
+func (v *verification) key(t *jws, kid string) (any, error) {
+	iss, alg := v.issuer, t.alg
 	v.version = keyVersion(iss)
 	if supportedAlgs[alg] == "HMAC" {
 		// Only the issuer's configured secret, never a JWKS key: this is

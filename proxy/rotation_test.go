@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,5 +115,30 @@ func TestNotReadyUntilKeysLoad(t *testing.T) {
 	e.warm()
 	if s, _ := e.getAdmin("/readyz"); s != 200 {
 		t.Fatalf("readyz %d after keys loaded", s)
+	}
+}
+
+// TestExpiredUnknownKidFetchesNothing: the checks that need no key run
+// before the key lookup, so an expired token with an unknown kid is refused
+// as expired without a JWKS refetch; the same token unexpired refetches.
+func TestExpiredUnknownKidFetchesNothing(t *testing.T) {
+	e := newEnv(t, "")
+	e.warm()
+	e.clock.Advance(11 * time.Second) // past the refetch interval: a kid miss may fetch
+	stranger := testidp.NewKey(t, "ES256", "k-stranger")
+	expired := e.claims("x")
+	expired["exp"] = e.clock.Now().Add(-time.Hour).Unix()
+	before := e.idp.JWKSHits()
+	res := e.do("GET", "/", testidp.Mint(t, stranger, expired, nil), nil)
+	expectChallenge(t, res, 401, "invalid_token")
+	if !strings.Contains(res.Header.Get("WWW-Authenticate"), "expired") {
+		t.Errorf("expired token with an unknown kid: %q, want the expiry named", res.Header.Get("WWW-Authenticate"))
+	}
+	if got := e.idp.JWKSHits() - before; got != 0 {
+		t.Errorf("an expired token with an unknown kid caused %d JWKS fetches", got)
+	}
+	expectChallenge(t, e.do("GET", "/", testidp.Mint(t, stranger, e.claims("x"), nil), nil), 401, "invalid_token")
+	if got := e.idp.JWKSHits() - before; got != 1 {
+		t.Errorf("an unexpired token with an unknown kid caused %d JWKS fetches, want 1 (the control)", got)
 	}
 }
