@@ -398,6 +398,10 @@ func TestDuplicateAndCaseVariantClaims(t *testing.T) {
 		{name: "duplicate groups", path: "/admin", token: e.signRaw(k, hdr, without("groups")+`,"groups":["dev"],"groups":["admin"]}`), desc: "duplicate"},
 		{name: "duplicate via unicode escape", token: e.signRaw(k, hdr, p+`,"\u0073ub":"admin"}`), desc: "duplicate"},
 		{name: "duplicate exp via escape", token: e.signRaw(k, hdr, p+`,"\u0065xp":1}`), desc: "duplicate"},
+		// Policies read nested claims (realm_access.roles): a first-wins
+		// parser would read user where a last-wins one reads admin.
+		{name: "nested duplicate", token: e.signRaw(k, hdr, p+`,"realm_access":{"roles":["user"],"roles":["admin"]}}`), desc: "duplicate"},
+		{name: "duplicate in an object in a list", token: e.signRaw(k, hdr, p+`,"orgs":[{"id":"a","id":"b"}]}`), desc: "duplicate"},
 		{name: "ISS instead of iss", token: e.signRaw(k, hdr, without("iss")+`,"ISS":"`+e.a.Issuer+`"}`), desc: "iss"},
 		{name: "Exp instead of exp", token: e.signRaw(k, hdr, without("exp")+`,"Exp":9999999999}`), desc: "exp"},
 		{name: "AUD instead of aud", token: e.signRaw(k, hdr, without("aud")+`,"AUD":"api"}`), desc: "aud"},

@@ -7,8 +7,9 @@ import (
 
 // decodeObject decodes one JSON object the way encoding/json decodes into a
 // map[string]any with UseNumber (numbers as json.Number), strictly: the
-// input is one object and nothing but whitespace after it, top-level names
-// are unique (compared after unescaping), and nesting stays within
+// input is one object and nothing but whitespace after it, names are unique
+// within each object at every level (compared after unescaping), and
+// nesting stays within
 // maxNesting. It is a small recursive-descent parser, several times faster
 // than encoding/json's reflection for the few hundred bytes of a token's
 // header or claims; strings with escapes or bytes outside printable ASCII
@@ -19,7 +20,7 @@ func decodeObject(b []byte) (map[string]any, error) {
 	if d.i >= len(d.b) || d.b[d.i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	m, err := d.object(1, true)
+	m, err := d.object(1)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func (d *jsonDecoder) value(depth int) (any, error) {
 		if depth+1 > maxNesting {
 			return nil, errors.New("claims nest too deeply")
 		}
-		return d.object(depth+1, false)
+		return d.object(depth + 1)
 	case c == '[':
 		if depth+1 > maxNesting {
 			return nil, errors.New("claims nest too deeply")
@@ -87,9 +88,11 @@ func (d *jsonDecoder) literal(word string) error {
 	return nil
 }
 
-// object decodes the object opening at d.i. At the top level a repeated
-// name is an error; below it the last one wins, as in encoding/json.
-func (d *jsonDecoder) object(depth int, top bool) (map[string]any, error) {
+// object decodes the object opening at d.i. A repeated name is an error
+// at every level: policies read nested claims (realm_access.roles), and a
+// parser that takes the first of two would read another value than one
+// that takes the last (RFC 8259 §4, RFC 8725 §3.11).
+func (d *jsonDecoder) object(depth int) (map[string]any, error) {
 	d.i++ // {
 	m := make(map[string]any, 8)
 	d.space()
@@ -106,7 +109,7 @@ func (d *jsonDecoder) object(depth int, top bool) (map[string]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := m[k]; dup && top {
+		if _, dup := m[k]; dup {
 			return nil, errDuplicateClaim
 		}
 		d.space()

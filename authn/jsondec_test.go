@@ -31,37 +31,41 @@ func refDecode(b []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// checkTopLevelObject makes sure b is one JSON object whose top-level names
-// are unique and whose nesting stays under maxNesting. It does not validate
-// JSON in full (the decoder does) and allocates only for objects with many
-// keys.
+// checkTopLevelObject makes sure b is one JSON object whose names are
+// unique within each object, at every level, and whose nesting stays under
+// maxNesting. It does not validate JSON in full (the decoder does).
 func checkTopLevelObject(b []byte) error {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return errors.New("claims are not a JSON object")
 	}
-	var seen [32]string
-	keys := seen[:0]
-	depth := 0
+	type level struct {
+		object bool
+		keys   []string
+	}
+	var stack []level
 	expectKey := false
 	for ; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '{', '[':
-			depth++
-			if depth > maxNesting {
+			stack = append(stack, level{object: c == '{'})
+			if len(stack) > maxNesting {
 				return errors.New("claims nest too deeply")
 			}
-			expectKey = c == '{' && depth == 1
+			expectKey = c == '{'
 		case '}', ']':
-			depth--
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+			expectKey = false
 		case ',':
-			expectKey = depth == 1
+			expectKey = len(stack) > 0 && stack[len(stack)-1].object
 		case '"':
 			end, ok := stringEnd(b, i)
 			if !ok {
 				return errors.New("unterminated string in claims")
 			}
-			if depth == 1 && expectKey {
+			if expectKey && len(stack) > 0 {
 				k := string(b[i+1 : end])
 				if strings.IndexByte(k, '\\') >= 0 || !isPrintableASCII(k) {
 					// Compare names as JSON sees them: "\u0061ud" is "aud",
@@ -70,12 +74,13 @@ func checkTopLevelObject(b []byte) error {
 						return err
 					}
 				}
-				for _, prev := range keys {
+				top := &stack[len(stack)-1]
+				for _, prev := range top.keys {
 					if prev == k {
 						return errDuplicateClaim
 					}
 				}
-				keys = append(keys, k)
+				top.keys = append(top.keys, k)
 				expectKey = false
 			}
 			i = end
@@ -118,6 +123,8 @@ var decodeCases = []string{
 	`{"sub":"alice","aud":["api","web"],"exp":1700000000,"scope":"read write"}`,
 	`{"a":"\u0041\n\"\\\/","b":"\ud83d\ude00","c":"\ud800"}`, `{"a":"` + "\xff\xfe" + `"}`,
 	`{"a":1,"a":2}`, `{"a":1,"\u0061":2}`, `{"a":{"b":1,"b":2}}`, "{\"\x81\":0,\"\xbb\":0}",
+	`{"realm_access":{"roles":["user"],"roles":["admin"]}}`, `{"a":[{"b":1},{"b":2}]}`, `{"a":[{"b":1,"\u0062":2}]}`,
+	`{"a":{"b":{"c":1}},"d":{"c":2}}`,
 	`{"a":1}x`, `{"a":1}]`, `{"a":1} {}`, `[]`, `null`, `"x"`, `1`, ``, `{`, `{"a"}`, `{"a":}`,
 	`{"a":1,}`, `{,}`, `{"a":[1,]}`, `{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1e}`, `{"a":-}`,
 	`{"a":+1}`, `{"a":tru}`, `{"a":nul}`, `{"a":"` + "\x01" + `"}`, `{"a":"x}`, `{'a':1}`,
