@@ -126,7 +126,9 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	aw := accessWriters.Get().(*accessWriter)
 	*aw = accessWriter{ResponseWriter: w}
-	gw.cur.Load().ServeHTTP(aw, r)
+	g := gw.enter()
+	g.ServeHTTP(aw, r)
+	g.leave()
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
 	}

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,6 +68,54 @@ type gateway struct {
 	login         *login   // nil without a login section
 	keySets       *remoteCache
 	cancel        context.CancelFunc // stops what this configuration started
+
+	// A generation's lifetime: requests in flight on it (active), whether a
+	// reload has replaced it (retired), and what it alone opened, closed
+	// once both hold (see enter, leave and retireAfter).
+	active    atomic.Int64
+	retired   atomic.Bool
+	closeOnce sync.Once
+	closers   []func()
+}
+
+// enter counts a request on g; it reports false when g was retired in the
+// meantime, and the caller takes the current generation instead.
+func (g *gateway) enter() bool {
+	g.active.Add(1)
+	if g.retired.Load() {
+		g.leave()
+		return false
+	}
+	return true
+}
+
+// leave ends a request on g, closing g if it is retired and was the last.
+func (g *gateway) leave() {
+	if g.active.Add(-1) == 0 && g.retired.Load() {
+		g.closeAll()
+	}
+}
+
+// retireAfter marks g replaced: it closes what it opened once its last
+// request in flight has ended (at once when there is none). With
+// sequentially consistent atomics, a request either sees retired in enter
+// and moves on, or is counted before retireAfter looks.
+func (g *gateway) retireAfter() {
+	g.retired.Store(true)
+	if g.active.Load() == 0 {
+		g.closeAll()
+	}
+}
+
+func (g *gateway) closeAll() {
+	g.closeOnce.Do(func() {
+		if g.cancel != nil {
+			g.cancel()
+		}
+		for _, c := range g.closers {
+			c()
+		}
+	})
 }
 
 // route is one configured route, converted for the request path.

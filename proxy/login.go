@@ -31,6 +31,15 @@ type login struct {
 	memory     *oidcclient.MemoryStore // session_store: memory; kept across reloads
 }
 
+// sessionsStore is the Redis session store of l, nil without one (or
+// without l).
+func (l *login) sessionsStore() *redisSessions {
+	if l == nil {
+		return nil
+	}
+	return l.sessions
+}
+
 // buildLogin wires the login section: cookie codec, provider keys (the
 // built-in issuer's key ring, a configured issuer's key set, or a key set of
 // its own), and, for the built-in issuer, an in-process transport so the
@@ -56,6 +65,14 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 	default:
 		if store == config.SessionStoreRedis && g.cfg.Issuer != nil {
 			store = g.cfg.Issuer.Store
+		}
+		var before *login
+		if prev != nil {
+			before = prev.login
+		}
+		if s := before.sessionsStore(); s != nil && s.url == store {
+			sessions = s // the same store: keep its connections
+			break
 		}
 		var err error
 		if sessions, err = newRedisSessions(store); err != nil {

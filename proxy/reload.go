@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -142,13 +143,39 @@ func (gw *Gateway) Reload(c *config.Config) error {
 	}
 	gw.cur.Store(g)
 	gw.keySets.retain(g.remotes)
-	if old.builtin != nil && old.builtin != g.builtin {
-		old.builtin.stop()
+	// What the old configuration alone holds is closed once its requests
+	// in flight have ended: a replaced issuer's rotation and store, a
+	// session store the new one does not share, the login's refreshes.
+	if b := old.builtin; b != nil && b != g.builtin {
+		old.closers = append(old.closers, b.stop, closeStore(b.store))
+	}
+	if s := old.login.sessionsStore(); s != nil && s != g.login.sessionsStore() {
+		old.closers = append(old.closers, func() { _ = s.client.Close() })
 	}
 	old.retire()
+	old.retireAfter()
 	gw.reloads.WithLabelValues("ok").Inc()
 	gw.log.Info("configuration reloaded", "routes", len(c.Routes), "issuers", len(c.Issuers))
 	return nil
+}
+
+// enter returns the current configuration with a request counted on it;
+// the caller calls its leave when done.
+func (gw *Gateway) enter() *gateway {
+	for {
+		if g := gw.cur.Load(); g.enter() {
+			return g
+		}
+	}
+}
+
+// closeStore closes an issuer store that holds connections (Redis).
+func closeStore(s any) func() {
+	return func() {
+		if c, ok := s.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
 }
 
 // ReloadFailed counts a configuration that was refused before it reached

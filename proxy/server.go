@@ -30,7 +30,10 @@ func (gw *Gateway) AdminHandler() http.Handler {
 			_, _ = w.Write([]byte("shutting down\n"))
 			return
 		}
-		if waiting := gw.cur.Load().notReady(r.Context()); len(waiting) > 0 {
+		g := gw.enter()
+		waiting := g.notReady(r.Context())
+		g.leave()
+		if len(waiting) > 0 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprintf(w, "waiting for %s\n", strings.Join(waiting, ", "))
 			return

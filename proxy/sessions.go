@@ -21,6 +21,7 @@ import (
 type redisSessions struct {
 	client *redis.Client
 	prefix string
+	url    string // as configured: a reload to the same URL keeps the client
 }
 
 func newRedisSessions(rawURL string) (*redisSessions, error) {
@@ -34,7 +35,7 @@ func newRedisSessions(rawURL string) (*redisSessions, error) {
 	}
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	opt.MaxRetries = 1
-	return &redisSessions{client: redis.NewClient(opt), prefix: "portcullis:gwsession:"}, nil
+	return &redisSessions{client: redis.NewClient(opt), prefix: "portcullis:gwsession:", url: rawURL}, nil
 }
 
 func (s *redisSessions) key(id string) string {
