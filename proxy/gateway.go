@@ -52,6 +52,9 @@ type gateway struct {
 	log       *slog.Logger
 	now       func() time.Time
 	sleep     func(ctx context.Context, d time.Duration)
+	// Read from the configuration once, not on the request path.
+	failureDelayMax time.Duration // server.auth_failure_delay
+	audiences       []string      // every issuer's and route's, for sessions without a route
 	routes    *routeTable
 	authn     *authn.Authenticator
 	remotes   []*jwks.Remote
@@ -175,7 +178,8 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	if c == nil {
 		return nil, errors.New("proxy: no configuration")
 	}
-	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep, realm: c.Server.PublicURL, metrics: m, keySets: keySets}
+	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep, realm: c.Server.PublicURL, metrics: m, keySets: keySets,
+		failureDelayMax: c.Server.AuthFailureDelay.D(), audiences: allAudiences(c)}
 	for _, p := range c.Server.TrustedProxies {
 		pfx, err := parsePrefix(p)
 		if err != nil {

@@ -109,7 +109,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		// API) the id_token speaks for the user.
 		AccessTokenUsable: func(ctx context.Context, tok string) bool {
 			id, err := g.authn.Verify(ctx, tok)
-			return err == nil && g.authn.Authorize(id, &authn.Policy{Audiences: g.allAudiences()}) == nil
+			return err == nil && g.authn.Authorize(id, &authn.Policy{Audiences: g.audiences}) == nil
 		},
 	}
 	switch b := g.builtin; {
@@ -267,7 +267,7 @@ func isNavigation(r *http.Request) bool {
 func (g *gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
 	id, err := g.authn.Authenticate(r, &authn.Policy{})
 	if id == nil && err == nil {
-		id, err = g.sessionIdentity(w, r, &authn.Policy{Audiences: g.allAudiences()})
+		id, err = g.sessionIdentity(w, r, &authn.Policy{Audiences: g.audiences})
 	}
 	var ae *authn.Error
 	switch {
@@ -294,12 +294,12 @@ func (g *gateway) sessionUserinfo(w http.ResponseWriter, r *http.Request) {
 
 // allAudiences is every audience any issuer or route accepts, for endpoints
 // that are not a route.
-func (g *gateway) allAudiences() []string {
+func allAudiences(c *config.Config) []string {
 	var out []string
-	for _, i := range g.cfg.Issuers {
+	for _, i := range c.Issuers {
 		out = append(out, i.Audiences...)
 	}
-	for _, r := range g.cfg.Routes {
+	for _, r := range c.Routes {
 		out = append(out, r.Audiences...)
 	}
 	return out

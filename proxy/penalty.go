@@ -63,7 +63,7 @@ func (g *gateway) slowDown(r *http.Request) {
 	if cs == nil || g.isTrusted(r.RemoteAddr) {
 		return
 	}
-	d := failureDelay(cs.fails.Add(1), g.cfg.Server.AuthFailureDelay.D())
+	d := failureDelay(cs.fails.Add(1), g.failureDelayMax)
 	if d == 0 {
 		return
 	}
