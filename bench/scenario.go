@@ -27,6 +27,10 @@ type scenario struct {
 	load   load    // measured requests (the legit ones in the flood)
 	warm   load    // warm-up requests (never the measured tokens)
 	attack load    // the flood attacker's requests
+	// env is added to portcullis' environment: the variants of same-token
+	// that run without one of its special paths, to measure what each
+	// saves.
+	env []string
 }
 
 // scenarios in the order each round runs them; floor is the issue's
@@ -39,6 +43,10 @@ var allScenarios = []scenario{
 	{name: "distinct-es256", target: "portcullis", floor: 0.55},
 	{name: "session-cookie", target: "portcullis", floor: 1.00},
 	{name: "invalid-flood", target: "portcullis", flood: true, floor: 0.90},
+	// same-token without the HTTP/1.1 upstream fast path (the standard
+	// http.Transport instead), and with the runtime's default GC pace.
+	{name: "same-token-std-transport", target: "portcullis", env: []string{"PORTCULLIS_UPSTREAM_TRANSPORT=std"}},
+	{name: "same-token-default-gc", target: "portcullis", env: []string{"GOGC=100"}},
 	{name: "memory", target: "portcullis", memory: true},
 }
 
@@ -158,7 +166,7 @@ func (e *env) setLoads(scens []scenario, cookie string) {
 	for i := range scens {
 		s := &scens[i]
 		switch s.name {
-		case "same-token":
+		case "same-token", "same-token-std-transport", "same-token-default-gc":
 			s.load, s.warm = bearer, bearer
 		case "distinct-rs256":
 			s.load, s.warm = list(rsFile, "list"), bearer
@@ -216,7 +224,7 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 	)
 	if s.target == "portcullis" {
 		url = "http://" + e.gwAddr + "/"
-		ch, err = e.startGateway(ctx, s.name, 0)
+		ch, err = e.startGateway(ctx, s.name, 0, s.env...)
 	} else {
 		url = "http://" + e.baseAddr + "/"
 		ch, err = e.ps.start("baseline", 0, nil, e.self, "-role", "baseline", "-addr", e.baseAddr, "-upstream", e.upstream)
@@ -270,8 +278,8 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 
 // startGateway starts a fresh portcullis, pinned to cpu (unpinned when
 // cpu < 0), and waits until it is ready.
-func (e *env) startGateway(ctx context.Context, name string, cpu int) (*child, error) {
-	ch, err := e.ps.start("portcullis-"+name, cpu, []string{"BENCH_COOKIE_SECRET=" + e.secret},
+func (e *env) startGateway(ctx context.Context, name string, cpu int, env ...string) (*child, error) {
+	ch, err := e.ps.start("portcullis-"+name, cpu, append([]string{"BENCH_COOKIE_SECRET=" + e.secret}, env...),
 		e.bin, "serve", "--config", e.cfgPath)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -123,7 +124,7 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 		return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
 	}
 	var transport http.RoundTripper = tr
-	if u.Scheme == "http" {
+	if u.Scheme == "http" && !stdUpstreamTransport {
 		transport = newH1Transport(tr, u.Host, cr.Timeout.D())
 	}
 	rt.proxy = &httputil.ReverseProxy{
@@ -137,6 +138,10 @@ func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	}
 	return rt, nil
 }
+
+// stdUpstreamTransport turns the HTTP/1.1 fast path (h1Transport) off, so
+// that bench/ can measure what it saves: PORTCULLIS_UPSTREAM_TRANSPORT=std.
+var stdUpstreamTransport = os.Getenv("PORTCULLIS_UPSTREAM_TRANSPORT") == "std"
 
 // newTransport returns a transport tuned for one upstream: enough idle
 // connections for a busy gateway, a dial timeout, and a bound on waiting
