@@ -6,40 +6,12 @@ import (
 	"math"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
-// claims receives a token's payload from golang-jwt. It decodes into a plain
-// map, so claim names are matched exactly: encoding/json folds case when it
-// fills struct fields ("AUD" would land in Aud), a map does not. Duplicate
-// top-level names are refused (RFC 8725 §3.x, RFC 7519 §4: a parser must
-// reject them or take the last; taking either lets two parsers disagree).
-type claims struct {
-	raw map[string]any
-}
-
+// errDuplicateClaim is a name repeated in one object of a token's header
+// or payload: refused, because a parser that takes the first and one that
+// takes the last would read different tokens (RFC 8725 §3.11, RFC 7519 §4).
 var errDuplicateClaim = errors.New("duplicate claim name")
-
-// UnmarshalJSON decodes the payload, numbers kept as json.Number.
-func (c *claims) UnmarshalJSON(b []byte) error {
-	m, err := decodeObject(b)
-	if err != nil {
-		return err
-	}
-	c.raw = m
-	return nil
-}
-
-// The jwt.Claims methods are required by golang-jwt's parser; portcullis
-// validates the registered claims itself (see verify.go) so that each
-// failure has a precise, typed reason.
-func (c *claims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
-func (c *claims) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
-func (c *claims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
-func (c *claims) GetIssuer() (string, error)                   { return "", nil }
-func (c *claims) GetSubject() (string, error)                  { return "", nil }
-func (c *claims) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
 
 // maxNesting bounds how deep a payload's JSON may nest; a token has no
 // business being deeper, and the bound keeps hostile inputs cheap.

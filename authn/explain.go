@@ -164,8 +164,7 @@ type explainer struct {
 	checks     []Check
 	unverified bool // the signature was not verified: claims are hearsay
 
-	tok    *jwt.Token
-	parts  []string
+	jws    *jws // the token as the gateway decodes it
 	claims map[string]any
 	alg    string
 	kid    string
@@ -236,55 +235,47 @@ func (x *explainer) format(token string) bool {
 		x.add("format", Fail, "%d segment(s), want 3 (header.payload.signature)", n)
 		return false
 	}
-	var c claims
-	tok, parts, err := x.a.parser.ParseUnverified(token, &c)
-	// golang-jwt decodes the signature last: when only it is broken, the
-	// header and payload can still be shown.
-	badSig := err != nil && tok != nil && tok.Method != nil && strings.Contains(err.Error(), "base64 decode signature")
-	if err != nil && !badSig && (tok == nil || errors.Is(err, jwt.ErrTokenMalformed)) {
+	t, err := splitJWS(token, nil)
+	if err != nil {
 		x.add("format", Fail, "%s", malformedDetail(err))
 		return false
 	}
-	x.tok, x.parts, x.claims = tok, parts, c.raw
-	if x.claims == nil {
-		x.claims = map[string]any{}
-	}
-	if badSig {
-		x.add("format", Fail, "%s", malformedDetail(err))
+	x.jws, x.claims = t, t.claims
+	// The signature is decoded last, as the gateway does: when only it is
+	// broken, the header and payload can still be shown.
+	if _, err := t.signature(nil); err != nil {
+		x.add("format", Fail, "the signature is not base64url")
 	} else {
 		x.add("format", Pass, "compact JWS, 3 segments, %d bytes", len(token))
 	}
 	return true
 }
 
-// malformedDetail names what golang-jwt could not decode, without quoting
-// any of the token.
+// malformedDetail names, from splitJWS's typed error, what could not be
+// decoded, without quoting any of the token.
 func malformedDetail(err error) string {
-	msg := err.Error()
-	switch {
-	case errors.Is(err, errDuplicateClaim):
-		return "the payload names a claim twice"
-	case strings.Contains(msg, "base64 decode header"):
-		return "the header is not base64url"
-	case strings.Contains(msg, "JSON decode header"):
-		return "the header is not a JSON object"
-	case strings.Contains(msg, "base64 decode claim"):
-		return "the payload is not base64url"
-	case strings.Contains(msg, "JSON decode claim"):
-		for _, known := range []string{"claims are not a JSON object", "claims nest too deeply", "unterminated string in claims", "trailing data after claims"} {
-			if strings.Contains(msg, known) {
-				return "the payload is not a valid claims object: " + known
-			}
-		}
-		return "the payload is not a valid JSON object"
-	case strings.Contains(msg, "base64 decode signature"):
-		return "the signature is not base64url"
+	var je *jwsError
+	if !errors.As(err, &je) {
+		return "the token is malformed"
 	}
-	return "the token is malformed"
+	part := "the " + je.part
+	switch {
+	case errors.Is(err, errNotBase64):
+		return part + " is not base64url"
+	case errors.Is(err, errDuplicateClaim) && je.part == "payload":
+		return "the payload names a claim twice"
+	case errors.Is(err, errDuplicateClaim):
+		return "the header names a member twice"
+	case errors.Is(err, errNestTooDeep):
+		return part + " nests too deeply"
+	case je.part == "header":
+		return "the header is not a JSON object"
+	}
+	return "the payload is not a valid JSON object"
 }
 
 func (x *explainer) header() {
-	h := x.tok.Header
+	h := x.jws.header
 	raw, ok := h["alg"]
 	alg, isStr := raw.(string)
 	switch {
@@ -366,11 +357,11 @@ func (x *explainer) typ() {
 		x.skip("no trusted issuer", "typ")
 	case x.iss.Typ == "":
 		x.skip("the issuer requires none", "typ")
-	case typMatches(x.tok.Header["typ"], x.iss.Typ):
-		x.add("typ", Pass, "%s matches the required %s", show(x.tok.Header["typ"].(string)), x.iss.Typ)
+	case typMatches(x.jws.header["typ"], x.iss.Typ):
+		x.add("typ", Pass, "%s matches the required %s", show(x.jws.header["typ"].(string)), x.iss.Typ)
 	default:
 		have := "missing"
-		if s, ok := x.tok.Header["typ"].(string); ok {
+		if s, ok := x.jws.header["typ"].(string); ok {
 			have = show(s)
 		}
 		x.add("typ", Fail, "typ %s, the issuer requires %s", have, x.iss.Typ)
@@ -471,16 +462,16 @@ func (x *explainer) signature() {
 		x.unverified = true
 		return
 	}
-	m := jwt.GetSigningMethod(x.alg)
-	input := x.parts[0] + "." + x.parts[1]
-	sig, err := x.a.parser.DecodeSegment(x.parts[2])
+	sig, err := x.jws.signature(nil)
 	if err != nil {
 		x.add("signature", Fail, "not base64url: the gateway stops here; the checks below read the unverified payload")
 		x.unverified = true
 		return
 	}
+	// The gateway's own verification, key by key.
+	x.jws.alg = x.alg
 	for _, k := range x.keys {
-		if m.Verify(input, sig, k) == nil {
+		if verifySignature(x.jws, sig, k) {
 			x.add("signature", Pass, "valid")
 			return
 		}

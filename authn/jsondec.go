@@ -36,7 +36,10 @@ type jsonDecoder struct {
 	i int
 }
 
-var errJSONSyntax = errors.New("invalid JSON")
+var (
+	errJSONSyntax  = errors.New("invalid JSON")
+	errNestTooDeep = errors.New("claims nest too deeply")
+)
 
 func (d *jsonDecoder) space() {
 	for d.i < len(d.b) {
@@ -58,12 +61,12 @@ func (d *jsonDecoder) value(depth int) (any, error) {
 	switch c := d.b[d.i]; {
 	case c == '{':
 		if depth+1 > maxNesting {
-			return nil, errors.New("claims nest too deeply")
+			return nil, errNestTooDeep
 		}
 		return d.object(depth + 1)
 	case c == '[':
 		if depth+1 > maxNesting {
-			return nil, errors.New("claims nest too deeply")
+			return nil, errNestTooDeep
 		}
 		return d.array(depth + 1)
 	case c == '"':

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"encoding/base64"
+	"errors"
 	"strings"
 	"unsafe"
 
@@ -23,28 +24,53 @@ type jws struct {
 	sig    string // the signature segment, still encoded
 }
 
-// parseJWS splits and decodes a token with exactly two dots, failing in the
-// order golang-jwt's parser does so reasons stay the same: a malformed
-// header or payload, then an algorithm that is missing or unknown.
-func parseJWS(token string, buf []byte) (*jws, error) {
+// jwsError says which part of a compact JWS could not be decoded, and why:
+// errNotBase64, errDuplicateClaim, errNestTooDeep or another JSON error.
+// The gateway and explain both read it, so they always agree.
+type jwsError struct {
+	part string // "header" or "payload"
+	err  error
+}
+
+func (e *jwsError) Error() string { return "jws " + e.part + ": " + e.err.Error() }
+func (e *jwsError) Unwrap() error { return e.err }
+
+var errNotBase64 = errors.New("not base64url")
+
+// splitJWS splits a token with exactly two dots and decodes its header and
+// payload, nothing else: no algorithm check, and the signature is left
+// encoded. Its errors are *jwsError.
+func splitJWS(token string, buf []byte) (*jws, error) {
 	d1 := strings.IndexByte(token, '.')
 	d2 := d1 + 1 + strings.IndexByte(token[d1+1:], '.')
 	t := &jws{signed: token[:d2], sig: token[d2+1:]}
 	h, err := decodeSegment(token[:d1], buf)
 	if err != nil {
-		return nil, invalidToken(ReasonMalformed, "token is malformed")
+		return nil, &jwsError{"header", errNotBase64}
 	}
 	if t.header, err = decodeObject(h); err != nil {
-		return nil, invalidToken(ReasonMalformed, "token is malformed")
+		return nil, &jwsError{"header", err}
 	}
 	p, err := decodeSegment(token[d1+1:d2], buf)
 	if err != nil {
-		return nil, invalidToken(ReasonMalformed, "token is malformed")
+		return nil, &jwsError{"payload", errNotBase64}
 	}
 	if t.claims, err = decodeObject(p); err != nil {
-		if err == errDuplicateClaim {
-			return nil, invalidToken(ReasonMalformed, "duplicate claim")
-		}
+		return nil, &jwsError{"payload", err}
+	}
+	return t, nil
+}
+
+// parseJWS is splitJWS for the gateway, with its failures as typed
+// reasons, in the order golang-jwt's parser fails so reasons stay the
+// same: a malformed header or payload, then an algorithm that is missing
+// or unknown.
+func parseJWS(token string, buf []byte) (*jws, error) {
+	t, err := splitJWS(token, buf)
+	switch {
+	case err != nil && errors.Is(err, errDuplicateClaim) && err.(*jwsError).part == "payload":
+		return nil, invalidToken(ReasonMalformed, "duplicate claim")
+	case err != nil:
 		return nil, invalidToken(ReasonMalformed, "token is malformed")
 	}
 	alg, ok := t.header["alg"].(string)
