@@ -48,19 +48,19 @@ type Config struct {
 // gateway is the proxy for one configuration. A reload builds a new one and
 // swaps it in; requests in flight finish on the one they started with.
 type gateway struct {
-	cfg       *config.Config
-	log       *slog.Logger
-	now       func() time.Time
-	sleep     func(ctx context.Context, d time.Duration)
+	cfg   *config.Config
+	log   *slog.Logger
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration)
 	// Read from the configuration once, not on the request path.
 	failureDelayMax time.Duration // server.auth_failure_delay
 	audiences       []string      // every issuer's and route's, for sessions without a route
-	routes    *routeTable
-	authn     *authn.Authenticator
-	remotes   []*jwks.Remote
-	protected headerSet
-	fwdNames  []string // the headers every forward-auth answer carries
-	ownHosts  []string // hosts of public_url and the issuer URL
+	routes          *routeTable
+	authn           *authn.Authenticator
+	remotes         []*jwks.Remote
+	protected       headerSet
+	fwdNames        []string // the headers every forward-auth answer carries
+	ownHosts        []string // hosts of public_url and the issuer URL
 	// untrustedOnce logs the first forward-auth request that names an
 	// original URL from an address not in trusted_proxies.
 	untrustedOnce sync.Once
