@@ -516,7 +516,7 @@ func (g *gateway) notReady(ctx context.Context) []string {
 		}
 	}
 	if g.login != nil && g.login.sessions != nil {
-		if err := g.login.sessions.ping(ctx); err != nil {
+		if err := g.login.sessions.Ping(ctx); err != nil {
 			out = append(out, "session store")
 		}
 	}

@@ -27,13 +27,13 @@ type login struct {
 	cookie     string // the session cookie's effective name; login-state cookies share it as a prefix
 	cookieBase string // the configured name, as the codec takes it
 	clientID   string
-	sessions   *redisSessions          // nil: sessions live in the cookie or in memory
+	sessions   *oidcclient.RedisStore  // nil: sessions live in the cookie or in memory
 	memory     *oidcclient.MemoryStore // session_store: memory; kept across reloads
 }
 
 // sessionsStore is the Redis session store of l, nil without one (or
 // without l).
-func (l *login) sessionsStore() *redisSessions {
+func (l *login) sessionsStore() *oidcclient.RedisStore {
 	if l == nil {
 		return nil
 	}
@@ -51,7 +51,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		return nil
 	}
 	var (
-		sessions *redisSessions
+		sessions *oidcclient.RedisStore
 		memory   *oidcclient.MemoryStore
 	)
 	switch store := lc.SessionStore; store {
@@ -70,13 +70,13 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		if prev != nil {
 			before = prev.login
 		}
-		if s := before.sessionsStore(); s != nil && s.url == store {
+		if s := before.sessionsStore(); s != nil && s.URL() == store {
 			sessions = s // the same store: keep its connections
 			break
 		}
 		var err error
-		if sessions, err = newRedisSessions(store); err != nil {
-			return err
+		if sessions, err = oidcclient.NewRedisStore(store); err != nil {
+			return fmt.Errorf("proxy: login.session_store: %w", err)
 		}
 		redislog.Install()
 	}

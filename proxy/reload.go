@@ -150,7 +150,7 @@ func (gw *Gateway) Reload(c *config.Config) error {
 		old.closers = append(old.closers, b.stop, closeStore(b.store))
 	}
 	if s := old.login.sessionsStore(); s != nil && s != g.login.sessionsStore() {
-		old.closers = append(old.closers, func() { _ = s.client.Close() })
+		old.closers = append(old.closers, func() { _ = s.Close() })
 	}
 	old.retire()
 	old.retireAfter()
