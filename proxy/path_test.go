@@ -159,7 +159,7 @@ func TestClientAddr(t *testing.T) {
 // port, no trailing dot left on a name, and normalising twice changes
 // nothing; a host that names a route's host exactly is matched by it.
 func FuzzRequestHost(f *testing.F) {
-	for _, s := range []string{"Admin.Example.:80", "[::1]:8080", "a.b.example.com", "x.", ":80", "[", "A..", "*.example.com"} {
+	for _, s := range []string{"Admin.Example.:80", "[::1]:8080", "a.b.example.com", "x.", ":80", "[", "A..", "*.example.com", "[[]]"} {
 		f.Add(s)
 	}
 	tbl := newRouteTable([]*route{

@@ -103,7 +103,7 @@ func requestHost(hostport string) string {
 		h = host
 	}
 	h = strings.TrimSuffix(h, ".")
-	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' && !strings.ContainsAny(h[1:len(h)-1], "[]") {
 		h = h[1 : len(h)-1]
 	}
 	for i := 0; i < len(h); i++ {
