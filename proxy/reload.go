@@ -95,11 +95,13 @@ func (gw *Gateway) build(c *config.Config, prev *gateway) (*gateway, error) {
 
 // ServeHTTP hands the request to the current configuration.
 func (gw *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if gw.draining.Load() {
+	if gw.draining.Load() && !isUpgrade(r) {
 		// Shutting down: this connection closes after the answer (HTTP/2:
 		// GOAWAY), so its client opens a new one, to a pod that stays.
 		// Idle connections are left alone until the listener closes: closing
-		// one under a client about to reuse it would fail that request.
+		// one under a client about to reuse it would fail that request. An
+		// upgrade keeps its own Connection: Upgrade; its connection is never
+		// reused for HTTP anyway.
 		w.Header().Set("Connection", "close")
 	}
 	if isUpgrade(r) {

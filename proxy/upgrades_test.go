@@ -82,3 +82,52 @@ routes:
 		t.Error("upgraded connection still open after shutdown")
 	}
 }
+
+// TestUpgradeDuringShutdownDelay: while the listener still serves after
+// SIGTERM, ordinary answers say Connection: close, but an upgrade's 101
+// keeps its Connection: Upgrade and the protocol switch works.
+func TestUpgradeDuringShutdownDelay(t *testing.T) {
+	up := testgw.Serve(t, http.HandlerFunc(echoUpgrade))
+	plain := testgw.Upstream(t)
+	gw := testgw.Start(t, testgw.Options{Logger: slog.New(slog.DiscardHandler), Config: func(string) string {
+		return `
+server: {listen: "127.0.0.1:0", shutdown_delay: 1s, shutdown_grace: 200ms}
+admin: {listen: off}
+routes:
+  - {name: ws, path_prefix: /socket, upstream: "` + up + `", auth: public}
+  - {name: page, path_prefix: /, upstream: "` + plain + `", auth: public}
+`
+	}})
+	gw.Cancel()
+	// Wait (bounded) until answers say the gateway is draining.
+	draining := false
+	for start := time.Now(); !draining && time.Since(start) < 900*time.Millisecond; {
+		res, err := http.Get(gw.URL + "/page")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		draining = res.Close
+	}
+	if !draining {
+		t.Fatal("no answer said Connection: close after the gateway was told to stop")
+	}
+	c, err := net.Dial("tcp", gw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /socket HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade during the delay: %v %v", res, err)
+	}
+	if got := res.Header.Values("Connection"); len(got) != 1 || !strings.EqualFold(got[0], "Upgrade") {
+		t.Errorf("101 during the delay says Connection: %q, want Upgrade only", got)
+	}
+	io.WriteString(c, "ping\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+		t.Fatalf("echo: %q %v", line, err)
+	}
+}
