@@ -47,21 +47,7 @@ routes:
 `
 		},
 	})
-	c, err := net.Dial("tcp", gw.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	io.WriteString(c, "GET /socket HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
-	br := bufio.NewReader(c)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", res, err)
-	}
-	io.WriteString(c, "ping\n")
-	if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
-		t.Fatalf("echo: %q %v", line, err)
-	}
+	c, _, br := upgradeEcho(t, gw.Addr)
 
 	gw.Cancel()
 	waited := make(chan error, 1)
@@ -112,22 +98,31 @@ routes:
 	if !draining {
 		t.Fatal("no answer said Connection: close after the gateway was told to stop")
 	}
-	c, err := net.Dial("tcp", gw.Addr)
+	_, res, _ := upgradeEcho(t, gw.Addr)
+	if got := res.Header.Values("Connection"); len(got) != 1 || !strings.EqualFold(got[0], "Upgrade") {
+		t.Errorf("101 during the delay says Connection: %q, want Upgrade only", got)
+	}
+}
+
+// upgradeEcho upgrades a new connection to the gateway at addr to the echo
+// protocol at /socket, checks one echo, and returns the connection (closed
+// when the test ends), the 101 and a reader on the connection.
+func upgradeEcho(t *testing.T, addr string) (net.Conn, *http.Response, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	io.WriteString(c, "GET /socket HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 	br := bufio.NewReader(c)
 	res, err := http.ReadResponse(br, nil)
 	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade during the delay: %v %v", res, err)
-	}
-	if got := res.Header.Values("Connection"); len(got) != 1 || !strings.EqualFold(got[0], "Upgrade") {
-		t.Errorf("101 during the delay says Connection: %q, want Upgrade only", got)
+		t.Fatalf("upgrade: %v %v", res, err)
 	}
 	io.WriteString(c, "ping\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
 		t.Fatalf("echo: %q %v", line, err)
 	}
+	return c, res, br
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/peers"
 )
 
 // TestMain lets the test binary stand in for the portcullis binary, so a
@@ -151,7 +153,7 @@ func TestSIGTERMShutdownDelay(t *testing.T) {
 	go func() { _ = up.Serve(upLn) }()
 	defer up.Close()
 
-	addr, adminAddr := freeAddr(t), freeAddr(t)
+	addr, adminAddr := peers.FreeAddr(t), peers.FreeAddr(t)
 	cfg := fmt.Sprintf(`
 server: {listen: %q, shutdown_delay: %s, shutdown_grace: %s}
 admin: {listen: %q}
@@ -287,15 +289,4 @@ routes:
 		t.Errorf("exited %s after SIGTERM, before the %s delay ended", exitedAfter, delay)
 	}
 	t.Logf("%d requests during the %s delay, %d failed; exited %s after SIGTERM", during, delay, failed, exitedAfter.Round(time.Millisecond))
-}
-
-// freeAddr returns a loopback address no one listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
