@@ -95,8 +95,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		c.Issuer.applyDefaults(set)
 	}
 	if c.Login != nil {
-		builtin := c.Issuer != nil && strings.TrimSuffix(c.Login.Issuer, "/") == strings.TrimSuffix(c.Issuer.URL, "/")
-		c.Login.applyDefaults(set, s.PublicURL, builtin)
+		c.Login.applyDefaults(set, s.PublicURL, c.LoginAtBuiltinIssuer())
 	}
 }
 

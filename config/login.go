@@ -129,6 +129,13 @@ const (
 	defaultSessionCacheBytes   = 16 << 20
 )
 
+// LoginAtBuiltinIssuer reports whether the login section signs browsers in
+// at this configuration's own built-in issuer.
+func (c *Config) LoginAtBuiltinIssuer() bool {
+	return c.Login != nil && c.Issuer != nil &&
+		strings.TrimSuffix(c.Login.Issuer, "/") == strings.TrimSuffix(c.Issuer.URL, "/")
+}
+
 // defaultLoginScopes are the scopes the gateway asks for by default.
 var defaultLoginScopes = []string{"openid", "profile", "email", "offline_access"}
 

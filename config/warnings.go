@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Warnings lists what in a valid configuration works, but probably not
@@ -17,7 +16,7 @@ func (c *Config) Warnings() []*Error {
 	// Signing out through the built-in issuer comes back only to a
 	// registered address. A first-party client has the gateway's own
 	// registered without configuration; any other needs it listed.
-	if l, b := c.Login, c.Issuer; l != nil && b != nil && strings.TrimSuffix(l.Issuer, "/") == strings.TrimSuffix(b.URL, "/") {
+	if l, b := c.Login, c.Issuer; c.LoginAtBuiltinIssuer() {
 		for i, cl := range b.Clients {
 			if cl.ID != l.ClientID || cl.FirstParty || slices.Contains(cl.PostLogoutRedirectURIs, l.PostLogoutRedirectURL) {
 				continue

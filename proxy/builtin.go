@@ -48,20 +48,12 @@ func (b *builtin) owns(path string) bool {
 // issuer's session and comes back without registering anything.
 func postLogoutURIs(c *config.Config, cl config.IssuerClient) []string {
 	uris := cl.PostLogoutRedirectURIs
-	if own := GatewayPostLogoutURL(c, cl.ID); own != "" && cl.FirstParty && !slices.Contains(uris, own) {
-		uris = append(slices.Clone(uris), own)
+	if c.LoginAtBuiltinIssuer() && c.Login.ClientID == cl.ID && cl.FirstParty {
+		if own := c.Login.PostLogoutRedirectURL; !slices.Contains(uris, own) {
+			uris = append(slices.Clone(uris), own)
+		}
 	}
 	return uris
-}
-
-// GatewayPostLogoutURL is the gateway's post-logout address when its
-// login signs in at the built-in issuer of c as client id, else "".
-func GatewayPostLogoutURL(c *config.Config, id string) string {
-	if c.Login == nil || c.Issuer == nil || c.Login.ClientID != id ||
-		strings.TrimSuffix(c.Login.Issuer, "/") != strings.TrimSuffix(c.Issuer.URL, "/") {
-		return ""
-	}
-	return c.Login.PostLogoutRedirectURL
 }
 
 // NewIssuer builds the built-in issuer of cfg (nil when there is none): its

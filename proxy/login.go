@@ -113,7 +113,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		},
 	}
 	switch b := g.builtin; {
-	case b != nil && strings.TrimSuffix(lc.Issuer, "/") == b.iss.URL():
+	case b != nil && g.cfg.LoginAtBuiltinIssuer():
 		oc.Keys = b.keys
 		u := b.iss.URL()
 		oc.Endpoints = &oidcclient.Endpoints{Authorization: u + "/authorize", Token: u + "/token", EndSession: u + "/logout"}
