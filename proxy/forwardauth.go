@@ -169,7 +169,7 @@ func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, 
 		g.log.Info("request denied", "route", name, "reason", ae.Reason, "detail", ae.Description,
 			"path", o.URL.Path, "remote", r.RemoteAddr, "forward_auth", true)
 	}
-	authn.WriteError(w, g.realm, ae)
+	g.writeDenial(w, o, rt, ae)
 }
 
 // fwdLogin reports whether a failed forward-auth request should be sent to

@@ -424,7 +424,15 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 			g.slowDown(r)
 		}
 	}
-	if ae.Status == http.StatusForbidden && g.login != nil && isNavigation(r) {
+	g.writeDenial(w, r, rt, ae)
+}
+
+// writeDenial answers a refused request r, or for forward-auth the
+// original request it judges: a browser navigation that is signed in but
+// lacks a scope or claim gets a page saying which (with login configured),
+// everything else the RFC 6750 answer.
+func (g *gateway) writeDenial(w http.ResponseWriter, r *http.Request, rt *route, ae *authn.Error) {
+	if ae.Status == http.StatusForbidden && g.login != nil && rt != nil && isNavigation(r) {
 		g.forbiddenPage(w, rt, ae)
 		return
 	}

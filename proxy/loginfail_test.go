@@ -106,6 +106,12 @@ func TestForbiddenNavigationPage(t *testing.T) {
 	if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/plain") || !strings.Contains(body, "insufficient_scope") {
 		t.Errorf("API client: %d %q %q", res.StatusCode, res.Header.Get("Content-Type"), body)
 	}
+	// The same answer from forward-auth, for the original request a proxy
+	// asks about.
+	res, body = b.do("GET", e.base+"/oauth2/auth", nil, http.Header{"X-Forwarded-Uri": {"/ops/x"}, "X-Forwarded-Method": {"GET"}})
+	if res.StatusCode != 403 || !strings.Contains(body, "department to be ops or sre") {
+		t.Errorf("forward-auth navigation: %d\n%s", res.StatusCode, body)
+	}
 }
 
 // TestSignInHostMismatch: a sign-in started under another loopback name
