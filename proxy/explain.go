@@ -212,6 +212,9 @@ func (noKeys) Keys(context.Context, string) ([]jwks.Key, error) {
 
 var _ authn.KeySource = noKeys{}
 
+// ErrNotURL is RouteForURL's error for a URL that is not absolute http(s).
+var ErrNotURL = errors.New("not an absolute http(s) URL")
+
 // RouteForURL names the route a gateway built from c would choose for a
 // request to rawURL ("https://admin.example/open/x"), and says which host
 // rule chose it. c must be validated. A URL that no route serves, or one
@@ -220,7 +223,7 @@ var _ authn.KeySource = noKeys{}
 func RouteForURL(c *config.Config, rawURL string) (name, why string, err error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", "", fmt.Errorf("%q is not an absolute http(s) URL; write it like https://app.example.com/path", rawURL)
+		return "", "", fmt.Errorf("%q is %w; write it like https://app.example.com/path", rawURL, ErrNotURL)
 	}
 	raw, key, ok := cleanPath(u.EscapedPath())
 	if !ok {
@@ -228,8 +231,7 @@ func RouteForURL(c *config.Config, rawURL string) (name, why string, err error) 
 	}
 	rs := make([]*route, len(c.Routes))
 	for i := range c.Routes {
-		cr := &c.Routes[i]
-		rs[i] = &route{name: cr.Name, host: strings.ToLower(cr.Host), prefix: strings.TrimSuffix(cr.PathPrefix, "/")}
+		rs[i] = routeHead(&c.Routes[i])
 	}
 	t := newRouteTable(rs)
 	host := requestHost(u.Host)

@@ -71,16 +71,23 @@ func (g *gateway) buildIssuers(ctx context.Context, client *http.Client) ([]auth
 	return out, nil
 }
 
+// routeHead is what routing reads of a configured route: its name, host
+// (lower case) and prefix (without a trailing slash).
+func routeHead(cr *config.Route) *route {
+	return &route{name: cr.Name, host: strings.ToLower(cr.Host), prefix: strings.TrimSuffix(cr.PathPrefix, "/")}
+}
+
 // buildRoute converts one configured route and its ReverseProxy.
 func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
 	u, err := url.Parse(cr.Upstream)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: route %s: upstream: %w", cr.Name, err)
 	}
-	rt := &route{
-		name:         cr.Name,
-		host:         strings.ToLower(cr.Host),
-		prefix:       strings.TrimSuffix(cr.PathPrefix, "/"),
+	rt := routeHead(cr)
+	*rt = route{
+		name:         rt.name,
+		host:         rt.host,
+		prefix:       rt.prefix,
 		upstream:     u,
 		auth:         cr.Auth,
 		idHeaders:    identityHeaders(cr.ForwardHeaders),

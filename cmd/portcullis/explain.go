@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -72,11 +71,11 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	chosen := ""
 	if *target != "" {
-		if u, err := url.Parse(*target); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			fmt.Fprintf(stderr, "portcullis explain: --url %q is not an absolute http(s) URL; write it like https://app.example.com/path\n", *target)
+		name, why, err := proxy.RouteForURL(cfg, *target)
+		if errors.Is(err, proxy.ErrNotURL) {
+			fmt.Fprintln(stderr, "portcullis explain: --url", err)
 			return errUsage
 		}
-		name, why, err := proxy.RouteForURL(cfg, *target)
 		if err != nil {
 			fmt.Fprintln(stderr, "portcullis explain:", err)
 			return errRefused
