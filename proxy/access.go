@@ -127,8 +127,10 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	aw := accessWriters.Get().(*accessWriter)
 	*aw = accessWriter{ResponseWriter: w}
 	g := gw.enter()
-	g.ServeHTTP(aw, r)
-	g.leave()
+	func() {
+		defer g.leave() // also when a handler panics, which net/http recovers
+		g.ServeHTTP(aw, r)
+	}()
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
 	}
