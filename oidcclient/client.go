@@ -91,6 +91,10 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// ClientAddr returns the client's address for the log; nil means the
+	// connection's. Behind a load balancer, pass one that believes
+	// X-Forwarded-For from trusted proxies only.
+	ClientAddr func(*http.Request) string
 	// AppName is what the pages call the application ("You declined
 	// access for AppName"); "" means the public URL's host.
 	AppName string

@@ -309,7 +309,11 @@ var errNoSession = errors.New("oidcclient: no session")
 // client's address and the request id.
 func (c *Client) loginFailed(r *http.Request, reason string, err error, more ...any) {
 	level := slog.LevelInfo
-	args := append([]any{"reason", reason, "remote", r.RemoteAddr, "request_id", r.Header.Get("X-Request-Id")}, more...)
+	remote := r.RemoteAddr
+	if c.cfg.ClientAddr != nil {
+		remote = c.cfg.ClientAddr(r)
+	}
+	args := append([]any{"reason", reason, "remote", remote, "request_id", r.Header.Get("X-Request-Id")}, more...)
 	if err != nil {
 		level = slog.LevelWarn
 		args = append(args, "err", err)

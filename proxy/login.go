@@ -104,6 +104,7 @@ func (g *gateway) buildLogin(ctx context.Context, httpClient *http.Client, prev 
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: httpClient,
 		SessionCacheEntries: sessionCacheEntries(lc.SessionCache), SessionCacheBytes: lc.SessionCache.Bytes,
 		Now: g.now, Logger: g.log, LoginFailed: g.metrics.loginFailed,
+		ClientAddr: func(r *http.Request) string { return clientAddr(g.trusted, r) },
 		// An access token is usable when it verifies and is meant for
 		// an audience portcullis serves; otherwise (opaque, or for another
 		// API) the id_token speaks for the user.
