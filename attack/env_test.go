@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/testgw"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // newClock returns a settable test clock at at.
@@ -83,7 +83,7 @@ func newTrap(t testing.TB) *trap {
 type gateway struct {
 	url  string // base URL, http://127.0.0.1:port
 	addr string // host:port
-	gw   *proxy.Gateway
+	gw   *serve.Server
 	logs *testgw.LogBuffer // everything it logged, at debug level
 	held atomic.Int64      // answers held back (recorded, not waited for)
 }
@@ -96,7 +96,7 @@ func startGateway(t testing.TB, clk *testgw.Clock, yml func(base string) string)
 	s := testgw.Start(t, testgw.Options{Config: yml, Now: clk.Now,
 		Logger: slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Sleep:  func(context.Context, time.Duration) { g.held.Add(1) }})
-	g.url, g.addr, g.gw = s.URL, s.Addr, s.Gateway
+	g.url, g.addr, g.gw = s.URL, s.Addr, s.Server
 	return g
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // builtinConfig runs the built-in issuer under /idp beside a catch-all
@@ -55,7 +55,7 @@ func TestBuiltinIssuerTokensPassTheGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
+	gw, err := serve.New(ctx, serve.Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // newClock returns a settable test clock at a fixed time.
@@ -39,7 +39,7 @@ type env struct {
 	idp    *testidp.Server
 	keys   map[string]*testidp.Key
 	clock  *testgw.Clock
-	gw     *proxy.Gateway
+	gw     *serve.Server
 	logs   *testgw.LogBuffer // everything the gateway logged
 	url    string            // gateway base URL
 	admin  string            // admin base URL
@@ -139,7 +139,7 @@ func newEnvWith(t testing.TB, extraRoutes string, before func(*env)) *env {
 	}
 	g := testgw.Start(t, testgw.Options{Config: func(string) string { return e.yml }, Admin: true,
 		Now: e.clock.Now, Sleep: e.sleeps.sleep, Logger: log})
-	e.gw, e.url, e.admin = g.Gateway, g.URL, g.AdminURL
+	e.gw, e.url, e.admin = g.Server, g.URL, g.AdminURL
 	// A test may stop the gateway itself and check what serving returned.
 	e.cancel, e.done = g.Cancel, make(chan error, 1)
 	go func() { e.done <- g.Wait() }()

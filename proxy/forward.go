@@ -15,124 +15,45 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/authn"
-	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/httpsec"
-	"github.com/portcullis-dev/portcullis/jwks"
 )
 
-// authnIssuer converts a configured issuer, without its key source.
-func authnIssuer(ci config.Issuer) authn.Issuer {
-	iss := authn.Issuer{
-		Issuer:     ci.Issuer,
-		Audiences:  ci.Audiences,
-		Algorithms: ci.Algorithms,
-		Leeway:     ci.Leeway.D(),
-		Typ:        ci.Typ,
-	}
-	if ci.HMACSecret != "" {
-		iss.HMACSecret = []byte(ci.HMACSecret)
-	}
-	return iss
-}
-
-// buildIssuers converts the configured issuers, starting a background key
-// set for each one that has keys to fetch.
-func (g *gateway) buildIssuers(ctx context.Context, client *http.Client) ([]authn.Issuer, error) {
-	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
-	for _, ci := range g.cfg.Issuers {
-		iss := authnIssuer(ci)
-		if b := g.builtin; b != nil && ci.Issuer == b.iss.URL() && ci.JWKSURI == "" {
-			// The built-in issuer: its keys and revocations in-process.
-			iss.Keys = b.keys
-			iss.Revoked = b.iss.Revoked
-			out = append(out, iss)
-			continue
-		}
-		if ci.HMACSecret == "" || ci.JWKSURI != "" {
-			name := ci.Issuer
-			remote := g.keySets.get(jwks.RemoteConfig{
-				Issuer:          ci.Issuer,
-				JWKSURI:         ci.JWKSURI,
-				Client:          client,
-				MinAge:          ci.JWKSMinAge.D(),
-				MaxAge:          ci.JWKSMaxAge.D(),
-				RefetchInterval: ci.JWKSRefetchInterval.D(),
-				Now:             g.now,
-				Logger:          g.log,
-				OnFetch: func(result string) {
-					g.metrics.jwksFetches.WithLabelValues(name, result).Inc()
-				},
-			})
-			g.remotes = append(g.remotes, remote)
-			iss.Keys = remote
-		}
-		out = append(out, iss)
-	}
-	return out, nil
-}
-
-// routeHead is what routing reads of a configured route: its name, host
-// (lower case) and prefix (without a trailing slash).
-func routeHead(cr *config.Route) *route {
-	return &route{name: cr.Name, host: strings.ToLower(cr.Host), prefix: strings.TrimSuffix(cr.PathPrefix, "/")}
-}
-
-// buildRoute converts one configured route and its ReverseProxy.
-func (g *gateway) buildRoute(cr *config.Route) (*route, error) {
-	u, err := url.Parse(cr.Upstream)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: route %s: upstream: %w", cr.Name, err)
-	}
-	rt := routeHead(cr)
-	*rt = route{
-		name:         rt.name,
-		host:         rt.host,
-		prefix:       rt.prefix,
-		upstream:     u,
-		auth:         cr.Auth,
-		idHeaders:    identityHeaders(cr.ForwardHeaders),
-		preserveHost: cr.PreserveHost,
-		maxBody:      cr.MaxBodyBytes,
-		onUnauth:     cr.OnUnauthenticated,
-	}
+// newRoute is what routing reads of a route: its name, host (lower case)
+// and prefix (without a trailing slash; "/" for the root).
+func newRoute(rs *Route) *route {
+	rt := &route{name: rs.Name, host: strings.ToLower(rs.Host), prefix: strings.TrimSuffix(rs.PathPrefix, "/")}
 	if rt.prefix == "" {
 		rt.prefix = "/"
 	}
-	switch ft := cr.ForwardToken; {
-	case ft == "" || ft == config.ForwardTokenNone:
-	case strings.EqualFold(ft, config.ForwardTokenAuthorization):
-		rt.forwardToken = config.ForwardTokenAuthorization
-	default:
-		rt.forwardToken = textproto.CanonicalMIMEHeaderKey(ft)
+	return rt
+}
+
+// buildRoute converts one route and builds its ReverseProxy.
+func (g *generation) buildRoute(rs *Route) (*route, error) {
+	if rs.Upstream == nil {
+		return nil, fmt.Errorf("proxy: route %s: no upstream", rs.Name)
 	}
-	rt.policy = authn.Policy{
-		Audiences: cr.Audiences,
-		Scopes:    cr.RequireScopes,
+	if rs.Auth != AuthPublic && g.authn == nil {
+		return nil, fmt.Errorf("proxy: route %s needs an issuer", rs.Name)
 	}
-	if len(cr.RequireClaims) > 0 {
-		rt.policy.Claims = make(map[string][]string, len(cr.RequireClaims))
-		for k, v := range cr.RequireClaims {
-			rt.policy.Claims[k] = v
-		}
+	rt := newRoute(rs)
+	rt.upstream = rs.Upstream
+	rt.auth = rs.Auth
+	rt.policy = rs.Policy
+	rt.idHeaders = identityHeaders(rs.ForwardHeaders)
+	rt.forwardToken = rs.ForwardToken
+	if rt.forwardToken.Mode == TokenHeader {
+		rt.forwardToken.Header = textproto.CanonicalMIMEHeaderKey(rt.forwardToken.Header)
 	}
-	for _, s := range cr.TokenFrom {
-		src, err := authn.ParseSource(s)
-		if err != nil {
-			return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
-		}
-		rt.policy.Sources = append(rt.policy.Sources, src)
-	}
-	if rt.auth != config.AuthPublic && g.authn == nil {
-		return nil, fmt.Errorf("proxy: route %s needs an issuer", cr.Name)
-	}
+	rt.preserveHost = rs.PreserveHost
+	rt.maxBody = rs.MaxBodyBytes
+	rt.onUnauth = rs.Unauthenticated
 	rt.upstreamT = g.metrics.upstreamLatency.WithLabelValues(rt.name)
-	tr := newTransport(cr.Timeout.D())
-	if tr.TLSClientConfig, err = upstreamTLS(cr.UpstreamCAFile); err != nil {
-		return nil, fmt.Errorf("proxy: route %s: %w", cr.Name, err)
-	}
+	tr := newTransport(rs.Timeout)
+	tr.TLSClientConfig = rs.UpstreamTLS
 	var transport http.RoundTripper = tr
-	if u.Scheme == "http" && !stdUpstreamTransport {
-		transport = newH1Transport(tr, u.Host, cr.Timeout.D())
+	if rs.Upstream.Scheme == "http" && !stdUpstreamTransport {
+		transport = newH1Transport(tr, rs.Upstream.Host, rs.Timeout)
 	}
 	rt.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
@@ -172,7 +93,7 @@ func newTransport(responseTimeout time.Duration) *http.Transport {
 
 // rewrite builds the outbound request. ReverseProxy has already removed
 // hop-by-hop headers and the X-Forwarded-* and Forwarded headers.
-func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
+func (g *generation) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*reqState)
 	rt := st.route
 	out := pr.Out
@@ -222,10 +143,10 @@ func (g *gateway) rewrite(pr *httputil.ProxyRequest) {
 
 // forwardToken removes the token from where the client put it unless the
 // route forwards it, and sets it where the route wants it.
-func (g *gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity) {
+func (g *generation) forwardToken(out *http.Request, rt *route, id *authn.Identity) {
 	switch id.Source.Kind {
 	case authn.SourceHeader:
-		if rt.forwardToken != config.ForwardTokenAuthorization {
+		if rt.forwardToken.Mode != TokenBearer {
 			out.Header.Del("Authorization")
 		}
 	case authn.SourceQuery:
@@ -235,18 +156,17 @@ func (g *gateway) forwardToken(out *http.Request, rt *route, id *authn.Identity)
 	case authn.SourceCookie:
 		removeCookie(out.Header, id.Source.Name)
 	}
-	switch rt.forwardToken {
-	case "":
-	case config.ForwardTokenAuthorization:
+	switch rt.forwardToken.Mode {
+	case TokenBearer:
 		out.Header.Set("Authorization", "Bearer "+id.Token)
-	default:
-		out.Header.Set(rt.forwardToken, id.Token)
+	case TokenHeader:
+		out.Header.Set(rt.forwardToken.Header, id.Token)
 	}
 }
 
-// clientAddr is the address of the client behind any trusted proxies: the
+// ClientAddr is the address of the client behind any trusted proxies: the
 // right-most X-Forwarded-For entry that is not itself a trusted proxy.
-func clientAddr(trusted []netip.Prefix, r *http.Request) string {
+func ClientAddr(trusted []netip.Prefix, r *http.Request) string {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
@@ -277,7 +197,7 @@ func clientAddr(trusted []netip.Prefix, r *http.Request) string {
 	return addr.String()
 }
 
-func (g *gateway) isTrusted(remoteAddr string) bool {
+func (g *generation) isTrusted(remoteAddr string) bool {
 	if len(g.trusted) == 0 {
 		return false
 	}
@@ -296,9 +216,9 @@ func (g *gateway) isTrusted(remoteAddr string) bool {
 
 // modifyResponse records upstream latency and lifts the write timeout for
 // event streams.
-func (g *gateway) modifyResponse(res *http.Response) error {
+func (g *generation) modifyResponse(res *http.Response) error {
 	st := res.Request.Context().Value(stateKey{}).(*reqState)
-	st.route.upstreamT.Observe(time.Since(st.start).Seconds())
+	st.route.upstreamT.Observe(g.now().Sub(st.start).Seconds())
 	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		_ = http.NewResponseController(st.w).SetWriteDeadline(time.Time{})
 	}
@@ -309,7 +229,7 @@ func (g *gateway) modifyResponse(res *http.Response) error {
 // timeout is 504, a client that went away is only logged (nginx's 499), an
 // oversized body is 413, everything else 502. No error text reaches the
 // client.
-func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+func (g *generation) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(stateKey{}).(*reqState)
 	name := st.route.name
 	var maxErr *http.MaxBytesError
@@ -338,7 +258,7 @@ func (g *gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 
 // plainStatus writes one of portcullis' own short text answers. They are
 // never framed, cached, sniffed or referred on.
-func (g *gateway) plainStatus(w http.ResponseWriter, status int, msg string) {
+func (g *generation) plainStatus(w http.ResponseWriter, status int, msg string) {
 	httpsec.Set(w.Header(), "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))

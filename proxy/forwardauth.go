@@ -3,13 +3,11 @@ package proxy
 import (
 	"errors"
 	"net/http"
-	"net/textproto"
 	"net/url"
 	"slices"
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/authn"
-	"github.com/portcullis-dev/portcullis/config"
 )
 
 // forwardAuth is the forward-auth endpoint for nginx auth_request, Caddy
@@ -39,7 +37,7 @@ import (
 // forward-auth cannot make the login page loop. An original request that no
 // route takes is refused (403), and so is an ambiguous path (400), as in
 // the proxy mode.
-func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix string) {
+func (g *generation) forwardAuth(w http.ResponseWriter, r *http.Request, suffix string) {
 	w.Header().Set("Cache-Control", "no-store")
 	o, ok := g.originalRequest(r, suffix)
 	if !ok {
@@ -65,7 +63,7 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 	if rt == nil {
 		return
 	}
-	if rt.auth == config.AuthPublic {
+	if rt.auth == AuthPublic {
 		note(w, rt.name, outcomePublic, "")
 		g.fwdAllow(w, r, rt, nil)
 		return
@@ -75,7 +73,7 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 	if id == nil && err == nil && g.login != nil {
 		id, err = g.sessionIdentityFrom(w, o, policy, g.login.client.SessionOneCookie)
 	}
-	if id == nil && err == nil && rt.auth == config.AuthRequired {
+	if id == nil && err == nil && rt.auth == AuthRequired {
 		err = authn.Missing()
 	}
 	var ae *authn.Error
@@ -99,13 +97,13 @@ func (g *gateway) forwardAuth(w http.ResponseWriter, r *http.Request, suffix str
 
 // fwdAllow writes a 200 forward-auth answer for rt (nil: no route, or
 // portcullis' own path) and id (nil: anonymous).
-func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id *authn.Identity) {
+func (g *generation) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id *authn.Identity) {
 	h := w.Header()
 	blank := make([]string, 1) // one shared [""] for every blank header
 	for _, name := range g.fwdNames {
 		h[name] = blank
 	}
-	if rt != nil && rt.auth == config.AuthPublic {
+	if rt != nil && rt.auth == AuthPublic {
 		// As in the proxy mode, a public route's request keeps its own
 		// Authorization: portcullis did not read it.
 		if v := r.Header.Get("Authorization"); v != "" {
@@ -119,12 +117,11 @@ func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id
 		}
 		setIdentity(h, headers, id)
 		if rt != nil {
-			switch rt.forwardToken {
-			case "":
-			case config.ForwardTokenAuthorization:
+			switch rt.forwardToken.Mode {
+			case TokenBearer:
 				h.Set("Authorization", "Bearer "+id.Token)
-			default:
-				h.Set(rt.forwardToken, id.Token)
+			case TokenHeader:
+				h.Set(rt.forwardToken.Header, id.Token)
 			}
 		}
 	}
@@ -152,7 +149,7 @@ func (g *gateway) fwdAllow(w http.ResponseWriter, r *http.Request, rt *route, id
 // fwdDeny answers a forward-auth request whose authentication failed: a
 // navigation that should log in is sent to log in, everything else gets
 // the RFC 6750 answer.
-func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, name string, err error, ae *authn.Error) {
+func (g *generation) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, name string, err error, ae *authn.Error) {
 	if g.fwdLogin(o, rt, err, ae) {
 		note(w, name, outcomeRedirect, "")
 		u := g.login.client.LoginURLFor(o.URL.String())
@@ -174,19 +171,19 @@ func (g *gateway) fwdDeny(w http.ResponseWriter, r, o *http.Request, rt *route, 
 
 // fwdLogin reports whether a failed forward-auth request should be sent to
 // log in, by the rules of sendToLogin.
-func (g *gateway) fwdLogin(o *http.Request, rt *route, err error, ae *authn.Error) bool {
+func (g *generation) fwdLogin(o *http.Request, rt *route, err error, ae *authn.Error) bool {
 	var rejected errSessionRejected
 	if g.login == nil || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) {
 		return false
 	}
-	onUnauth := "auto"
+	onUnauth := UnauthAuto
 	if rt != nil {
 		onUnauth = rt.onUnauth
 	}
 	switch onUnauth {
-	case "login":
+	case UnauthLogin:
 		return true
-	case "auto":
+	case UnauthAuto:
 		return isNavigation(o)
 	}
 	return false
@@ -206,7 +203,7 @@ func (g *gateway) fwdLogin(o *http.Request, rt *route, err error, ae *authn.Erro
 // names an original URL is logged, as a proxy missing from trusted_proxies.
 // It reports false for an original URL that does not parse or carries user
 // information or a fragment.
-func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request, bool) {
+func (g *generation) originalRequest(r *http.Request, suffix string) (*http.Request, bool) {
 	u := &url.URL{Scheme: "http", Host: r.Host, Path: "/"}
 	if r.TLS != nil {
 		u.Scheme = "https"
@@ -279,7 +276,7 @@ func (g *gateway) originalRequest(r *http.Request, suffix string) (*http.Request
 // endpoints are served on for forward-auth: the host of server.public_url
 // or of the built-in issuer's URL. On any other host the fronting proxy's
 // routes decide, like for any path.
-func (g *gateway) ownHost(host string) bool {
+func (g *generation) ownHost(host string) bool {
 	for _, h := range g.ownHosts {
 		if h == host {
 			return true
@@ -323,14 +320,14 @@ var forwardAuthFamily = []string{
 // forwardAuthNames is the forward-auth set: forwardAuthFamily and every
 // header a route names in forward_headers or forward_token, canonical and
 // sorted.
-func forwardAuthNames(routes []config.Route) []string {
+func forwardAuthNames(routes []*route) []string {
 	out := slices.Clone(forwardAuthFamily)
 	for _, r := range routes {
-		for name := range r.ForwardHeaders {
-			out = append(out, textproto.CanonicalMIMEHeaderKey(name))
+		for _, h := range r.idHeaders {
+			out = append(out, h.name)
 		}
-		if ft := r.ForwardToken; ft != "" && ft != config.ForwardTokenNone && !strings.EqualFold(ft, config.ForwardTokenAuthorization) {
-			out = append(out, textproto.CanonicalMIMEHeaderKey(ft))
+		if r.forwardToken.Mode == TokenHeader {
+			out = append(out, r.forwardToken.Header)
 		}
 	}
 	slices.Sort(out)

@@ -1,8 +1,10 @@
 // Package proxy is the gateway: it matches a request to a route, has authn
 // judge its token, and forwards it with httputil.ReverseProxy, handing the
-// upstream the caller's identity as headers. It also runs the listeners:
-// the proxy itself and an admin listener with /metrics, /healthz and
-// /readyz.
+// upstream the caller's identity as headers. It also answers forward-auth
+// requests and runs the listeners: the proxy itself and an admin listener
+// with /metrics, /healthz and /readyz. What it serves (routes, the
+// authenticator, the built-in issuer, the login) arrives built, as a
+// [Spec]; package serve makes one from the configuration.
 package proxy
 
 import (
@@ -23,32 +25,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/authn"
-	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/pages"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
 
-// Config configures a [Gateway].
-type Config struct {
-	// Config is the validated configuration file. Required.
-	Config *config.Config
-	// Logger receives structured logs; nil discards them.
-	Logger *slog.Logger
-	// HTTPClient fetches discovery documents and key sets; nil means a
-	// client with a 10s timeout.
-	HTTPClient *http.Client
-	// Now is the clock for token checks and metrics; nil means time.Now.
-	Now func() time.Time
-	// Sleep waits for d or until ctx is done, whichever comes first; it
-	// holds back answers to connections that keep failing authentication.
-	// nil means a timer.
-	Sleep func(ctx context.Context, d time.Duration)
-}
-
-// gateway is the proxy for one configuration. A reload builds a new one and
+// generation is the proxy for one Spec. A reload builds a new one and
 // swaps it in; requests in flight finish on the one they started with.
-type gateway struct {
-	cfg   *config.Config
+type generation struct {
 	log   *slog.Logger
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration)
@@ -67,10 +50,8 @@ type gateway struct {
 	trusted       []netip.Prefix
 	metrics       *metrics
 	realm         string
-	builtin       *builtin // nil without an issuer section
-	login         *login   // nil without a login section
-	keySets       *remoteCache
-	cancel        context.CancelFunc // stops what this configuration started
+	builtin       *builtin // nil without a built-in issuer
+	login         *login   // nil without browser login
 
 	// A generation's lifetime: requests in flight on it (active), whether a
 	// reload has replaced it (retired), and what it alone opened, closed
@@ -83,7 +64,7 @@ type gateway struct {
 
 // enter counts a request on g; it reports false when g was retired in the
 // meantime, and the caller takes the current generation instead.
-func (g *gateway) enter() bool {
+func (g *generation) enter() bool {
 	g.active.Add(1)
 	if g.retired.Load() {
 		g.leave()
@@ -93,7 +74,7 @@ func (g *gateway) enter() bool {
 }
 
 // leave ends a request on g, closing g if it is retired and was the last.
-func (g *gateway) leave() {
+func (g *generation) leave() {
 	if g.active.Add(-1) == 0 && g.retired.Load() {
 		g.closeAll()
 	}
@@ -103,18 +84,15 @@ func (g *gateway) leave() {
 // request in flight has ended (at once when there is none). With
 // sequentially consistent atomics, a request either sees retired in enter
 // and moves on, or is counted before retireAfter looks.
-func (g *gateway) retireAfter() {
+func (g *generation) retireAfter() {
 	g.retired.Store(true)
 	if g.active.Load() == 0 {
 		g.closeAll()
 	}
 }
 
-func (g *gateway) closeAll() {
+func (g *generation) closeAll() {
 	g.closeOnce.Do(func() {
-		if g.cancel != nil {
-			g.cancel()
-		}
 		for _, c := range g.closers {
 			c()
 		}
@@ -127,13 +105,13 @@ type route struct {
 	host         string
 	prefix       string
 	upstream     *url.URL
-	auth         string
+	auth         Auth
 	policy       authn.Policy
 	idHeaders    []identityHeader
-	forwardToken string // "", "authorization" or a canonical header name
+	forwardToken ForwardToken
 	preserveHost bool
 	maxBody      int64
-	onUnauth     string
+	onUnauth     Unauthenticated
 	proxy        *httputil.ReverseProxy
 	// Metrics of the hot path, bound once.
 	upstreamT prometheus.Observer
@@ -168,59 +146,42 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 
 type stateKey struct{}
 
-// newGateway builds the proxy for one validated configuration. Key sets come
-// from keySets, shared across reloads; prev, the configuration being
-// replaced (nil at start), lends its built-in issuer when that section did
-// not change. What the new configuration starts runs on ctx; the built-in
-// issuer, which may outlive it, on root.
-func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remoteCache, prev *gateway) (*gateway, error) {
-	c := cfg.Config
-	if c == nil {
-		return nil, errors.New("proxy: no configuration")
+// newGeneration builds the proxy for one Spec.
+func newGeneration(s Spec, log *slog.Logger, now func() time.Time, sleep func(context.Context, time.Duration), m *metrics) (*generation, error) {
+	g := &generation{log: log, now: now, sleep: sleep, realm: s.PublicURL, metrics: m,
+		failureDelayMax: s.AuthFailureDelay, audiences: s.Audiences, trusted: s.TrustedProxies,
+		authn: s.Authn, remotes: s.KeySets}
+	var ownURLs = []string{s.PublicURL}
+	if b := s.Issuer; b != nil {
+		g.builtin = &builtin{iss: b.Issuer, keys: b.Keys, store: b.Store, base: b.Issuer.PathPrefix()}
+		ownURLs = append(ownURLs, b.Issuer.URL())
 	}
-	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, sleep: cfg.Sleep, realm: c.Server.PublicURL, metrics: m, keySets: keySets,
-		failureDelayMax: c.Server.AuthFailureDelay.D(), audiences: allAudiences(c)}
-	for _, p := range c.Server.TrustedProxies {
-		pfx, err := parsePrefix(p)
-		if err != nil {
-			return nil, err
+	if l := s.Login; l != nil {
+		if g.authn == nil {
+			return nil, errors.New("proxy: login needs the provider listed under issuers, so sessions can be verified")
 		}
-		g.trusted = append(g.trusted, pfx)
+		g.login = &login{client: l.Client, cookies: l.Cookies, prefix: l.Prefix, cookie: l.Cookies.Name(l.CookieName),
+			cookieBase: l.CookieName, clientID: l.ClientID, sessions: l.Sessions}
 	}
-	if err := g.buildBuiltin(root, cfg, prev); err != nil {
-		return nil, err
-	}
-	issuers, err := g.buildIssuers(ctx, cfg.HTTPClient)
-	if err != nil {
-		return nil, err
-	}
-	if len(issuers) > 0 {
-		if g.authn, err = authn.New(authnConfig(c, issuers, g.now)); err != nil {
-			return nil, err
-		}
-	}
-	if err := g.buildLogin(ctx, cfg.HTTPClient, prev); err != nil {
-		return nil, err
-	}
-	routes := make([]*route, 0, len(c.Routes))
+	routes := make([]*route, 0, len(s.Routes))
 	var idNames []string
-	for i := range c.Routes {
-		rt, err := g.buildRoute(&c.Routes[i])
+	for i := range s.Routes {
+		rt, err := g.buildRoute(&s.Routes[i])
 		if err != nil {
 			return nil, err
 		}
 		routes = append(routes, rt)
-		for name := range c.Routes[i].ForwardHeaders {
-			idNames = append(idNames, name)
+		for _, h := range rt.idHeaders {
+			idNames = append(idNames, h.name)
 		}
-		if rt.forwardToken != "" && rt.forwardToken != config.ForwardTokenAuthorization {
-			idNames = append(idNames, rt.forwardToken)
+		if rt.forwardToken.Mode == TokenHeader {
+			idNames = append(idNames, rt.forwardToken.Header)
 		}
 	}
 	g.routes = newRouteTable(routes)
 	g.protected = newHeaderSet(alwaysProtected, idNames)
-	g.fwdNames = forwardAuthNames(c.Routes)
-	for _, raw := range []string{c.Server.PublicURL, issuerURL(c)} {
+	g.fwdNames = forwardAuthNames(routes)
+	for _, raw := range ownURLs {
 		if u, err := url.Parse(raw); err == nil && u.Host != "" {
 			g.ownHosts = append(g.ownHosts, requestHost(u.Host))
 		}
@@ -228,42 +189,8 @@ func newGateway(ctx, root context.Context, cfg Config, m *metrics, keySets *remo
 	return g, nil
 }
 
-// issuerURL is the built-in issuer's URL, "" without one.
-func issuerURL(c *config.Config) string {
-	if c.Issuer == nil {
-		return ""
-	}
-	return c.Issuer.URL
-}
-
-// authnConfig is the Authenticator's configuration: the issuers and the
-// token cache's bounds.
-func authnConfig(c *config.Config, issuers []authn.Issuer, now func() time.Time) authn.Config {
-	tc := c.Server.TokenCache
-	ac := authn.Config{Issuers: issuers, Now: now, CacheEntries: tc.Entries, CacheBytes: tc.Bytes, CacheMaxAge: tc.MaxAge.D()}
-	if tc.Entries == 0 {
-		ac.CacheEntries = -1 // off
-	}
-	return ac
-}
-
-func parsePrefix(s string) (netip.Prefix, error) {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, errors.New("proxy: trusted proxy " + s + ": not a CIDR")
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, errors.New("proxy: trusted proxy " + s + ": not an IP address")
-	}
-	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
-
 // ServeHTTP authenticates and forwards one request.
-func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// 1. Route on the cleaned path, so "/public/../admin", "//admin" and
 	// "/%2e%2e/admin" are judged as the path the upstream will see. The
 	// cleaned path is also what is forwarded. If a permissive upstream
@@ -313,16 +240,16 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var id *authn.Identity
 	outcome := outcomePublic
 	var now time.Time
-	if rt.auth != config.AuthPublic {
-		start := time.Now()
+	if rt.auth != AuthPublic {
+		start := g.now()
 		var err error
 		id, err = g.authn.Authenticate(r, &rt.policy)
 		if id == nil && err == nil && g.login != nil {
 			id, err = g.sessionIdentity(w, r, &rt.policy)
 		}
-		now = time.Now()
+		now = g.now()
 		g.metrics.authnLatency.Observe(now.Sub(start).Seconds())
-		if id == nil && err == nil && rt.auth == config.AuthRequired {
+		if id == nil && err == nil && rt.auth == AuthRequired {
 			err = authn.Missing()
 		}
 		if err != nil {
@@ -355,7 +282,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	note(w, rt.name, outcome, sub)
 	if now.IsZero() {
-		now = time.Now()
+		now = g.now()
 	}
 	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
@@ -366,7 +293,7 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // takes the path, 400 when a lenient upstream could read raw as a path
 // that routes elsewhere (backslashes, ";params", encoded slashes, letter
 // case), as "/x%2F..%2Fadmin" for /admin.
-func (g *gateway) routeFor(w http.ResponseWriter, host, raw, key string, noRoute int) *route {
+func (g *generation) routeFor(w http.ResponseWriter, host, raw, key string, noRoute int) *route {
 	rt := g.routes.match(host, key)
 	if rt == nil {
 		g.plain(w, nil, noRoute, outcomeNoRoute, strings.ToLower(http.StatusText(noRoute)))
@@ -383,15 +310,15 @@ func (g *gateway) routeFor(w http.ResponseWriter, host, raw, key string, noRoute
 // the route allows it: on_unauthenticated login always, auto for page
 // navigations only. Forbidden (403) and malformed (400) requests are never
 // redirected: logging in again would not change the answer.
-func (g *gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
+func (g *generation) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
 	var ae *authn.Error
 	var rejected errSessionRejected
 	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) {
 		return false
 	}
 	switch rt.onUnauth {
-	case "login":
-	case "auto":
+	case UnauthLogin:
+	case UnauthAuto:
 		if !isNavigation(r) {
 			return false
 		}
@@ -405,7 +332,7 @@ func (g *gateway) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route,
 }
 
 // deny answers a request whose authentication failed.
-func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err error) {
+func (g *generation) deny(w http.ResponseWriter, r *http.Request, rt *route, err error) {
 	var ae *authn.Error
 	if !errors.As(err, &ae) {
 		g.log.Warn("authentication unavailable", "route", rt.name, "err", err)
@@ -431,7 +358,7 @@ func (g *gateway) deny(w http.ResponseWriter, r *http.Request, rt *route, err er
 // original request it judges: a browser navigation that is signed in but
 // lacks a scope or claim gets a page saying which (with login configured),
 // everything else the RFC 6750 answer.
-func (g *gateway) writeDenial(w http.ResponseWriter, r *http.Request, rt *route, ae *authn.Error) {
+func (g *generation) writeDenial(w http.ResponseWriter, r *http.Request, rt *route, ae *authn.Error) {
 	if ae.Status == http.StatusForbidden && g.login != nil && rt != nil && isNavigation(r) {
 		g.forbiddenPage(w, rt, ae)
 		return
@@ -443,7 +370,7 @@ func (g *gateway) writeDenial(w http.ResponseWriter, r *http.Request, rt *route,
 // or claim the route requires: a page saying which, with a way to sign in
 // as someone else. The status and the RFC 6750 challenge are the same as
 // an API client gets.
-func (g *gateway) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.Error) {
+func (g *generation) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.Error) {
 	need := "a permission your sign-in does not have"
 	switch ae.Reason {
 	case authn.ReasonScope:
@@ -468,7 +395,7 @@ func (g *gateway) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.Erro
 
 // countDenied counts the reason a request was refused under route name and
 // notes its outcome and reason for the request's metrics and log line.
-func (g *gateway) countDenied(w http.ResponseWriter, name string, ae *authn.Error) {
+func (g *generation) countDenied(w http.ResponseWriter, name string, ae *authn.Error) {
 	outcome := outcomeUnauth
 	switch ae.Status {
 	case http.StatusForbidden:
@@ -482,7 +409,7 @@ func (g *gateway) countDenied(w http.ResponseWriter, name string, ae *authn.Erro
 }
 
 // plain answers with a short text body and notes the outcome.
-func (g *gateway) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
+func (g *generation) plain(w http.ResponseWriter, rt *route, status int, outcome, msg string) {
 	name := ""
 	if rt != nil {
 		name = rt.name
@@ -508,10 +435,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 // Ready reports whether every issuer's keys have been loaded and the
 // built-in issuer's store answers.
-func (g *gateway) Ready() bool { return len(g.notReady(context.Background())) == 0 }
+func (g *generation) Ready() bool { return len(g.notReady(context.Background())) == 0 }
 
 // notReady lists what is not ready yet.
-func (g *gateway) notReady(ctx context.Context) []string {
+func (g *generation) notReady(ctx context.Context) []string {
 	var out []string
 	for _, r := range g.remotes {
 		if !r.Ready() {
@@ -531,7 +458,7 @@ func (g *gateway) notReady(ctx context.Context) []string {
 	return out
 }
 
-func (g *gateway) keySetInfo() []keySetInfo {
+func (g *generation) keySetInfo() []keySetInfo {
 	out := make([]keySetInfo, 0, len(g.remotes))
 	now := g.now()
 	for _, r := range g.remotes {
@@ -547,7 +474,7 @@ func (g *gateway) keySetInfo() []keySetInfo {
 
 // cacheInfo reports the token cache and, with browser login, the session
 // cache. A cache that is off reports zeros.
-func (g *gateway) cacheInfo() []cacheInfo {
+func (g *generation) cacheInfo() []cacheInfo {
 	var out []cacheInfo
 	if g.authn != nil {
 		out = append(out, cacheInfo{name: "token", stats: g.authn.CacheStats()})
@@ -584,4 +511,4 @@ func (b *bufferPool) Put(buf []byte) {
 	}
 }
 
-var _ http.Handler = (*gateway)(nil)
+var _ http.Handler = (*generation)(nil)

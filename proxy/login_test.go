@@ -14,7 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/oidcclient"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // loginConfig is a gateway with the built-in issuer and browser login.
@@ -32,7 +32,7 @@ type loginEnv struct {
 	t     testing.TB
 	base  string
 	clock *testgw.Clock
-	gw    *proxy.Gateway
+	gw    *serve.Server
 }
 
 func newLoginEnv(t testing.TB) *loginEnv {
@@ -59,7 +59,7 @@ func newLoginEnvWith(t testing.TB, mod func(string) string) *loginEnv {
 		}
 		return yml
 	}})
-	e.base, e.gw = g.URL, g.Gateway
+	e.base, e.gw = g.URL, g.Server
 	return e
 }
 

@@ -58,7 +58,7 @@ func authSucceeded(r *http.Request) {
 // A connection from a trusted proxy carries many clients' requests: holding
 // it back would stall them all, so it is never slowed (limit clients at that
 // proxy instead).
-func (g *gateway) slowDown(r *http.Request) {
+func (g *generation) slowDown(r *http.Request) {
 	cs := connOf(r)
 	if cs == nil || g.isTrusted(r.RemoteAddr) {
 		return

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,11 +23,20 @@ import (
 // the issuer (its access_token_ttl changes); a replaced configuration
 // closes what it alone opened once its requests are done, so the clients
 // connected to redis-server (CLIENT LIST) come back to where they started.
+// Between them, a reload that validates but cannot be built (an upstream
+// CA file with no certificate in it, read after the new issuer's store is
+// made) is refused: the running configuration keeps serving, on the same
+// connections.
 func TestReloadsCloseTheirConnections(t *testing.T) {
 	redisURL, _, _ := testredis.Start(t)
 	up := upstream(t)
-	yml := func(base string, ttl int) string {
-		s := fmt.Sprintf(testgw.Login{}.YAML(), base, up, testgw.AliceHash())
+	badCA := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(badCA, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	badRoute := fmt.Sprintf("  - name: bad-ca\n    path_prefix: /bad\n    upstream: https://127.0.0.1:1\n    upstream_ca_file: %q\n    auth: public\n", badCA)
+	yml := func(base string, ttl int, routes ...string) string {
+		s := fmt.Sprintf(testgw.Login{Routes: strings.Join(routes, "")}.YAML(), base, up, testgw.AliceHash())
 		s = strings.Replace(s, "issuer:\n  url: ", fmt.Sprintf("issuer:\n  store: %q\n  access_token_ttl: %dm\n  url: ", redisURL, ttl), 1)
 		return strings.Replace(s, "login:\n", "login:\n  session_store: redis\n", 1)
 	}
@@ -71,6 +82,17 @@ func TestReloadsCloseTheirConnections(t *testing.T) {
 		traffic()
 		if n := clients(); n > start {
 			t.Errorf("after reload %d: %d redis-server clients, %d before", i+1, n, start)
+		}
+		bad, err := config.Parse("gateway.yaml", []byte(yml(base, 100+i, badRoute)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Reload(bad); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+			t.Fatalf("reload with a CA file holding no certificate: %v", err)
+		}
+		traffic()
+		if n := clients(); n > start {
+			t.Errorf("after refused reload %d: %d redis-server clients, %d before", i+1, n, start)
 		}
 	}
 	if end := clients(); end > start {

@@ -22,7 +22,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testredis"
 	"github.com/portcullis-dev/portcullis/jwks"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // replicaConfig is one of several replicas of the gateway and built-in
@@ -64,7 +64,7 @@ routes:
 
 // replica is one running gateway.
 type replica struct {
-	gw   *proxy.Gateway
+	gw   *serve.Server
 	addr string
 }
 
@@ -92,7 +92,7 @@ func TestReplicasShareOneRedis(t *testing.T) {
 	yml := fmt.Sprintf(replicaConfig, redisURL, keyFile, up, testgw.AliceHash())
 	start := func() *replica {
 		g := testgw.Start(t, testgw.Options{Config: func(string) string { return yml }})
-		return &replica{gw: g.Gateway, addr: g.Addr}
+		return &replica{gw: g.Server, addr: g.Addr}
 	}
 	a, b := start(), start()
 	var to atomic.Pointer[replica]

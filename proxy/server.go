@@ -52,15 +52,15 @@ func (gw *Gateway) AdminHandler() http.Handler {
 // closes the upgraded connections (WebSockets) still open when the grace
 // ends, and returns once every handler has.
 func (gw *Gateway) ListenAndServe(ctx context.Context) error {
-	ln, err := net.Listen("tcp", gw.cfg.Server.Listen)
+	ln, err := net.Listen("tcp", gw.base.Listen)
 	if err != nil {
-		return fmt.Errorf("proxy: listen %s: %w", gw.cfg.Server.Listen, err)
+		return fmt.Errorf("proxy: listen %s: %w", gw.base.Listen, err)
 	}
 	var adminLn net.Listener
-	if gw.cfg.Admin.Listen != "off" {
-		if adminLn, err = net.Listen("tcp", gw.cfg.Admin.Listen); err != nil {
+	if gw.base.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", gw.base.AdminListen); err != nil {
 			ln.Close()
-			return fmt.Errorf("proxy: listen admin %s: %w", gw.cfg.Admin.Listen, err)
+			return fmt.Errorf("proxy: listen admin %s: %w", gw.base.AdminListen, err)
 		}
 	}
 	return gw.Serve(ctx, ln, adminLn)
@@ -69,21 +69,21 @@ func (gw *Gateway) ListenAndServe(ctx context.Context) error {
 // Serve is ListenAndServe on listeners the caller opened; adminLn may be
 // nil. It closes both listeners.
 func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
-	s := gw.cfg.Server
+	s := gw.base
 	errLog := slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
 		Handler:           gw,
-		ReadHeaderTimeout: s.ReadHeaderTimeout.D(),
-		ReadTimeout:       s.ReadTimeout.D(),
-		WriteTimeout:      s.WriteTimeout.D(),
-		IdleTimeout:       s.IdleTimeout.D(),
+		ReadHeaderTimeout: s.ReadHeaderTimeout,
+		ReadTimeout:       s.ReadTimeout,
+		WriteTimeout:      s.WriteTimeout,
+		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          errLog,
 		ConnContext:       gw.ConnContext,
 	}
-	tlsOn := s.TLS.CertFile != ""
+	tlsOn := s.TLSCertFile != ""
 	if tlsOn {
-		certs, err := newCertReloader(s.TLS.CertFile, s.TLS.KeyFile, gw.base.Now, gw.log)
+		certs, err := newCertReloader(s.TLSCertFile, s.TLSKeyFile, s.Now, gw.log)
 		if err != nil {
 			ln.Close()
 			if adminLn != nil {
@@ -124,7 +124,7 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	select {
 	case <-ctx.Done():
 		gw.draining.Store(true)
-		if d := s.ShutdownDelay.D(); d > 0 {
+		if d := s.ShutdownDelay; d > 0 {
 			gw.log.Info("shutting down: not ready, still serving", "delay", d.String())
 			t := time.NewTimer(d)
 			select {
@@ -136,8 +136,8 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	case serveErr = <-errc:
 		gw.draining.Store(true)
 	}
-	gw.log.Info("shutting down: no new connections, draining", "grace", s.ShutdownGrace.D().String())
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace.D())
+	gw.log.Info("shutting down: no new connections, draining", "grace", s.ShutdownGrace.String())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.ShutdownGrace)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	// Upgraded connections get what is left of the grace, then are closed.

@@ -84,20 +84,3 @@ func serverTLSConfig(r *certReloader) *tls.Config {
 		NextProtos:     []string{"h2", "http/1.1"},
 	}
 }
-
-// upstreamTLS returns the TLS settings for an upstream whose certificates
-// are checked against the CA bundle in caFile ("" means the system roots).
-func upstreamTLS(caFile string) (*tls.Config, error) {
-	if caFile == "" {
-		return nil, nil
-	}
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: upstream ca: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("proxy: upstream ca: %s holds no PEM certificate", caFile)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
-}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // testCA issues certificates for 127.0.0.1.
@@ -116,7 +116,7 @@ routes:
 	}
 	clk := newClock()
 	ctx, cancel := context.WithCancel(context.Background())
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
+	gw, err := serve.New(ctx, serve.Options{Config: cfg, Now: clk.Now, Logger: slog.New(slog.NewTextHandler(testgw.NewLogWriter(t, nil), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

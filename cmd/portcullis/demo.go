@@ -20,7 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // demoConfig is the whole demo: the built-in issuer with one user, browser
@@ -137,7 +137,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	log := newLogger(cfg.Log, stderr)
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: log})
+	gw, err := serve.New(ctx, serve.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
 	}

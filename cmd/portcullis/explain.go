@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [TOKEN | -]"
@@ -71,8 +71,8 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	chosen := ""
 	if *target != "" {
-		name, why, err := proxy.RouteForURL(cfg, *target)
-		if errors.Is(err, proxy.ErrNotURL) {
+		name, why, err := serve.RouteForURL(cfg, *target)
+		if errors.Is(err, serve.ErrNotURL) {
 			fmt.Fprintln(stderr, "portcullis explain: --url", err)
 			return errUsage
 		}
@@ -93,7 +93,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	// Cancelling stops any key set fetch still under way.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pc := proxy.Config{Config: cfg}
+	pc := serve.Options{Config: cfg}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
@@ -102,7 +102,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		pc.Now = func() time.Time { return t }
 	}
-	ex, err := proxy.Explain(ctx, pc, *route, tok)
+	ex, err := serve.Explain(ctx, pc, *route, tok)
 	if err != nil {
 		return err
 	}
@@ -139,7 +139,7 @@ func trimToken(s string) string {
 }
 
 // printExplanation writes the route, one line per check and the verdict.
-func printExplanation(w io.Writer, ex *proxy.Explanation) {
+func printExplanation(w io.Writer, ex *serve.Explanation) {
 	where := "path_prefix " + ex.PathPrefix
 	if ex.Host != "" {
 		where = "host " + ex.Host + ", " + where

@@ -25,7 +25,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/internal/gctune"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=…".
@@ -69,7 +69,7 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serve(ctx, rest, stderr)
+		err = runServe(ctx, rest, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
 	case "demo":
@@ -177,7 +177,7 @@ func count(n int, noun string) string {
 // gcFloor is the heap size below which serve's collector does not hurry.
 const gcFloor = 24 << 20
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	path, err := configFlag("serve", args, stderr)
 	if err != nil {
 		return err
@@ -202,7 +202,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer gctune.Start(gcFloor).Stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	gw, err := proxy.New(ctx, proxy.Config{Config: cfg, Logger: log})
+	gw, err := serve.New(ctx, serve.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
 	}

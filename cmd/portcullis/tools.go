@@ -13,7 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/portcullis-dev/portcullis/jwks"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // parseFlags parses a subcommand's flags, mapping errors to errUsage.
@@ -123,9 +123,12 @@ func token(args []string, stdout, stderr io.Writer) error {
 	if cfg.Issuer.Signing.KeyDir == "" && len(cfg.Issuer.Signing.KeyFiles) == 0 {
 		return errors.New("token: issuer.signing.key_dir and key_files are empty, so the running server has keys of its own that this token would not match")
 	}
-	iss, _, _, err := proxy.NewIssuer(proxy.Config{Config: cfg})
+	iss, _, store, err := serve.NewIssuer(cfg, serve.Options{})
 	if err != nil {
 		return err
+	}
+	if c, ok := store.(io.Closer); ok {
+		defer c.Close()
 	}
 	tok, err := iss.MintAccessToken(*client, *sub, strings.Fields(*scope), *ttl)
 	if err != nil {

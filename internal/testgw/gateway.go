@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
-	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // Listen opens a listener on a free loopback port, closed when the test
@@ -76,7 +76,7 @@ type Options struct {
 	Listener net.Listener
 	// Admin serves the admin endpoints on a second loopback port.
 	Admin bool
-	// Now, Sleep and Logger are passed to proxy.New.
+	// Now, Sleep and Logger are passed to serve.New.
 	Now    func() time.Time
 	Sleep  func(context.Context, time.Duration)
 	Logger *slog.Logger
@@ -88,7 +88,7 @@ type Options struct {
 // Gateway is a gateway serving on loopback. It stops when the test ends,
 // which fails the test if serving returned an error.
 type Gateway struct {
-	*proxy.Gateway
+	*serve.Server
 	URL      string // base URL, http://127.0.0.1:port
 	Addr     string // host:port
 	AdminURL string // base URL of the admin endpoints, "" unless Options.Admin
@@ -116,7 +116,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.Gateway, err = proxy.New(ctx, proxy.Config{Config: cfg, Logger: o.Logger, Now: o.Now, Sleep: o.Sleep})
+	g.Server, err = serve.New(ctx, serve.Options{Config: cfg, Logger: o.Logger, Now: o.Now, Sleep: o.Sleep})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -140,9 +140,9 @@ func Start(t testing.TB, o Options) *Gateway {
 
 func (g *Gateway) serve(ctx context.Context, ln, admin net.Listener, wrap func(http.Handler) http.Handler) error {
 	if wrap == nil {
-		return g.Gateway.Serve(ctx, ln, admin)
+		return g.Server.Serve(ctx, ln, admin)
 	}
-	srv := &http.Server{Handler: wrap(g.Gateway), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: wrap(g.Server), ReadHeaderTimeout: 10 * time.Second}
 	defer context.AfterFunc(ctx, func() { _ = srv.Close() })()
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err

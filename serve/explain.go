@@ -1,13 +1,11 @@
-package proxy
+package serve
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/jwks"
+	"github.com/portcullis-dev/portcullis/proxy"
 )
 
 // Explanation is what [Explain] found out about a token on one route: every
@@ -43,7 +42,7 @@ type Explanation struct {
 
 // Public reports whether the route is public: the gateway forwards every
 // request there without reading a token.
-func (e *Explanation) Public() bool { return e.Auth == config.AuthPublic }
+func (e *Explanation) Public() bool { return e.Auth == proxy.AuthPublic.String() }
 
 // Allowed reports whether the gateway forwards a request carrying the
 // token: it does on a public route, and elsewhere when the token passes
@@ -66,86 +65,87 @@ func (e *Explanation) Result() string {
 	return e.Explanation.Result()
 }
 
-// Explain judges token on the named route as a gateway built from cfg would,
-// without starting any listener or background work: it converts the
-// configured issuers and the route exactly as [New] does, fetches a remote
-// issuer's key set at most once (with cfg.HTTPClient, or a client with a
-// 10s timeout), reads the built-in issuer's keys from its key_dir and runs
-// [authn.Authenticator.Explain]. cfg.Config must be validated. An unknown
+// Explain judges token on the named route as a gateway built from
+// opts.Config would, without starting any listener or background work: it
+// converts the configured issuers and the route with the constructors [New]
+// uses, fetches a remote issuer's key set at most once (with
+// opts.HTTPClient, or a client with a 10s timeout), reads the built-in
+// issuer's keys from its key_dir and runs [authn.Authenticator.Explain].
+// opts.Config must be validated. An unknown
 // route is an error naming the configured ones; a bad token is not an error
 // but a failed check.
 //
 // The built-in issuer's revocation list lives in the running server's
 // memory, so Explain cannot consult it and reports that check as skipped.
-func Explain(ctx context.Context, cfg Config, route, token string) (*Explanation, error) {
-	c := cfg.Config
+func Explain(ctx context.Context, opts Options, route, token string) (*Explanation, error) {
+	c := opts.Config
 	if c == nil {
-		return nil, errors.New("proxy: no configuration")
+		return nil, errors.New("serve: no configuration")
 	}
+	opts.defaults()
 	i := slices.IndexFunc(c.Routes, func(r config.Route) bool { return r.Name == route })
 	if i < 0 {
 		names := make([]string, 0, len(c.Routes))
 		for _, r := range c.Routes {
 			names = append(names, r.Name)
 		}
-		return nil, fmt.Errorf("proxy: no route named %q; routes: %s", route, strings.Join(names, ", "))
+		return nil, fmt.Errorf("serve: no route named %q; routes: %s", route, strings.Join(names, ", "))
 	}
-	g := &gateway{cfg: c, log: cfg.Logger, now: cfg.Now, metrics: newMetrics(func() []keySetInfo { return nil }, func() []cacheInfo { return nil })}
-	if g.log == nil {
-		g.log = slog.New(slog.DiscardHandler)
-	}
-	if g.now == nil {
-		g.now = time.Now
-	}
-	issuers, notes, err := g.explainIssuers(ctx, cfg)
+	issuers, notes, err := explainIssuers(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	var az *authn.Authenticator
 	if len(issuers) > 0 {
-		if g.authn, err = authn.New(authn.Config{Issuers: issuers, Now: g.now}); err != nil {
+		if az, err = authn.New(authn.Config{Issuers: issuers, Now: opts.Now}); err != nil {
 			return nil, err
 		}
 	}
-	rt, err := g.buildRoute(&c.Routes[i])
+	rt, err := routeSpec(&c.Routes[i])
 	if err != nil {
 		return nil, err
 	}
+	if rt.Auth != proxy.AuthPublic && az == nil {
+		return nil, fmt.Errorf("serve: route %s needs an issuer", rt.Name)
+	}
 	e := &Explanation{
-		Route: rt.name, Host: rt.host, PathPrefix: rt.prefix, Auth: rt.auth,
-		ForwardToken: rt.forwardToken, Notes: notes,
+		Route: rt.Name, Host: strings.ToLower(rt.Host), PathPrefix: rt.PathPrefix, Auth: rt.Auth.String(),
+		ForwardToken: rt.ForwardToken.String(), Notes: notes,
 	}
-	if e.ForwardToken == "" {
-		e.ForwardToken = config.ForwardTokenNone
+	if e.PathPrefix != "/" {
+		e.PathPrefix = strings.TrimSuffix(e.PathPrefix, "/")
 	}
-	if g.authn == nil {
+	if e.PathPrefix == "" {
+		e.PathPrefix = "/"
+	}
+	if az == nil {
 		return e, nil
 	}
-	e.Explanation = g.authn.Explain(ctx, token, &rt.policy)
+	e.Explanation = az.Explain(ctx, token, &rt.Policy)
 	if id := e.Identity; id != nil && !e.Public() {
-		e.Headers = http.Header{}
-		setIdentity(e.Headers, rt.idHeaders, id)
+		e.Headers = proxy.IdentityHeaders(&rt, id)
 	}
 	return e, nil
 }
 
-// explainIssuers converts the configured issuers as the gateway's buildIssuers
-// does, but with key sets that fetch only when asked, at most once, and
+// explainIssuers converts the configured issuers with authnIssuer, as
+// buildIssuers does, but with key sets that fetch only when asked, at most once, and
 // with no background refresh.
-func (g *gateway) explainIssuers(ctx context.Context, cfg Config) ([]authn.Issuer, []string, error) {
+func explainIssuers(ctx context.Context, opts Options) ([]authn.Issuer, []string, error) {
 	var notes []string
-	builtinURL, builtinKeys, note, err := explainBuiltinKeys(cfg)
+	builtinURL, builtinKeys, note, err := explainBuiltinKeys(opts)
 	if err != nil {
 		return nil, nil, err
 	}
 	if note != "" {
 		notes = append(notes, note)
 	}
-	client := cfg.HTTPClient
+	client := opts.HTTPClient
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	out := make([]authn.Issuer, 0, len(g.cfg.Issuers))
-	for _, ci := range g.cfg.Issuers {
+	out := make([]authn.Issuer, 0, len(opts.Config.Issuers))
+	for _, ci := range opts.Config.Issuers {
 		iss := authnIssuer(ci)
 		if builtinKeys != nil && ci.Issuer == builtinURL && ci.JWKSURI == "" {
 			iss.Keys = builtinKeys
@@ -163,8 +163,8 @@ func (g *gateway) explainIssuers(ctx context.Context, cfg Config) ([]authn.Issue
 				JWKSURI:         ci.JWKSURI,
 				Client:          client,
 				RefetchInterval: time.Hour,
-				Now:             g.now,
-				Logger:          g.log,
+				Now:             opts.Now,
+				Logger:          opts.Logger,
 			})
 		}
 		out = append(out, iss)
@@ -177,8 +177,8 @@ func (g *gateway) explainIssuers(ctx context.Context, cfg Config) ([]authn.Issue
 // the keys cannot be known outside the running server (no key_dir, or one
 // not written yet) it returns an empty key source and a note saying why,
 // rather than generating keys no token could match.
-func explainBuiltinKeys(cfg Config) (string, authn.KeySource, string, error) {
-	bi := cfg.Config.Issuer
+func explainBuiltinKeys(opts Options) (string, authn.KeySource, string, error) {
+	bi := opts.Config.Issuer
 	if bi == nil {
 		return "", nil, "", nil
 	}
@@ -196,10 +196,11 @@ func explainBuiltinKeys(cfg Config) (string, authn.KeySource, string, error) {
 		return bi.URL, noKeys{}, fmt.Sprintf("issuer.signing.key_dir %s holds no keys yet: the built-in issuer's keys are unknown here", dir), nil
 	}
 	// Explain only reads the ring; nothing rotates it.
-	iss, keys, _, err := NewIssuer(cfg)
+	iss, keys, store, err := NewIssuer(opts.Config, opts)
 	if err != nil {
 		return "", nil, "", err
 	}
+	closeStore(store)
 	return iss.URL(), keys, "", nil
 }
 
@@ -213,7 +214,7 @@ func (noKeys) Keys(context.Context, string) ([]jwks.Key, error) {
 var _ authn.KeySource = noKeys{}
 
 // ErrNotURL is RouteForURL's error for a URL that is not absolute http(s).
-var ErrNotURL = errors.New("not an absolute http(s) URL")
+var ErrNotURL = proxy.ErrNotURL
 
 // RouteForURL names the route a gateway built from c would choose for a
 // request to rawURL ("https://admin.example/open/x"), and says which host
@@ -221,39 +222,9 @@ var ErrNotURL = errors.New("not an absolute http(s) URL")
 // the gateway refuses before routing, is an error saying so. portcullis'
 // own paths (login, the built-in issuer) are not considered.
 func RouteForURL(c *config.Config, rawURL string) (name, why string, err error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return "", "", fmt.Errorf("%q is %w; write it like https://app.example.com/path", rawURL, ErrNotURL)
+	rs := make([]proxy.Route, len(c.Routes))
+	for i, r := range c.Routes {
+		rs[i] = proxy.Route{Name: r.Name, Host: r.Host, PathPrefix: r.PathPrefix}
 	}
-	raw, key, ok := cleanPath(u.EscapedPath())
-	if !ok {
-		return "", "", fmt.Errorf("%s: malformed path: the gateway answers 400", rawURL)
-	}
-	rs := make([]*route, len(c.Routes))
-	for i := range c.Routes {
-		rs[i] = routeHead(&c.Routes[i])
-	}
-	t := newRouteTable(rs)
-	host := requestHost(u.Host)
-	cands, rule := t.candidates(host)
-	switch rule {
-	case hostRuleExact:
-		why = fmt.Sprintf("host %s has routes of its own (host: %s); only they are candidates", host, host)
-	case hostRuleWildcard:
-		why = fmt.Sprintf("host %s matches host: \"%s\"; only routes with that host are candidates", host, cands[0].host)
-	default:
-		why = fmt.Sprintf("no route names host %s; the routes without a host are candidates", host)
-	}
-	rt := t.match(host, key)
-	if rt == nil {
-		return "", "", fmt.Errorf("%s: %s, and none has a path_prefix for %s: the gateway answers 404", rawURL, why, key)
-	}
-	if needsSuspicionCheck(raw) && t.match(host, suspiciousKey(raw)) != rt {
-		return "", "", fmt.Errorf("%s: a lenient upstream could read the path as one for another route: the gateway answers 400", rawURL)
-	}
-	prefix := rt.prefix
-	if prefix == "" {
-		prefix = "/"
-	}
-	return rt.name, why + fmt.Sprintf("; path_prefix %s is the longest that matches %s", prefix, key), nil
+	return proxy.RouteForURL(rs, rawURL)
 }
