@@ -1,7 +1,6 @@
 package authn
 
 import (
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/fips140"
@@ -11,6 +10,9 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/portcullis-dev/portcullis/jwks"
 )
 
 // TestFIPSModeStaysInTheModule: with GODEBUG=fips140=on every signature
@@ -18,28 +20,42 @@ import (
 // internal/p256 or internal/rsaverify. The check runs in a child process,
 // since the mode is chosen at start-up.
 func TestFIPSModeStaysInTheModule(t *testing.T) {
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jwks.Encode([]jwks.Key{{ID: "rsa", Public: &rk.PublicKey}, {ID: "ec", Public: &ek.PublicKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := jwks.Parse(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, ecKey := set.Lookup("rsa")[0], set.Lookup("ec")[0]
+	_, rsDone := verifyFast("RS256", jwt.SigningMethodRS256, "a.b", make([]byte, 256), rsaKey)
+	_, esDone := verifyFast("ES256", jwt.SigningMethodES256, "a.b", make([]byte, 64), ecKey)
 	if os.Getenv("PORTCULLIS_FIPS_CHILD") == "1" {
 		if !fips140.Enabled() || fastCrypto {
 			t.Fatalf("fips140 enabled %v, fast paths %v", fips140.Enabled(), fastCrypto)
 		}
-		rk, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, done := verifyRS("a.b", make([]byte, 256), crypto.SHA256, &rk.PublicKey); done {
+		if rsDone {
 			t.Error("RS256 checked outside the module")
 		}
-		ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, done := verifyES256("a.b", make([]byte, 64), &ek.PublicKey); done {
+		if esDone {
 			t.Error("ES256 checked outside the module")
 		}
 		return
 	}
 	if fastCrypto == fips140.Enabled() {
 		t.Fatalf("fast paths %v with fips140 enabled %v", fastCrypto, fips140.Enabled())
+	}
+	if !fips140.Enabled() && (!rsDone || !esDone) {
+		t.Fatalf("outside FIPS mode the keys' precomputed verifiers were not used: RS256 %v, ES256 %v", rsDone, esDone)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFIPSModeStaysInTheModule$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "PORTCULLIS_FIPS_CHILD=1")

@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/portcullis-dev/portcullis/internal/p256"
 	"github.com/portcullis-dev/portcullis/internal/rsaverify"
 	"github.com/portcullis-dev/portcullis/jwks"
 )
@@ -81,7 +79,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if err != nil {
 		return nil, err
 	}
-	k, err := v.key(t, kid)
+	keys, secret, err := v.key(t, kid)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +87,7 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if err != nil {
 		return nil, err
 	}
-	if !verifySignature(t, sig, k) {
+	if !verifySignature(t, sig, keys, secret) {
 		return nil, invalidToken(ReasonSignature, "signature invalid")
 	}
 	if err := a.checkRevoked(ctx, v.issuer, id); err != nil {
@@ -155,71 +153,56 @@ func (v *verification) issuerOf(t *jws) (string, error) {
 	return kid, nil
 }
 
-// key chooses the key for a token of v.issuer (see issuerOf): a key of
-// that issuer's set that fits the algorithm, or its HMAC secret.
-func (v *verification) key(t *jws, kid string) (any, error) {
+// key chooses the keys for a token of v.issuer (see issuerOf): the keys of
+// that issuer's set that fit the algorithm, or, for HMAC, its secret (and
+// no keys).
+func (v *verification) key(t *jws, kid string) ([]jwks.Key, []byte, error) {
 	iss, alg := v.issuer, t.alg
 	v.version = keyVersion(iss)
 	if supportedAlgs[alg] == "HMAC" {
 		// Only the issuer's configured secret, never a JWKS key: this is
 		// what stops HS256 signed with a public key (RFC 8725 §2.1).
-		return iss.HMACSecret, nil
+		return nil, iss.HMACSecret, nil
 	}
 	keys, err := iss.Keys.Keys(v.ctx, kid)
 	switch {
 	case errors.Is(err, jwks.ErrNotLoaded), err != nil && v.ctx.Err() != nil:
 		// No verdict: keys never loaded, or the caller gave up waiting.
-		return nil, errKeysUnavailable
+		return nil, nil, errKeysUnavailable
 	case err != nil:
-		return nil, invalidToken(ReasonUnknownKey, "unknown kid")
+		return nil, nil, invalidToken(ReasonUnknownKey, "unknown kid")
 	}
-	set := jwt.VerificationKeySet{}
+	fit := make([]jwks.Key, 0, len(keys))
 	for _, k := range keys {
 		if (k.Algorithm == "" || k.Algorithm == alg) && keyFits(alg, k.Public) {
-			set.Keys = append(set.Keys, k.Public)
+			fit = append(fit, k)
 		}
 	}
-	if len(set.Keys) == 0 {
-		return nil, invalidToken(ReasonUnknownKey, "no key for kid and alg")
+	if len(fit) == 0 {
+		return nil, nil, invalidToken(ReasonUnknownKey, "no key for kid and alg")
 	}
-	if len(set.Keys) == 1 {
-		return set.Keys[0], nil
-	}
-	return set, nil
+	return fit, nil, nil
 }
 
-// verifySignature checks the signature over the signed part with the key,
-// or with any key of a set (a token without kid whose issuer has several
-// keys that fit), using golang-jwt's signing methods, except for ES256 and
-// RS256/384/512, which have faster paths with the same answers.
-func verifySignature(t *jws, sig []byte, key any) bool {
+// verifySignature checks the signature over the signed part with the HMAC
+// secret, for an HMAC alg, or else with any of keys (several when a token
+// without kid has an issuer with several keys that fit), using golang-jwt's
+// signing methods, except for ES256 and RS256/384/512, which use the
+// verifiers the key precomputed (same answers, faster).
+func verifySignature(t *jws, sig []byte, keys []jwks.Key, secret []byte) bool {
 	m := jwt.GetSigningMethod(t.alg)
-	one := func(k any) bool {
-		switch pub := k.(type) {
-		case *ecdsa.PublicKey:
-			if t.alg == "ES256" {
-				if ok, done := verifyES256(t.signed, sig, pub); done {
-					return ok
-				}
-			}
-		case *rsa.PublicKey:
-			if rm, isRS := m.(*jwt.SigningMethodRSA); isRS {
-				if ok, done := verifyRS(t.signed, sig, rm.Hash, pub); done {
-					return ok
-				}
-			}
-		}
-		return m.Verify(t.signed, sig, k) == nil
-	}
-	if set, ok := key.(jwt.VerificationKeySet); ok {
-		for _, k := range set.Keys {
-			if one(k) {
-				return true
-			}
-		}
+	if m == nil {
 		return false
 	}
-	return one(key)
+	if supportedAlgs[t.alg] == "HMAC" {
+		return m.Verify(t.signed, sig, secret) == nil
+	}
+	for _, k := range keys {
+		if verifyWith(t, m, sig, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // fastCrypto is whether the faster signature checks of internal/p256 and
@@ -228,41 +211,48 @@ func verifySignature(t *jws, sig []byte, key any) bool {
 // Module, which also enforces that mode's stricter key rules.
 var fastCrypto = !fips140.Enabled()
 
-// verifyES256 checks an ES256 signature with a table precomputed for the
-// key (internal/p256: the same answers as crypto/ecdsa, in about 40% of its
-// time). done is false when the key cannot have a table, and golang-jwt
-// decides.
-func verifyES256(signed string, sig []byte, pub *ecdsa.PublicKey) (ok, done bool) {
+// verifyWith checks the signature with one key.
+func verifyWith(t *jws, m jwt.SigningMethod, sig []byte, k jwks.Key) bool {
+	if ok, done := verifyFast(t.alg, m, t.signed, sig, k); done {
+		return ok
+	}
+	return m.Verify(t.signed, sig, k.Public) == nil
+}
+
+// verifyFast checks an ES256 or RS256/384/512 signature with the verifier
+// the key precomputed (internal/p256, internal/rsaverify). done is false
+// when there is none to use (another alg, FIPS mode, a key without one),
+// and golang-jwt decides.
+func verifyFast(alg string, m jwt.SigningMethod, signed string, sig []byte, k jwks.Key) (ok, done bool) {
 	if !fastCrypto {
 		return false, false
 	}
-	if len(sig) != 64 {
-		return false, true // RFC 7518 §3.4: R and S, 32 bytes each
+	data := unsafe.Slice(unsafe.StringData(signed), len(signed))
+	switch k.Public.(type) {
+	case *ecdsa.PublicKey:
+		if alg != "ES256" {
+			return false, false
+		}
+		if len(sig) != 64 {
+			return false, true // RFC 7518 §3.4: R and S, 32 bytes each
+		}
+		if pk, has := k.P256(); has {
+			h := sha256.Sum256(data)
+			return pk.Verify(h[:], sig[:32], sig[32:]), true
+		}
+	case *rsa.PublicKey:
+		rm, isRS := m.(*jwt.SigningMethodRSA)
+		if !isRS || !rsaverify.Supports(rm.Hash) || !rm.Hash.Available() {
+			return false, false
+		}
+		if pk, has := k.RSA(); has {
+			d := rm.Hash.New()
+			d.Write(data)
+			var buf [64]byte
+			return pk.VerifyPKCS1v15(rm.Hash, d.Sum(buf[:0]), sig), true
+		}
 	}
-	k, err := p256.For(pub)
-	if err != nil {
-		return false, false
-	}
-	h := sha256.Sum256(unsafe.Slice(unsafe.StringData(signed), len(signed)))
-	return k.Verify(h[:], sig[:32], sig[32:]), true
-}
-
-// verifyRS checks an RS256, RS384 or RS512 signature with the key's
-// modulus precomputed (internal/rsaverify: the same answers as
-// crypto/rsa, in about two thirds of its time). done is false when the
-// key cannot be precomputed, and golang-jwt decides.
-func verifyRS(signed string, sig []byte, h crypto.Hash, pub *rsa.PublicKey) (ok, done bool) {
-	if !fastCrypto || !rsaverify.Supports(h) || !h.Available() {
-		return false, false
-	}
-	k, err := rsaverify.For(pub)
-	if err != nil {
-		return false, false
-	}
-	d := h.New()
-	d.Write(unsafe.Slice(unsafe.StringData(signed), len(signed)))
-	var buf [64]byte
-	return k.VerifyPKCS1v15(h, d.Sum(buf[:0]), sig), true
+	return false, false
 }
 
 // keyFits reports whether a public key is of the type (and curve) alg needs.

@@ -326,6 +326,13 @@ func (k *KeyRing) newView(keys []ringKey, now time.Time) (*ringView, error) {
 	for _, rk := range keys {
 		v.public = append(v.public, Key{ID: rk.ID, Algorithm: rk.Algorithm, Public: rk.Signer.Public()})
 	}
+	var old []Key
+	k.mu.RLock()
+	if k.view != nil {
+		old = k.view.public
+	}
+	k.mu.RUnlock()
+	precompute(v.public, old)
 	body, err := Encode(v.public)
 	if err != nil {
 		return nil, err

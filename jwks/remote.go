@@ -345,6 +345,7 @@ func (r *Remote) finish(res fetchResult) string {
 	next := r.next
 	var old *Set
 	if res.set != nil {
+		res.set.inherit(r.set.Load())
 		old = r.set.Swap(res.set)
 		if old == nil || !old.equalKeys(res.set) {
 			r.version.Add(1)

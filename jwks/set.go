@@ -31,6 +31,7 @@ type Key struct {
 	ID        string           // "kid", may be empty
 	Algorithm string           // JWK "alg", may be empty
 	Public    crypto.PublicKey // *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+	pre       *verifiers       // see [Key.P256]; nil for a Key made outside this package
 }
 
 // Set is an immutable parsed key set. A nil *Set is an empty set.
@@ -92,7 +93,17 @@ func parseSet(data []byte) (*Set, error) {
 		}
 		s.keys = append(s.keys, key)
 	}
+	precompute(s.keys, nil)
 	return s, nil
+}
+
+// inherit takes over the precomputed verifiers of old's keys that s
+// holds unchanged. s must not be published yet.
+func (s *Set) inherit(old *Set) {
+	if s == nil || old == nil {
+		return
+	}
+	precompute(s.keys, old.keys)
 }
 
 // parseKey turns one key set entry into a [Key]. On error the returned Key

@@ -281,9 +281,6 @@ func TestNewPublicKeyRejects(t *testing.T) {
 		if _, err := NewPublicKey(pub); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if _, err := For(pub); err == nil {
-			t.Errorf("%s: For accepted", name)
-		}
 	}
 
 	// The generic P-256 parameters are P-256 to crypto/ecdsa too.

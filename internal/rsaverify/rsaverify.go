@@ -25,9 +25,6 @@ import (
 	"crypto"
 	"crypto/rsa"
 	"errors"
-	"math/big"
-	"sync"
-	"sync/atomic"
 
 	"filippo.io/bigmod"
 )
@@ -99,63 +96,4 @@ func (k *PublicKey) VerifyPKCS1v15(h crypto.Hash, hashed, sig []byte) bool {
 func Supports(h crypto.Hash) bool {
 	_, ok := digestInfo[h]
 	return ok
-}
-
-// MaxCachedKeys bounds the keys For remembers. Keys come from the
-// configured issuers' key sets, so a few are in use at a time; past the
-// bound a new key takes an arbitrary one's place. A miss costs one
-// precomputation, about as much as crypto/rsa spends on every
-// verification.
-const MaxCachedKeys = 64
-
-// entry is one cached key: the value it was built from, so that a key
-// changed in place is never mistaken for its old self, and the result.
-type entry struct {
-	n  *big.Int // a copy of its own, never changed
-	e  int
-	pk *PublicKey
-}
-
-var (
-	cached atomic.Pointer[map[*rsa.PublicKey]*entry]
-	mu     sync.Mutex // serializes writers of cached
-)
-
-// For returns the PublicKey for pub, precomputed on first use and then
-// reused for as long as pub holds the same value. A hit takes no lock and
-// allocates nothing.
-func For(pub *rsa.PublicKey) (*PublicKey, error) {
-	if pub == nil {
-		return nil, errKey
-	}
-	if m := cached.Load(); m != nil {
-		if e := (*m)[pub]; e != nil && pub.N != nil && e.e == pub.E && e.n.Cmp(pub.N) == 0 {
-			return e.pk, nil
-		}
-	}
-	// Read pub once: the key built and the value it is remembered by must
-	// be the same, even if pub changes meanwhile.
-	if pub.N == nil {
-		return nil, errKey
-	}
-	snap := &rsa.PublicKey{N: new(big.Int).Set(pub.N), E: pub.E}
-	pk, err := NewPublicKey(snap)
-	if err != nil {
-		return nil, err
-	}
-	e := &entry{n: snap.N, e: snap.E, pk: pk}
-	mu.Lock()
-	defer mu.Unlock()
-	next := make(map[*rsa.PublicKey]*entry)
-	if m := cached.Load(); m != nil {
-		for k, v := range *m {
-			if len(next) == MaxCachedKeys-1 {
-				break // the rest, an arbitrary one of them at least, make room
-			}
-			next[k] = v
-		}
-	}
-	next[pub] = e
-	cached.Store(&next)
-	return pk, nil
 }

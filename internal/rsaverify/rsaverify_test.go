@@ -207,55 +207,9 @@ func TestNewPublicKeyRefuses(t *testing.T) {
 		if _, err := NewPublicKey(pub); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
-		if _, err := For(pub); err == nil {
-			t.Errorf("%s: For accepted", name)
-		}
 	}
 	if _, err := NewPublicKey(&rsa.PublicKey{N: good.N, E: 3}); err != nil {
 		t.Errorf("exponent 3: %v", err)
-	}
-}
-
-func TestForCachesByValue(t *testing.T) {
-	keys := testKeys()
-	a, b := &keys[0].PublicKey, &keys[1].PublicKey
-	k1, err := For(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k2, _ := For(a); k2 != k1 {
-		t.Error("the same key precomputed twice")
-	}
-	// A refetched key set yields a new pointer with the same value.
-	refetched := &rsa.PublicKey{N: new(big.Int).Set(a.N), E: a.E}
-	if k, _ := For(refetched); k == nil || k.n.Size() != k1.n.Size() {
-		t.Error("refetched key not usable")
-	}
-	// A key changed in place is never taken for its old value.
-	changed := &rsa.PublicKey{N: new(big.Int).Set(a.N), E: a.E}
-	For(changed)
-	changed.N.Set(b.N)
-	k3, err := For(changed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hashed := digest(crypto.SHA256, []byte("x"))
-	sig, _ := rsa.SignPKCS1v15(rand.Reader, keys[1], crypto.SHA256, hashed)
-	if !k3.VerifyPKCS1v15(crypto.SHA256, hashed, sig) {
-		t.Error("key changed in place still verifies as its old value")
-	}
-	// Past the bound the cache starts over, and every key still works.
-	for i := range 3 * MaxCachedKeys {
-		pub := &rsa.PublicKey{N: a.N, E: 3 + 2*i}
-		if _, err := For(pub); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m := cached.Load(); len(*m) > MaxCachedKeys {
-		t.Errorf("%d keys cached, bound %d", len(*m), MaxCachedKeys)
-	}
-	if k, _ := For(a); !k.VerifyPKCS1v15(crypto.SHA256, hashed, rawSign(keys[0], mustEM(t, keys[0], hashed))) {
-		t.Error("key unusable after the cache started over")
 	}
 }
 
@@ -270,29 +224,6 @@ func mustEM(t *testing.T, priv *rsa.PrivateKey, hashed []byte) []byte {
 	return append(em, hashed...)
 }
 
-func TestForConcurrent(t *testing.T) {
-	priv := testKeys()[0]
-	hashed := digest(crypto.SHA256, []byte("concurrent"))
-	sig, _ := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, hashed)
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 20 {
-				pub := &priv.PublicKey
-				if (g+i)%3 == 0 {
-					pub = &rsa.PublicKey{N: priv.N, E: priv.E} // a refetch
-				}
-				k, err := For(pub)
-				if err != nil || !k.VerifyPKCS1v15(crypto.SHA256, hashed, sig) {
-					t.Errorf("goroutine %d: %v", g, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
 // FuzzVerify checks rsaverify against crypto/rsa on signatures that are
 // valid, valid then damaged, or made up.
 func FuzzVerify(f *testing.F) {
@@ -303,7 +234,7 @@ func FuzzVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte, sel uint8, pos uint16, flip byte, raw []byte) {
 		priv := testKeys()[int(sel>>2)%len(testKeys())]
 		h := hashes[int(sel&3)%len(hashes)]
-		k, err := For(&priv.PublicKey)
+		k, err := NewPublicKey(&priv.PublicKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +267,7 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("rsaverify", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			k, _ := For(&priv.PublicKey)
+			k, _ := NewPublicKey(&priv.PublicKey)
 			if !k.VerifyPKCS1v15(crypto.SHA256, hashed, sig) {
 				b.Fatal("refused")
 			}
