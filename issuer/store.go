@@ -74,11 +74,24 @@ type Session struct {
 
 // Store keeps the issuer's state: authorization codes, refresh-token
 // families, revoked access-token IDs, browser sessions, remembered consent
-// and login rate-limit counters. Every method is safe for concurrent use,
-// and every operation that decides something (redeeming a code, rotating a
-// refresh token) is atomic across all processes sharing the store. Expired
-// entries are never returned and are eventually removed.
+// and login rate-limit counters, one interface per job. Every method is
+// safe for concurrent use, and every operation that decides something
+// (redeeming a code, rotating a refresh token) is atomic across all
+// processes sharing the store. Expired entries are never returned and are
+// eventually removed.
 type Store interface {
+	CodeStore
+	RefreshStore
+	RevocationStore
+	SessionStore
+	ConsentStore
+	Counters
+	// Ping reports whether the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+}
+
+// CodeStore keeps authorization codes until they are redeemed, once.
+type CodeStore interface {
 	// SaveCode stores a new authorization code under its hash until
 	// c.Expiry.
 	SaveCode(ctx context.Context, codeHash string, c AuthCode) error
@@ -89,7 +102,11 @@ type Store interface {
 	// code is remembered until its Expiry plus ten minutes so replays can
 	// be detected.
 	RedeemCode(ctx context.Context, codeHash string, issued Issued) (AuthCode, error)
+}
 
+// RefreshStore keeps refresh-token families: their current token, what was
+// issued from them, and whether they are revoked.
+type RefreshStore interface {
 	// CreateRefresh stores the first refresh token of a new family.
 	CreateRefresh(ctx context.Context, tokenHash string, rt RefreshToken) error
 	// RotateRefresh replaces the family's current token oldHash with
@@ -116,12 +133,18 @@ type Store interface {
 	// RotateRefresh return the grant along with ErrRevoked and
 	// ErrRefreshReused.
 	RevokeFamily(ctx context.Context, familyID string) error
+}
 
+// RevocationStore keeps the IDs of revoked access tokens.
+type RevocationStore interface {
 	// RevokeAccess denies an access token's jti until expiry.
 	RevokeAccess(ctx context.Context, jti string, expiry time.Time) error
 	// IsAccessRevoked reports whether jti is denied.
 	IsAccessRevoked(ctx context.Context, jti string) (bool, error)
+}
 
+// SessionStore keeps browsers' signed-in sessions at the issuer.
+type SessionStore interface {
 	// SaveSession stores a browser session until s.Expiry.
 	SaveSession(ctx context.Context, id string, s Session) error
 	// GetSession returns a live session or ErrNotFound.
@@ -129,20 +152,23 @@ type Store interface {
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, id string) error
+}
 
+// ConsentStore remembers the scopes a user allowed a client.
+type ConsentStore interface {
 	// SaveConsent remembers that subject allowed client the scopes, until
 	// expiry.
 	SaveConsent(ctx context.Context, subject, clientID string, scopes []string, expiry time.Time) error
 	// GetConsent returns the remembered scopes, or ErrNotFound.
 	GetConsent(ctx context.Context, subject, clientID string) ([]string, error)
+}
 
+// Counters count events in fixed windows, for sign-in throttling.
+type Counters interface {
 	// Hit counts one event under key in a fixed window of the given length
 	// starting at its first hit, and returns the count including this one.
 	Hit(ctx context.Context, key string, window time.Duration) (int, error)
 	// Count returns the events counted under key in its current window (0
 	// when there is none), without counting one.
 	Count(ctx context.Context, key string) (int, error)
-
-	// Ping reports whether the store is reachable (for /readyz).
-	Ping(ctx context.Context) error
 }
