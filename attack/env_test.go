@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // newClock returns a settable test clock at at.
-func newClock(at time.Time) *testgw.Clock { return testgw.NewClock(at) }
+func newClock(at time.Time) *testclock.Clock { return testclock.New(at) }
 
 // recorder is a real HTTP upstream that answers with what it received and
 // remembers every request URI, so a test can prove what never arrived.
@@ -90,7 +91,7 @@ type gateway struct {
 
 // startGateway parses the configuration yml(base) and serves it until the
 // test ends; base is the gateway's own URL, for public_url and issuer.url.
-func startGateway(t testing.TB, clk *testgw.Clock, yml func(base string) string) *gateway {
+func startGateway(t testing.TB, clk *testclock.Clock, yml func(base string) string) *gateway {
 	t.Helper()
 	g := &gateway{logs: &testgw.LogBuffer{}}
 	s := testgw.Start(t, testgw.Options{Config: yml, Now: clk.Now,

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -63,7 +64,7 @@ var aliceHash = testgw.AliceHash()
 type loginEnv struct {
 	*gateway
 	t   *testing.T
-	clk *testgw.Clock
+	clk *testclock.Clock
 	up  *recorder
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 )
@@ -52,7 +53,7 @@ func (e *tokenEnv) config() string {
 type tokenEnv struct {
 	*gateway
 	t       testing.TB
-	clk     *testgw.Clock
+	clk     *testclock.Clock
 	a, b, c *testidp.Server
 	keys    map[string]*testidp.Key // issuer A's keys by alg
 	bKey    *testidp.Key            // issuer B's, kid "k-ES256" like A's

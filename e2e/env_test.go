@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -28,7 +29,7 @@ const (
 // gateway is a running gateway with its upstream, in this process.
 type gateway struct {
 	base  string // public URL, http://127.0.0.1:PORT
-	clock *testgw.Clock
+	clock *testclock.Clock
 	log   *requestLog
 }
 
@@ -107,7 +108,7 @@ func startGateway(t *testing.T) *gateway {
 	up := testgw.Serve(t, http.HandlerFunc(userPage))
 	// The gateway's clock starts at the real time, so the cookies the
 	// browser keeps expire when the gateway expects them to.
-	g := &gateway{clock: testgw.NewClock(time.Now()), log: &requestLog{}}
+	g := &gateway{clock: testclock.New(time.Now()), log: &requestLog{}}
 	s := testgw.Start(t, testgw.Options{Now: g.clock.Now, Logger: testgw.Logger(t, slog.LevelInfo, nil), Wrap: g.log.wrap,
 		Config: func(base string) string { return fmt.Sprintf(gatewayConfig, base, up, testgw.AliceHash()) }})
 	g.base = s.URL

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/portcullis-dev/portcullis/internal/peers"
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -35,7 +36,7 @@ func TestLoginThroughNginx(t *testing.T) {
 	}
 	log := &testgw.LogBuffer{}
 	testgw.Start(t, testgw.Options{
-		Listener: ln, Now: testgw.NewClock(time.Now()).Now, Logger: testgw.Logger(t, slog.LevelInfo, log),
+		Listener: ln, Now: testclock.New(time.Now()).Now, Logger: testgw.Logger(t, slog.LevelInfo, log),
 		Config: func(string) string { return string(cfg) },
 		Env: map[string]string{
 			"PORTCULLIS_CLIENT_SECRET": "forward-auth-client-secret",

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -20,7 +21,7 @@ import (
 func startGatewayWith(t *testing.T, mod func(string) string) *gateway {
 	t.Helper()
 	up := testgw.Serve(t, http.HandlerFunc(userPage))
-	g := &gateway{clock: testgw.NewClock(time.Now()), log: &requestLog{}}
+	g := &gateway{clock: testclock.New(time.Now()), log: &requestLog{}}
 	s := testgw.Start(t, testgw.Options{Now: g.clock.Now, Logger: testgw.Logger(t, slog.LevelInfo, nil), Wrap: g.log.wrap,
 		Config: func(base string) string { return mod(fmt.Sprintf(gatewayConfig, base, up, testgw.AliceHash())) }})
 	g.base = s.URL
@@ -43,7 +44,7 @@ func TestSignOutExternalProvider(t *testing.T) {
 	lnG, gw := testgw.Listen(t)
 	_, provider := startProvider(t, gw)
 	up := testgw.Serve(t, http.HandlerFunc(userPage))
-	g := &gateway{clock: testgw.NewClock(time.Now()), log: &requestLog{}}
+	g := &gateway{clock: testclock.New(time.Now()), log: &requestLog{}}
 	testgw.Start(t, testgw.Options{Listener: lnG, Now: g.clock.Now, Logger: testgw.Logger(t, slog.LevelInfo, nil), Wrap: g.log.wrap,
 		Config: func(base string) string {
 			return testgw.ServerSection("127.0.0.1:0", base, "") + testgw.IssuersSection(provider+"/idp", "demo-api", "") +

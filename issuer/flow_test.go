@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
@@ -36,7 +37,7 @@ const (
 type idp struct {
 	url   string
 	iss   *issuer.Issuer
-	clock *testgw.Clock
+	clock *testclock.Clock
 	store *issuer.MemoryStore
 	keys  *jwks.KeyRing
 }
@@ -44,7 +45,7 @@ type idp struct {
 func newIDP(t testing.TB) *idp {
 	t.Helper()
 	aliceHash := testgw.AliceHash()
-	clk := testgw.NewClock(time.Now())
+	clk := testclock.New(time.Now())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testredis"
 	"github.com/portcullis-dev/portcullis/issuer"
@@ -26,7 +27,7 @@ import (
 // injected and the address delay is recorded, not slept.
 type throttled struct {
 	replicas []*idp
-	clock    *testgw.Clock
+	clock    *testclock.Clock
 	mu       sync.Mutex
 	slept    []time.Duration
 }
@@ -48,7 +49,7 @@ func newThrottledCost(t *testing.T, cost int) *throttled {
 
 func newThrottledWith(t *testing.T, aliceHash string, stores ...issuer.Store) *throttled {
 	t.Helper()
-	th := &throttled{clock: testgw.NewClock(time.Now())}
+	th := &throttled{clock: testclock.New(time.Now())}
 	keys, err := jwks.OpenKeyRing(jwks.KeyRingConfig{Now: th.clock.Now})
 	if err != nil {
 		t.Fatal(err)

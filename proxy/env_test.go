@@ -14,14 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 	"github.com/portcullis-dev/portcullis/serve"
 )
 
 // newClock returns a settable test clock at a fixed time.
-func newClock() *testgw.Clock {
-	return testgw.NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+func newClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 }
 
 // echoed is what the test upstream received.
@@ -38,7 +39,7 @@ type env struct {
 	t      testing.TB
 	idp    *testidp.Server
 	keys   map[string]*testidp.Key
-	clock  *testgw.Clock
+	clock  *testclock.Clock
 	gw     *serve.Server
 	logs   *testgw.LogBuffer // everything the gateway logged
 	url    string            // gateway base URL

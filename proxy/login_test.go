@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 	"github.com/portcullis-dev/portcullis/serve"
@@ -31,7 +32,7 @@ var loginConfig = testgw.Login{Listen: "127.0.0.1:18082", TrustedProxies: `"127.
 type loginEnv struct {
 	t     testing.TB
 	base  string
-	clock *testgw.Clock
+	clock *testclock.Clock
 	gw    *serve.Server
 }
 
@@ -44,7 +45,7 @@ func newLoginEnv(t testing.TB) *loginEnv {
 func newLoginEnvWith(t testing.TB, mod func(string) string) *loginEnv {
 	t.Helper()
 	up := upstream(t)
-	e := &loginEnv{t: t, clock: testgw.NewClock(time.Now())}
+	e := &loginEnv{t: t, clock: testclock.New(time.Now())}
 	log := testgw.Logger(t, slog.LevelDebug, nil)
 	switch t.(type) {
 	case *testing.B, *testing.F:

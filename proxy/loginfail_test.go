@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -21,7 +22,7 @@ import (
 func TestLoginFailuresCountedAndLogged(t *testing.T) {
 	up := upstream(t)
 	logs := &testgw.LogBuffer{}
-	clock := testgw.NewClock(time.Now())
+	clock := testclock.New(time.Now())
 	g := testgw.Start(t, testgw.Options{Now: clock.Now, Logger: testgw.Logger(t, slog.LevelDebug, logs),
 		Config: func(base string) string { return fmt.Sprintf(loginConfig, base, up, testgw.AliceHash()) }})
 	b := newBrowser(t)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
 
@@ -34,7 +35,7 @@ func TestLoginAtAProviderFoundByDiscovery(t *testing.T) {
 	up := upstream(t)
 	lnP, provider := testgw.Listen(t)
 	lnR, relying := testgw.Listen(t)
-	clk := testgw.NewClock(time.Now())
+	clk := testclock.New(time.Now())
 	serve := func(yml string, ln net.Listener) *testgw.Gateway {
 		return testgw.Start(t, testgw.Options{Listener: ln, Now: clk.Now, Config: func(string) string { return yml }})
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/peers"
+	"github.com/portcullis-dev/portcullis/internal/testclock"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 )
@@ -24,7 +25,7 @@ type Env struct {
 	Base           string // the proxy, as browsers reach it: http://LISTEN_ADDR
 	PortcullisAddr string // portcullis itself, host:port
 	Dir            string // the rendered copy of this folder
-	Clock          *testgw.Clock
+	Clock          *testclock.Clock
 	IdP            *testidp.Server // a second token issuer the tests mint bearer tokens with
 	Key            *testidp.Key
 	Proxy          *peers.Process
@@ -50,7 +51,7 @@ func start(t *testing.T, run func(t *testing.T, dir, listen string) *peers.Proce
 	upstream := strings.TrimPrefix(testgw.Upstream(t), "http://")
 	ln, _ := testgw.Listen(t)
 	listen := peers.FreeAddr(t)
-	e := &Env{Base: "http://" + listen, PortcullisAddr: ln.Addr().String(), Clock: testgw.NewClock(time.Now()), Logs: &testgw.LogBuffer{}}
+	e := &Env{Base: "http://" + listen, PortcullisAddr: ln.Addr().String(), Clock: testclock.New(time.Now()), Logs: &testgw.LogBuffer{}}
 	e.Dir = peers.Render(t, ".", peers.Vars(listen, ln.Addr().String(), upstream))
 	b, err := os.ReadFile(filepath.Join(e.Dir, "portcullis.yaml"))
 	if err != nil {
