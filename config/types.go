@@ -63,6 +63,11 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32768.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// H2C accepts HTTP/2 with prior knowledge (cleartext, as ingress
+	// controllers and load balancers speak it to a sidecar, and as gRPC
+	// clients without TLS do) on the plain listener, besides HTTP/1.1.
+	// Default false. A TLS listener negotiates HTTP/2 by ALPN without it.
+	H2C bool `yaml:"h2c"`
 	// ShutdownDelay is how long the listener keeps accepting and serving
 	// after SIGTERM, with /readyz answering 503 from the first moment, so
 	// that load balancers and Kubernetes endpoints stop sending before the

@@ -72,6 +72,9 @@ func (v *validator) server() {
 	v.nonNegative("server.write_timeout", s.WriteTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace)
+	if s.H2C && s.TLS.CertFile != "" {
+		v.errorf("server.h2c", "is for the plain listener; with server.tls, HTTP/2 is negotiated by ALPN: remove h2c")
+	}
 	v.nonNegative("server.shutdown_delay", s.ShutdownDelay)
 	if s.ShutdownDelay.D() > 5*time.Minute {
 		v.errorf("server.shutdown_delay", "is %s; a delay is seconds long, enough for load balancers to see /readyz fail (5s in Kubernetes), at most 5m", s.ShutdownDelay.D())

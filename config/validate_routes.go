@@ -93,7 +93,7 @@ func (v *validator) route(i int) {
 	if msg := checkPathPrefix(r.PathPrefix); msg != "" {
 		v.errorf(p+".path_prefix", "%s", msg)
 	}
-	if _, msg := parseHTTPURL(r.Upstream, false); msg != "" {
+	if msg := checkUpstream(r.Upstream); msg != "" {
 		v.errorf(p+".upstream", "%s", msg)
 	}
 	switch r.OnUnauthenticated {
@@ -319,6 +319,22 @@ func checkPath(p, like string) string {
 		if seg == "." || seg == ".." {
 			return fmt.Sprintf("%q must not hold . or .. segments, which clients' paths never match once cleaned; %s", p, like)
 		}
+	}
+	return ""
+}
+
+// checkUpstream checks an upstream URL: http, https, or h2c (cleartext
+// HTTP/2, the scheme Caddy and Traefik use for it) with a host.
+func checkUpstream(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if ok && strings.EqualFold(scheme, "h2c") {
+		if _, msg := parseHTTPURL("http://"+rest, false); msg != "" {
+			return strings.ReplaceAll(msg, "http://"+rest, s)
+		}
+		return ""
+	}
+	if _, msg := parseHTTPURL(s, false); msg != "" {
+		return strings.Replace(msg, "is not an http or https URL", "is not an http, https or h2c URL", 1)
 	}
 	return ""
 }

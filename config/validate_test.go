@@ -117,6 +117,13 @@ func TestValidate(t *testing.T) {
 			`t.yaml:7: routes[0].host: "*.-x.com": after "*.", "-x.com" is not a host name; write a host name such as app.example.com (letters, digits, - and dots)`}},
 		{name: "host trailing dot", src: route("host: app.example.com."), want: []string{
 			`t.yaml:7: routes[0].host: "app.example.com." ends in a dot; write it without, as app.example.com (requests for app.example.com. are served too)`}},
+		{name: "upstream h2c", src: strings.Replace(base, "upstream: http://127.0.0.1:3000", "upstream: h2c://127.0.0.1:50051", 1)},
+		{name: "upstream h2c without host", src: strings.Replace(base, "upstream: http://127.0.0.1:3000", "upstream: h2c:///x", 1), want: []string{
+			`t.yaml:6: routes[0].upstream: "h2c:///x" has no host; write it like https://example.com/path`}},
+		{name: "upstream scheme", src: strings.Replace(base, "upstream: http://127.0.0.1:3000", "upstream: grpc://127.0.0.1:50051", 1), want: []string{
+			`t.yaml:6: routes[0].upstream: "grpc://127.0.0.1:50051" is not an http, https or h2c URL; write it like https://example.com/path`}},
+		{name: "h2c with tls", src: "server:\n  h2c: true\n  tls: {cert_file: testdata/minimal.yaml, key_file: testdata/minimal.yaml}\n" + base, want: []string{
+			`t.yaml:2: server.h2c: is for the plain listener; with server.tls, HTTP/2 is negotiated by ALPN: remove h2c`}},
 		{name: "upstream without scheme", src: strings.Replace(base, "upstream: http://127.0.0.1:3000", "upstream: 127.0.0.1:3000", 1), want: []string{
 			`t.yaml:6: routes[0].upstream: "127.0.0.1:3000" has no scheme; write it like http://127.0.0.1:3000`}},
 		{name: "path_prefix slash", src: route("path_prefix: api"), want: []string{

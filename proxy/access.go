@@ -23,6 +23,7 @@ type accessWriter struct {
 	reason   string // why a request was refused
 	subject  string
 	original string // forward-auth: the method and path asked about
+	grpc     bool   // a gRPC call: portcullis' own answers are gRPC statuses
 }
 
 var accessWriters = sync.Pool{New: func() any { return new(accessWriter) }}
@@ -125,7 +126,7 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Request-Id", id)
 	}
 	aw := accessWriters.Get().(*accessWriter)
-	*aw = accessWriter{ResponseWriter: w}
+	*aw = accessWriter{ResponseWriter: w, grpc: isGRPC(r)}
 	g := gw.enter()
 	func() {
 		defer g.leave() // also when a handler panics, which net/http recovers
@@ -136,8 +137,15 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	elapsed := time.Since(start)
 	gw.metrics.observe(aw.route, aw.outcome, aw.status, elapsed)
+	grpcStatus := ""
+	if aw.grpc {
+		if grpcStatus = grpcStatusOf(w.Header()); grpcStatus == "" {
+			grpcStatus = "none" // no status reached the client
+		}
+		gw.metrics.grpcResponses.WithLabelValues(aw.route, grpcStatus).Inc()
+	}
 	if gw.accessLog {
-		gw.logRequest(r, aw, id, elapsed)
+		gw.logRequest(r, aw, id, elapsed, grpcStatus)
 	}
 	*aw = accessWriter{}
 	accessWriters.Put(aw)
@@ -146,9 +154,9 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // logRequest writes one access-log line: method, path (never the query,
 // which may carry a token), route, status, outcome (with the reason of a
 // refusal), subject, latency, bytes, remote address and request id; for a
-// forward-auth answer also the original request it judged. Tokens and
-// cookies are never logged.
-func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elapsed time.Duration) {
+// forward-auth answer also the original request it judged, for a gRPC
+// call its grpc_status. Tokens and cookies are never logged.
+func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elapsed time.Duration, grpcStatus string) {
 	outcome := aw.outcome
 	if aw.reason != "" {
 		outcome += ":" + aw.reason
@@ -169,6 +177,11 @@ func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elap
 	n := len(attrs)
 	if aw.original == "" {
 		n-- // only forward-auth answers judge another request
+	}
+	if grpcStatus != "" {
+		out := append(attrs[:n:n], slog.String("grpc_status", grpcStatus))
+		gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request", out...)
+		return
 	}
 	gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:n]...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -25,6 +26,7 @@ func newRoute(rs *Route) *route {
 	if rt.prefix == "" {
 		rt.prefix = "/"
 	}
+	rt.folded = strings.ToLower(rt.prefix)
 	return rt
 }
 
@@ -38,6 +40,12 @@ func (g *generation) buildRoute(rs *Route) (*route, error) {
 	}
 	rt := newRoute(rs)
 	rt.upstream = rs.Upstream
+	h2c := rs.Upstream.Scheme == "h2c"
+	if h2c {
+		u := *rs.Upstream
+		u.Scheme = "http"
+		rt.upstream = &u
+	}
 	rt.auth = rs.Auth
 	rt.policy = rs.Policy
 	rt.idHeaders = identityHeaders(rs.ForwardHeaders)
@@ -51,6 +59,12 @@ func (g *generation) buildRoute(rs *Route) (*route, error) {
 	rt.upstreamT = g.metrics.upstreamLatency.WithLabelValues(rt.name)
 	tr := newTransport(rs.Timeout)
 	tr.TLSClientConfig = rs.UpstreamTLS
+	if h2c {
+		// Cleartext HTTP/2 with prior knowledge, as gRPC servers without
+		// TLS speak it; one connection carries every stream.
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	var transport http.RoundTripper = tr
 	if rs.Upstream.Scheme == "http" && !stdUpstreamTransport {
 		transport = newH1Transport(tr, rs.Upstream.Host, rs.Timeout)
@@ -245,21 +259,51 @@ func (g *generation) upstreamError(w http.ResponseWriter, r *http.Request, err e
 	case r.Context().Err() != nil && errors.Is(err, context.Canceled):
 		g.metrics.upstreamErrors.WithLabelValues(name, "canceled").Inc()
 		g.log.Debug("client went away", "route", name, "path", r.URL.Path)
+	case st.deadline && errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		// The gRPC call's own grpc-timeout, which portcullis enforces.
+		g.metrics.upstreamErrors.WithLabelValues(name, "timeout").Inc()
+		g.log.Debug("grpc-timeout passed", "route", name, "path", r.URL.Path)
+		g.plainStatus(w, http.StatusGatewayTimeout, "deadline exceeded: the call's grpc-timeout passed before the upstream answered")
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &timeout) && timeout.Timeout():
 		g.metrics.upstreamErrors.WithLabelValues(name, "timeout").Inc()
 		g.log.Warn("upstream timeout", "route", name, "path", r.URL.Path, "err", err)
-		g.plainStatus(w, http.StatusGatewayTimeout, "gateway timeout")
+		msg := "gateway timeout"
+		if grpcCall(w) {
+			msg = "upstream timeout: no response headers within the route's timeout"
+		}
+		g.plainStatus(w, http.StatusGatewayTimeout, msg)
 	default:
 		g.metrics.upstreamErrors.WithLabelValues(name, "error").Inc()
 		g.log.Warn("upstream error", "route", name, "path", r.URL.Path, "err", err)
-		g.plainStatus(w, http.StatusBadGateway, "bad gateway")
+		msg := "bad gateway"
+		if grpcCall(w) {
+			msg = "upstream unavailable: " + upstreamFailure(err)
+		}
+		g.plainStatus(w, http.StatusBadGateway, msg)
 	}
 }
 
 // plainStatus writes one of portcullis' own short text answers. They are
 // never framed, cached, sniffed or referred on.
 func (g *generation) plainStatus(w http.ResponseWriter, status int, msg string) {
+	if grpcCall(w) {
+		writeGRPCStatus(w, grpcCode(status), msg)
+		return
+	}
 	httpsec.Set(w.Header(), "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(msg + "\n"))
+}
+
+// upstreamFailure says in a few words why a round trip failed, without
+// the error's text (which may name internal addresses).
+func upstreamFailure(err error) string {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return "connection refused or unreachable"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	}
+	return "round trip failed"
 }

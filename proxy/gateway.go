@@ -104,6 +104,7 @@ type route struct {
 	name         string
 	host         string
 	prefix       string
+	folded       string // prefix in lower case, as a lenient upstream reads it
 	upstream     *url.URL
 	auth         Auth
 	policy       authn.Policy
@@ -124,8 +125,11 @@ type reqState struct {
 	id    *authn.Identity
 	raw   string // cleaned escaped path to forward
 	w     http.ResponseWriter
-	start time.Time
-	body  *bodyReader // nil without a body
+	// deadline is set when the request carries its own deadline
+	// (grpc-timeout), which bounds the round trip.
+	deadline bool
+	start    time.Time
+	body     *bodyReader // nil without a body
 }
 
 // bodyReader remembers why reading the client's body failed, so a
@@ -201,12 +205,16 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed path")
 		return
 	}
-	// portcullis' own paths come before any route.
+	// portcullis' own paths come before any route. They answer in HTTP,
+	// whatever the request's content type: a forward-auth answer must be
+	// a 401 or 403 to the proxy that asks, never a gRPC status in a 200.
 	if g.builtin != nil && g.builtin.owns(key) {
+		notGRPC(w)
 		g.serveIssuer(w, r)
 		return
 	}
 	if g.login != nil && g.login.owns(key) {
+		notGRPC(w)
 		g.serveLogin(w, r, key)
 		return
 	}
@@ -268,9 +276,29 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 4. Streams outlive the server's write timeout: lift it for upgrades
-	// here and for event streams when the response arrives.
-	if isUpgrade(r) {
-		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	// and gRPC calls (whose streams may also send for longer than the read
+	// timeout) here, and for event streams when the response arrives.
+	grpc := grpcCall(w)
+	if isUpgrade(r) || grpc {
+		rc := http.NewResponseController(w)
+		_ = rc.SetWriteDeadline(time.Time{})
+		if grpc {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+	}
+	// A gRPC call's grpc-timeout bounds it here too, so an upstream that
+	// never answers is cut at the client's deadline, with
+	// DEADLINE_EXCEEDED. The header travels on, so the upstream sees the
+	// deadline as well.
+	ctx := r.Context()
+	deadline := false
+	if grpc {
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+			deadline = true
+		}
 	}
 
 	// 5. Forward. Identity headers are set in rewrite, after the
@@ -284,8 +312,8 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now.IsZero() {
 		now = g.now()
 	}
-	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body}
-	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body, deadline: deadline}
+	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
 }
 
 // routeFor returns the route for host and the cleaned path key (raw its
@@ -299,7 +327,7 @@ func (g *generation) routeFor(w http.ResponseWriter, host, raw, key string, noRo
 		g.plain(w, nil, noRoute, outcomeNoRoute, strings.ToLower(http.StatusText(noRoute)))
 		return nil
 	}
-	if needsSuspicionCheck(raw) && g.routes.match(host, suspiciousKey(raw)) != rt {
+	if g.routes.ambiguous(host, raw, key, rt) {
 		g.plain(w, rt, http.StatusBadRequest, outcomeBadRequest, "ambiguous path")
 		return nil
 	}
@@ -313,7 +341,7 @@ func (g *generation) routeFor(w http.ResponseWriter, host, raw, key string, noRo
 func (g *generation) sendToLogin(w http.ResponseWriter, r *http.Request, rt *route, err error) bool {
 	var ae *authn.Error
 	var rejected errSessionRejected
-	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) {
+	if g.login == nil || !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized || errors.As(err, &rejected) || grpcCall(w) {
 		return false
 	}
 	switch rt.onUnauth {
@@ -359,6 +387,21 @@ func (g *generation) deny(w http.ResponseWriter, r *http.Request, rt *route, err
 // lacks a scope or claim gets a page saying which (with login configured),
 // everything else the RFC 6750 answer.
 func (g *generation) writeDenial(w http.ResponseWriter, r *http.Request, rt *route, ae *authn.Error) {
+	if grpcCall(w) {
+		// UNAUTHENTICATED or PERMISSION_DENIED, with the same RFC 6750
+		// challenge an HTTP client gets.
+		code := grpcUnauthenticated
+		if ae.Status == http.StatusForbidden {
+			code = grpcPermissionDenied
+		}
+		msg := ae.Description
+		if ae.Code != "" {
+			msg = ae.Code + ": " + ae.Description
+		}
+		w.Header().Set("WWW-Authenticate", ae.Challenge(g.realm))
+		writeGRPCStatus(w, code, msg)
+		return
+	}
 	if ae.Status == http.StatusForbidden && g.login != nil && rt != nil && isNavigation(r) {
 		g.forbiddenPage(w, rt, ae)
 		return

@@ -39,6 +39,7 @@ type metrics struct {
 	upstreamLatency *prometheus.HistogramVec
 	upstreamErrors  *prometheus.CounterVec
 	jwksFetches     *prometheus.CounterVec
+	grpcResponses   *prometheus.CounterVec
 	authDelays      prometheus.Counter
 }
 
@@ -80,6 +81,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_jwks_fetches_total",
 			Help: "JWKS fetch attempts by issuer and result.",
 		}, []string{"issuer", "result"}),
+		grpcResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_grpc_responses_total",
+			Help: "gRPC calls by route and the grpc-status their client received (none: no status reached it).",
+		}, []string{"route", "grpc_status"}),
 		authDelays: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "portcullis_auth_failure_delays_total",
 			Help: "Answers held back because their connection kept failing authentication.",
@@ -89,7 +94,7 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
 	}
 	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.authnLatency, m.upstreamLatency,
-		m.upstreamErrors, m.jwksFetches, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
+		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

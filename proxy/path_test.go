@@ -58,6 +58,31 @@ func TestSuspiciousKey(t *testing.T) {
 	}
 }
 
+// TestLenientReading: a path is refused when a lenient upstream (letters
+// folded, as IIS does) could read it as another route's, judged with that
+// upstream folding the routes' prefixes too. Mixed-case prefixes, as gRPC
+// services have, serve their own paths; "/ADMIN" against "/admin", and
+// "/reports" against "/Reports", are refused.
+func TestLenientReading(t *testing.T) {
+	var rs []*route
+	for _, p := range []struct{ name, prefix string }{
+		{"root", "/"}, {"health", "/grpc.health.v1.Health"}, {"admin", "/admin"}, {"Reports", "/Reports"},
+	} {
+		rs = append(rs, newRoute(&Route{Name: p.name, PathPrefix: p.prefix}))
+	}
+	tbl := newRouteTable(rs)
+	for raw, ok := range map[string]bool{
+		"/grpc.health.v1.Health/Check": true, "/Reports/2026": true, "/admin/x": true, "/x/Y": true,
+		"/ADMIN/x": false, "/Admin": false, "/reports/2026": false, "/grpc.health.v1.health/Check": false,
+	} {
+		_, key, _ := cleanPath(raw)
+		rt := tbl.match("", key)
+		if same := !tbl.ambiguous("", raw, key, rt); same != ok {
+			t.Errorf("%s (route %s): served %v, want %v", raw, rt.name, same, ok)
+		}
+	}
+}
+
 func TestRouteTable(t *testing.T) {
 	rs := []*route{
 		{name: "root", prefix: "/"},

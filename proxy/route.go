@@ -22,11 +22,13 @@ type routeTable struct {
 	wildcard map[string][]*route // by the suffix after "*."
 	any      []*route            // routes naming no host
 	all      []*route            // every route, as configured
+	upper    bool                // some prefix has upper-case letters
 }
 
 func newRouteTable(rs []*route) *routeTable {
 	t := &routeTable{exact: map[string][]*route{}, wildcard: map[string][]*route{}, all: rs}
 	for _, r := range rs {
+		t.upper = t.upper || r.folded != r.prefix
 		switch {
 		case r.host == "":
 			t.any = append(t.any, r)
@@ -71,14 +73,43 @@ func (t *routeTable) candidates(host string) ([]*route, string) {
 
 // match returns the route for host (as [requestHost] returns it) and path,
 // or nil.
-func (t *routeTable) match(host, path string) *route {
+func (t *routeTable) match(host, path string) *route { return t.find(host, path, false) }
+
+// matchLenient is match as a lenient upstream reads both the path and its
+// own routes: path is a [suspiciousKey], and the prefixes have their
+// letters folded too. "/Grpc.Health/Check" then reads as the route at
+// "/Grpc.Health" did, while "/ADMIN" on a route table with "/admin" reads
+// as that route.
+func (t *routeTable) matchLenient(host, path string) *route { return t.find(host, path, true) }
+
+// find is match, on the folded prefixes when folded is set.
+func (t *routeTable) find(host, path string, folded bool) *route {
 	rs, _ := t.candidates(host)
 	for _, r := range rs {
-		if prefixMatch(r.prefix, path) {
+		prefix := r.prefix
+		if folded {
+			prefix = r.folded
+		}
+		if prefixMatch(prefix, path) {
 			return r
 		}
 	}
 	return nil
+}
+
+// ambiguous reports whether a lenient upstream could read the request's
+// path (raw as sent, key cleaned) as another route's than rt: decoded,
+// backslashes as slashes, ";params" dropped, letters folded (see
+// suspiciousKey and matchLenient).
+func (t *routeTable) ambiguous(host, raw, key string, rt *route) bool {
+	switch {
+	case needsSuspicionCheck(raw):
+		return t.matchLenient(host, suspiciousKey(raw)) != rt
+	case t.upper:
+		// A lower-case path may still fold onto a mixed-case prefix.
+		return t.matchLenient(host, key) != rt
+	}
+	return false
 }
 
 // prefixMatch matches whole segments: "/api" matches "/api" and "/api/x",

@@ -53,7 +53,7 @@ func RouteForURL(routes []Route, rawURL string) (name, why string, err error) {
 	if rt == nil {
 		return "", "", fmt.Errorf("%s: %s, and none has a path_prefix for %s: the gateway answers 404", rawURL, why, key)
 	}
-	if needsSuspicionCheck(raw) && t.match(host, suspiciousKey(raw)) != rt {
+	if t.ambiguous(host, raw, key, rt) {
 		return "", "", fmt.Errorf("%s: a lenient upstream could read the path as one for another route: the gateway answers 400", rawURL)
 	}
 	return rt.name, why + fmt.Sprintf("; path_prefix %s is the longest that matches %s", rt.prefix, key), nil

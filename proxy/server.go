@@ -82,6 +82,11 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		ConnContext:       gw.ConnContext,
 	}
 	tlsOn := s.TLSCertFile != ""
+	if s.H2C && !tlsOn {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	if tlsOn {
 		certs, err := newCertReloader(s.TLSCertFile, s.TLSKeyFile, s.Now, gw.log)
 		if err != nil {
@@ -95,7 +100,7 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	errc := make(chan error, 2)
 	go func() {
-		gw.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn)
+		gw.log.Info("proxy listening", "addr", ln.Addr().String(), "tls", tlsOn, "h2c", s.H2C && !tlsOn)
 		var err error
 		if tlsOn {
 			err = srv.ServeTLS(ln, "", "") // certificates from GetCertificate

@@ -27,6 +27,9 @@ type Config struct {
 	// The http.Server's bounds; zero means none, as in net/http.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
+	// H2C accepts HTTP/2 with prior knowledge on a plain (not TLS)
+	// listener, besides HTTP/1.1. TLS negotiates HTTP/2 by ALPN anyway.
+	H2C bool
 	// ShutdownDelay is how long the listener keeps serving after shutdown
 	// begins, with /readyz answering 503; ShutdownGrace bounds draining
 	// the requests in flight after that.

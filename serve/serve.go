@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"sync"
 	"time"
 
@@ -111,7 +110,7 @@ func listeners(c *config.Config, o Options) proxy.Config {
 	pc := proxy.Config{
 		Listen: sv.Listen, TLSCertFile: sv.TLS.CertFile, TLSKeyFile: sv.TLS.KeyFile,
 		ReadHeaderTimeout: sv.ReadHeaderTimeout.D(), ReadTimeout: sv.ReadTimeout.D(),
-		WriteTimeout: sv.WriteTimeout.D(), IdleTimeout: sv.IdleTimeout.D(), MaxHeaderBytes: sv.MaxHeaderBytes,
+		WriteTimeout: sv.WriteTimeout.D(), IdleTimeout: sv.IdleTimeout.D(), MaxHeaderBytes: sv.MaxHeaderBytes, H2C: sv.H2C,
 		ShutdownDelay: sv.ShutdownDelay.D(), ShutdownGrace: sv.ShutdownGrace.D(),
 		Logger: o.Logger, Now: o.Now, Sleep: o.Sleep,
 	}
@@ -132,9 +131,9 @@ func (s *Server) Reload(c *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cur
-	if !reflect.DeepEqual(old.cfg.Server.Listen, c.Server.Listen) || !reflect.DeepEqual(old.cfg.Admin, c.Admin) ||
-		!reflect.DeepEqual(old.cfg.Server.TLS, c.Server.TLS) {
-		s.log.Warn("reload: listener addresses and TLS files change only on restart")
+	if old.cfg.Server.Listen != c.Server.Listen || old.cfg.Admin != c.Admin || old.cfg.Server.TLS != c.Server.TLS ||
+		old.cfg.Server.H2C != c.Server.H2C {
+		s.log.Warn("reload: listener addresses, TLS files and h2c change only on restart")
 	}
 	g, spec, err := s.build(c, old)
 	if err == nil {

@@ -1,0 +1,48 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestGRPCTimeoutHeader(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"1S": time.Second, "100m": 100 * time.Millisecond, "5u": 5 * time.Microsecond, "7n": 7,
+		"2M": 2 * time.Minute, "1H": time.Hour, "99999999H": 1<<63 - 1, "0m": 0,
+	} {
+		if got, ok := grpcTimeout(in); !ok || got != want {
+			t.Errorf("grpc-timeout %q: %v %v, want %v", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "S", "1", "1s", "-1S", "123456789S", "1.5S", " 1S", "1x"} {
+		if d, ok := grpcTimeout(in); ok {
+			t.Errorf("grpc-timeout %q: accepted as %v", in, d)
+		}
+	}
+}
+
+func TestIsGRPC(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc": true, "application/grpc+proto": true, "application/grpc;charset=utf-8": true,
+		"Application/GRPC": true, "application/grpc-web": false, "application/grpc-web+proto": false,
+		"application/json": false, "": false, "application/grp": false,
+	} {
+		r := &http.Request{Header: http.Header{"Content-Type": {ct}}}
+		if got := isGRPC(r); got != want {
+			t.Errorf("content-type %q: gRPC %v, want %v", ct, got, want)
+		}
+	}
+}
+
+func TestGRPCMessageEncoding(t *testing.T) {
+	for in, want := range map[string]string{
+		"invalid_token: token expired": "invalid_token: token expired",
+		"100%":                         "100%25",
+		"ü\n":                          "%C3%BC%0A",
+	} {
+		if got := grpcMessage(in); got != want {
+			t.Errorf("grpcMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
