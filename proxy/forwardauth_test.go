@@ -106,6 +106,13 @@ func TestForwardAuthAnswers(t *testing.T) {
 			checkFamily(t, rec.Header(), nil)
 		}
 	})
+	t.Run("a gRPC call asked about is answered in HTTP: a 200 with grpc-status would let it through", func(t *testing.T) {
+		rec := e.ask("/oauth2/auth", trusted, http.Header{"X-Forwarded-Uri": {"/orders"}, "X-Forwarded-Method": {"POST"},
+			"Content-Type": {"application/grpc"}})
+		if rec.Code != 401 || rec.Header().Get("Grpc-Status") != "" {
+			t.Errorf("%d, grpc-status %q, want a plain 401", rec.Code, rec.Header().Get("Grpc-Status"))
+		}
+	})
 	t.Run("original method: a POST never starts a login", func(t *testing.T) {
 		rec := e.ask("/oauth2/auth", trusted, http.Header{"X-Forwarded-Uri": {"/orders"}, "X-Forwarded-Method": {"POST"}, "Accept": {"text/html"}})
 		if rec.Code != 401 || rec.Header().Get("Location") != "" {

@@ -92,9 +92,13 @@ func grpcTimeout(v string) (d time.Duration, ok bool) {
 	if len(v) < 2 || len(v) > 9 {
 		return 0, false
 	}
-	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
-	if err != nil || n < 0 {
-		return 0, false
+	var n int64
+	for i := 0; i < len(v)-1; i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			return 0, false // no sign, no space: digits only
+		}
+		n = n*10 + int64(c-'0')
 	}
 	unit, ok := grpcTimeoutUnits[v[len(v)-1]]
 	if !ok {

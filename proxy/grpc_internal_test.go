@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 			t.Errorf("grpc-timeout %q: %v %v, want %v", in, got, ok, want)
 		}
 	}
-	for _, in := range []string{"", "S", "1", "1s", "-1S", "123456789S", "1.5S", " 1S", "1x"} {
+	for _, in := range []string{"", "S", "1", "1s", "-1S", "123456789S", "1.5S", " 1S", "1x", "+0S"} {
 		if d, ok := grpcTimeout(in); ok {
 			t.Errorf("grpc-timeout %q: accepted as %v", in, d)
 		}
@@ -45,4 +46,26 @@ func TestGRPCMessageEncoding(t *testing.T) {
 			t.Errorf("grpcMessage(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// FuzzGRPCTimeout: any grpc-timeout header parses without panicking to a
+// non-negative duration, and an accepted value is one a gRPC client could
+// have written (1 to 8 digits and a unit).
+func FuzzGRPCTimeout(f *testing.F) {
+	for _, s := range []string{"1S", "100m", "99999999H", "0n", "", "1", "-1S", "1.5S"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, ok := grpcTimeout(v)
+		if !ok {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("%q: negative %v", v, d)
+		}
+		digits := v[:len(v)-1]
+		if len(digits) < 1 || len(digits) > 8 || strings.Trim(digits, "0123456789") != "" {
+			t.Fatalf("%q accepted: not 1 to 8 digits and a unit", v)
+		}
+	})
 }

@@ -216,6 +216,10 @@ routes:
     path_prefix: /web
     upstream: %[5]q
     auth: public
+  - name: socket
+    path_prefix: /socket
+    upstream: %[6]q
+    auth: public
 `
 
 // TestGRPCThroughTheGateway runs a real grpc-go client against a real
@@ -242,7 +246,8 @@ func testGRPC(t *testing.T, mode string) {
 	}
 	logs := &testgw.LogBuffer{}
 	g := testgw.Start(t, testgw.Options{Logger: testgw.Logger(t, -4, logs), Admin: true, Config: func(string) string {
-		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), extra, testgw.Upstream(t))
+		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), extra, testgw.Upstream(t),
+			testgw.Serve(t, http.HandlerFunc(echoUpgrade)))
 	}})
 	conn, err := grpc.NewClient(g.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
@@ -430,13 +435,14 @@ func testGRPC(t *testing.T, mode string) {
 		t.Errorf("access log lines lack grpc_status:\n%s", logs)
 	}
 
-	// HTTP/1.1 on the same listener is unchanged.
+	// HTTP/1.1 on the same listener is unchanged, upgrades included.
 	if mode == "h2c" {
 		res, err := http.Get("http://" + g.Addr + "/web/page")
 		if err != nil || res.StatusCode != 200 || res.ProtoMajor != 1 {
 			t.Fatalf("HTTP/1.1 beside h2c: %v %v", res, err)
 		}
 		res.Body.Close()
+		upgradeEcho(t, g.Addr)
 	}
 }
 
@@ -464,7 +470,7 @@ func TestGRPCAnswersAreTrailersOnly(t *testing.T) {
 	addr := startGRPC(t, es)
 	idp, keys := testgw.NewIssuer(t)
 	g := testgw.Start(t, testgw.Options{Config: func(string) string {
-		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), "h2c: true", testgw.Upstream(t))
+		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), "h2c: true", testgw.Upstream(t), testgw.Upstream(t))
 	}})
 	alice := testidp.Mint(t, keys["ES256"], testgw.Claims(idp, "alice", time.Now()), nil)
 	c := h2cClient()
