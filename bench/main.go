@@ -97,11 +97,17 @@ type env struct {
 	upstream string // URL
 	up       *child // the upstream process, whose CPU time is read around runs
 	baseAddr string
-	gwAddr   string
-	admAddr  string
-	clkTck   int    // clock ticks per second of /proc/PID/stat
-	same     string // the valid token of same-token, the warm-ups and the flood's legit load
-	made     made   // what prepare made, for the report
+	// The gRPC scenarios': h2load, the h2c upstream and the reference
+	// proxy's address; unset when none is selected.
+	h2load       string
+	grpcUp       *child
+	grpcUpstream string // h2c upstream's URL, http://host:port
+	grpcBaseAddr string
+	gwAddr       string
+	admAddr      string
+	clkTck       int    // clock ticks per second of /proc/PID/stat
+	same         string // the valid token of same-token, the warm-ups and the flood's legit load
+	made         made   // what prepare made, for the report
 }
 
 func run(ctx context.Context, o options) error {
@@ -119,6 +125,12 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	h2load := ""
+	if has(scens, "grpc-baseline") {
+		if h2load, err = ensureTool(ctx, "h2load", "nghttp2-client"); err != nil {
+			return err
+		}
+	}
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -132,7 +144,7 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	e := &env{o: o, wrk: wrk, dir: dir, bin: filepath.Join(dir, "portcullis"), clkTck: clockTicks()}
+	e := &env{o: o, wrk: wrk, h2load: h2load, dir: dir, bin: filepath.Join(dir, "portcullis"), clkTck: clockTicks()}
 	if e.self, err = os.Executable(); err != nil {
 		return err
 	}
@@ -150,7 +162,7 @@ func run(ctx context.Context, o options) error {
 	if err := build.Run(); err != nil {
 		return fmt.Errorf("bench: go build ./cmd/portcullis: %w", err)
 	}
-	k, err := e.startHelpers(ctx)
+	k, err := e.startHelpers(ctx, has(scens, "grpc-baseline"))
 	if err != nil {
 		return err
 	}
@@ -242,15 +254,25 @@ func floodNote(r result) string {
 	return fmt.Sprintf(", attacker %.0f req/s (%s), JWKS fetches %d", r.attack.RPS, statusMix(r.attack), r.fetches)
 }
 
-// startHelpers starts the upstream and the JWKS server and writes the
-// gateway's configuration; it returns the issuer's keys.
-func (e *env) startHelpers(ctx context.Context) (*keys, error) {
-	addrs, err := freeAddrs(5)
+// startHelpers starts the upstream and the JWKS server (and, for the gRPC
+// scenarios, the h2c upstream) and writes the gateway's configuration; it
+// returns the issuer's keys.
+func (e *env) startHelpers(ctx context.Context, grpc bool) (*keys, error) {
+	addrs, err := freeAddrs(7)
 	if err != nil {
 		return nil, err
 	}
 	upAddr, jwksAddr := addrs[0], addrs[1]
 	e.baseAddr, e.gwAddr, e.admAddr = addrs[2], addrs[3], addrs[4]
+	if grpc {
+		e.grpcUpstream, e.grpcBaseAddr = "http://"+addrs[5], addrs[6]
+		if e.grpcUp, err = e.ps.start("grpc-upstream", 0, nil, e.self, "-role", "grpc-upstream", "-addr", addrs[5]); err != nil {
+			return nil, err
+		}
+		if err := waitHTTP(ctx, e.grpcUp, e.grpcUpstream+"/", 200, 10*time.Second); err != nil {
+			return nil, err
+		}
+	}
 	e.upstream = "http://" + upAddr
 	issuer := "http://" + jwksAddr
 	k, err := newKeys(issuer)
@@ -276,7 +298,7 @@ func (e *env) startHelpers(ctx context.Context) (*keys, error) {
 	}
 	e.secret = strings.ToLower(strings.Repeat(randText(), 2)) // 52 chars, over the 32-byte minimum
 	e.cfgPath = filepath.Join(e.dir, "portcullis.yaml")
-	cfg := gatewayConfig(e.gwAddr, e.admAddr, issuer, e.upstream, e.o.refetch)
+	cfg := gatewayConfig(e.gwAddr, e.admAddr, issuer, e.upstream, e.grpcUpstream, e.o.refetch)
 	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}

@@ -60,8 +60,6 @@ func fmtDur(ns float64) string {
 func report(e *env, rs *results, scens []scenario) string {
 	var b strings.Builder
 	header(&b, e, scens)
-	base := median(rs.pick("baseline", rps))
-	baseCPU := median(rs.pick("baseline", result.cpuPerReq))
 	b.WriteString("| scenario | req/s (median) | p50 | p99 | × baseline | proxy CPU/req | baseline CPU ÷ this | upstream CPU/req | target | notes |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|---|---|\n")
 	for _, s := range scens {
@@ -74,6 +72,8 @@ func report(e *env, rs *results, scens []scenario) string {
 		if len(rs.runs[s.name]) == 0 {
 			continue
 		}
+		base := median(rs.pick(s.refName(), rps))
+		baseCPU := median(rs.pick(s.refName(), result.cpuPerReq))
 		m := median(rs.pick(s.name, rps))
 		cpu := median(rs.pick(s.name, result.cpuPerReq))
 		ratio, cpuRatio, target := "1.00", "", ""
@@ -97,8 +97,8 @@ func report(e *env, rs *results, scens []scenario) string {
 	}
 	b.WriteString("\nPer round (req/s, its ratio to the same round's baseline, and the proxy's CPU per request):\n\n")
 	b.WriteString("| scenario | req/s per round | × baseline per round | proxy CPU/req per round (µs) |\n|---|---|---|---|\n")
-	baseRuns := rs.pick("baseline", rps)
 	for _, s := range scens {
+		baseRuns := rs.pick(s.refName(), rps)
 		v := rs.pick(s.name, rps)
 		if len(v) == 0 {
 			continue
@@ -112,6 +112,15 @@ func report(e *env, rs *results, scens []scenario) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", s.name, joinInts(v), strings.Join(ratios, ", "), joinInts(rs.pick(s.name, result.cpuPerReq)))
 	}
 	return b.String()
+}
+
+// refName is the scenario whose medians are 1.00× for s: the baseline, or
+// the gRPC baseline for the gRPC scenario.
+func (s scenario) refName() string {
+	if s.ref != "" || s.target == "grpc-baseline" {
+		return "grpc-baseline"
+	}
+	return "baseline"
 }
 
 // header writes the list that describes the machine and the run.
@@ -136,6 +145,10 @@ func header(b *strings.Builder, e *env, scens []scenario) {
 	if has(scens, "invalid-flood") {
 		fmt.Fprintf(b, "- invalid-flood: a legit wrk (%d connections, the valid same-token) and an attacker's wrk (%d connections, cycling through %d invalid tokens) at once, both on CPU 1; req/s, p50 and p99 are the legit wrk's\n",
 			o.conns, o.attackConns, e.made.invalid)
+	}
+	if has(scens, "grpc-baseline") {
+		fmt.Fprintf(b, "- grpc: unary calls to %s over cleartext HTTP/2 by %s (%d connections × 4 streams, on CPU 1), one small message each way, against an h2c upstream answering as a gRPC server; grpc-unary (one valid RS256 token) is compared with grpc-baseline, a plain `httputil.ReverseProxy` with an HTTP/2 transport; p50 and p99 from h2load's per-request log; gRPC refusals (HTTP 200 to h2load) are read from `portcullis_grpc_responses_total` and count as non-2xx\n",
+			grpcPath, h2loadVersion(e.h2load), max(1, o.conns/4))
 	}
 	if has(scens, "memory") {
 		fmt.Fprintf(b, "- memory: a fresh portcullis, unpinned (this measures memory, not speed), sent %d distinct ES256 tokens signed by the harness, %d requests in flight\n",

@@ -24,7 +24,16 @@ func runRole(role, addr, upstream, jwksFile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var h http.Handler
+	var protocols *http.Protocols
 	switch role {
+	case "grpc-upstream":
+		h, protocols = http.HandlerFunc(grpcUpstream), h2cProtocols()
+	case "grpc-baseline":
+		p, err := grpcBaselineProxy(upstream)
+		if err != nil {
+			return err
+		}
+		h, protocols = p, h2cProtocols()
 	case "upstream":
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
@@ -49,7 +58,7 @@ func runRole(role, addr, upstream, jwksFile string) error {
 	if err != nil {
 		return fmt.Errorf("bench: %s: %w", role, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, Protocols: protocols}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

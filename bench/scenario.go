@@ -23,6 +23,8 @@ type scenario struct {
 	target string  // "baseline" or "portcullis"
 	flood  bool    // an attacker's wrk runs alongside; JWKS fetches are read around the run
 	memory bool    // not a wrk run: distinct tokens from the harness, then portcullis' memory
+	grpc   bool    // unary gRPC calls over cleartext HTTP/2, driven by h2load
+	ref    string  // the scenario its ratios are taken against; "" is baseline
 	floor  float64 // the target ratio
 	load   load    // measured requests (the legit ones in the flood)
 	warm   load    // warm-up requests (never the measured tokens)
@@ -43,6 +45,10 @@ var allScenarios = []scenario{
 	{name: "distinct-es256", target: "portcullis", floor: 0.55},
 	{name: "session-cookie", target: "portcullis", floor: 1.00},
 	{name: "invalid-flood", target: "portcullis", flood: true, floor: 0.90},
+	// gRPC: unary calls with one token over h2c, against a plain
+	// ReverseProxy with an HTTP/2 transport.
+	{name: "grpc-baseline", target: "grpc-baseline", grpc: true},
+	{name: "grpc-unary", target: "portcullis", grpc: true, ref: "grpc-baseline", floor: 1.00},
 	// same-token without the HTTP/1.1 upstream fast path (the standard
 	// http.Transport instead), and with the runtime's default GC pace.
 	{name: "same-token-std-transport", target: "portcullis", env: []string{"PORTCULLIS_UPSTREAM_TRANSPORT=std"}},
@@ -60,6 +66,9 @@ func selectScenarios(only string) ([]scenario, error) {
 	for _, n := range strings.Split(only, ",") {
 		want[strings.TrimSpace(n)] = true
 	}
+	if want["grpc-unary"] {
+		want["grpc-baseline"] = true // its reference
+	}
 	var out []scenario
 	for _, s := range allScenarios {
 		if want[s.name] {
@@ -68,7 +77,7 @@ func selectScenarios(only string) ([]scenario, error) {
 		}
 	}
 	for n := range want {
-		if n != "baseline" {
+		if n != "baseline" && n != "grpc-baseline" {
 			return nil, fmt.Errorf("bench: unknown scenario %q", n)
 		}
 	}
@@ -177,6 +186,8 @@ func (e *env) setLoads(scens []scenario, cookie string) {
 			s.warm = s.load
 		case "invalid-flood":
 			s.load, s.warm, s.attack = bearer, bearer, list(invalidFile, "attack")
+		case "grpc-unary":
+			s.load, s.warm = bearer, bearer
 		}
 	}
 }
@@ -222,10 +233,24 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 		err error
 		url string
 	)
-	if s.target == "portcullis" {
+	upPid := e.up.cmd.Process.Pid
+	switch {
+	case s.grpc:
+		upPid = e.grpcUp.cmd.Process.Pid
+		if s.target == "portcullis" {
+			url = "http://" + e.gwAddr + grpcPath
+			ch, err = e.startGateway(ctx, s.name, 0, s.env...)
+		} else {
+			url = "http://" + e.grpcBaseAddr + grpcPath
+			ch, err = e.ps.start("grpc-baseline", 0, nil, e.self, "-role", "grpc-baseline", "-addr", e.grpcBaseAddr, "-upstream", e.grpcUpstream)
+			if err == nil {
+				err = waitHTTP(ctx, ch, "http://"+e.grpcBaseAddr+"/", 200, 10*time.Second)
+			}
+		}
+	case s.target == "portcullis":
 		url = "http://" + e.gwAddr + "/"
 		ch, err = e.startGateway(ctx, s.name, 0, s.env...)
-	} else {
+	default:
 		url = "http://" + e.baseAddr + "/"
 		ch, err = e.ps.start("baseline", 0, nil, e.self, "-role", "baseline", "-addr", e.baseAddr, "-upstream", e.upstream)
 		if err == nil {
@@ -238,11 +263,15 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 	if err != nil {
 		return result{}, err
 	}
-	if err := sanity(url, s.warm.header, ch); err != nil {
+	check := sanity
+	if s.grpc {
+		check = grpcSanity
+	}
+	if err := check(url, s.warm.header, ch); err != nil {
 		return result{}, err
 	}
 	if warmup > 0 {
-		if _, err := e.drive(ctx, url, s.warm, warmup, e.o.conns); err != nil {
+		if _, err := e.driveAny(ctx, url, s, s.warm, warmup); err != nil {
 			return result{}, err
 		}
 	}
@@ -253,7 +282,13 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 			return result{}, err
 		}
 	}
-	pids := []int{ch.cmd.Process.Pid, e.up.cmd.Process.Pid}
+	refused := 0
+	if s.grpc && s.target == "portcullis" {
+		if refused, err = grpcRefusals(e.admAddr); err != nil {
+			return result{}, err
+		}
+	}
+	pids := []int{ch.cmd.Process.Pid, upPid}
 	cpu0, err := cpuTimes(e.clkTck, pids)
 	if err != nil {
 		return result{}, err
@@ -266,6 +301,14 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 		return result{}, err
 	}
 	r.cpu, r.upCPU = cpu1[0]-cpu0[0], cpu1[1]-cpu0[1]
+	if s.grpc && s.target == "portcullis" {
+		// A gRPC refusal is an HTTP 200 to h2load: count them here.
+		after, err := grpcRefusals(e.admAddr)
+		if err != nil {
+			return result{}, err
+		}
+		r.Non2xx += after - refused
+	}
 	if s.flood {
 		after, err := jwksFetches(e.admAddr)
 		if err != nil {
@@ -292,7 +335,7 @@ func (e *env) startGateway(ctx context.Context, name string, cpu int, env ...str
 // its run too; should either fail, the other is stopped.
 func (e *env) runLoad(ctx context.Context, url string, s scenario, d time.Duration) (wrkRun, *wrkRun, error) {
 	if !s.flood {
-		w, err := e.drive(ctx, url, s.load, d, e.o.conns)
+		w, err := e.driveAny(ctx, url, s, s.load, d)
 		return w, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -316,6 +359,16 @@ func (e *env) runLoad(ctx context.Context, url string, s scenario, d time.Durati
 		return wrkRun{}, nil, err
 	}
 	return legit, &atk, nil
+}
+
+// driveAny runs the scenario's load generator with l: h2load for gRPC
+// (a quarter of -connections, four streams each: gRPC clients multiplex),
+// wrk for the rest.
+func (e *env) driveAny(ctx context.Context, url string, s scenario, l load, d time.Duration) (wrkRun, error) {
+	if s.grpc {
+		return runH2load(ctx, e.h2load, e.taskset, e.dir, 1, url, l.header, d, max(1, e.o.conns/4), 4)
+	}
+	return e.drive(ctx, url, l, d, e.o.conns)
 }
 
 // drive runs one wrk against url, pinned to CPU 1 when pinning.

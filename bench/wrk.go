@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,13 +15,17 @@ import (
 
 // ensureWrk returns the path of wrk, installing it from the distribution
 // when it is missing and the harness runs as root.
-func ensureWrk(ctx context.Context) (string, error) {
-	if p, err := exec.LookPath("wrk"); err == nil {
+func ensureWrk(ctx context.Context) (string, error) { return ensureTool(ctx, "wrk", "wrk") }
+
+// ensureTool returns the path of program, installing Debian's package pkg
+// with apt-get when it is missing and the harness runs as root.
+func ensureTool(ctx context.Context, program, pkg string) (string, error) {
+	if p, err := exec.LookPath(program); err == nil {
 		return p, nil
 	}
-	fmt.Fprintln(os.Stderr, "wrk is not installed; install it with: apt-get install -y wrk")
+	fmt.Fprintf(os.Stderr, "%s is not installed; install it with: apt-get install -y %s\n", program, pkg)
 	if os.Geteuid() != 0 {
-		return "", errors.New("bench: wrk missing and not running as root; run: sudo apt-get install -y wrk")
+		return "", fmt.Errorf("bench: %s missing and not running as root; run: sudo apt-get install -y %s", program, pkg)
 	}
 	apt := func(args ...string) error {
 		fmt.Fprintln(os.Stderr, "running: apt-get", strings.Join(args, " "))
@@ -31,15 +34,15 @@ func ensureWrk(ctx context.Context) (string, error) {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		return cmd.Run()
 	}
-	if err := apt("install", "-y", "wrk"); err != nil {
+	if err := apt("install", "-y", pkg); err != nil {
 		if err := apt("update"); err != nil {
 			return "", fmt.Errorf("bench: apt-get update: %w", err)
 		}
-		if err := apt("install", "-y", "wrk"); err != nil {
-			return "", fmt.Errorf("bench: apt-get install -y wrk: %w", err)
+		if err := apt("install", "-y", pkg); err != nil {
+			return "", fmt.Errorf("bench: apt-get install -y %s: %w", pkg, err)
 		}
 	}
-	return exec.LookPath("wrk")
+	return exec.LookPath(program)
 }
 
 // wrkVersion returns wrk's first line of -v output.
