@@ -153,6 +153,14 @@ func (g *generation) rewrite(pr *httputil.ProxyRequest) {
 		setIdentity(out.Header, rt.idHeaders, st.id)
 		g.forwardToken(out, rt, st.id)
 	}
+
+	// A gRPC deadline travels on as what is left of it, as a gRPC proxy
+	// propagates it.
+	if st.deadline {
+		if dl, ok := out.Context().Deadline(); ok {
+			out.Header.Set("Grpc-Timeout", formatGRPCTimeout(time.Until(dl)))
+		}
+	}
 }
 
 // forwardToken removes the token from where the client put it unless the

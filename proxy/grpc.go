@@ -110,6 +110,24 @@ func grpcTimeout(v string) (d time.Duration, ok bool) {
 	return time.Duration(n) * unit, true
 }
 
+// formatGRPCTimeout writes d as a grpc-timeout value, in the finest unit
+// that fits its 8 digits (rounded down: the upstream's deadline never
+// outlasts the client's).
+func formatGRPCTimeout(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	for _, u := range [...]struct {
+		unit time.Duration
+		c    byte
+	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}} {
+		if n := d / u.unit; n <= 99_999_999 {
+			return strconv.FormatInt(int64(n), 10) + string(u.c)
+		}
+	}
+	return strconv.FormatInt(min(int64(d/time.Hour), 99_999_999), 10) + "H"
+}
+
 // grpcTimeoutUnits are grpc-timeout's units.
 var grpcTimeoutUnits = map[byte]time.Duration{
 	'H': time.Hour, 'M': time.Minute, 'S': time.Second,

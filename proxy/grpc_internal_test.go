@@ -23,6 +23,22 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 	}
 }
 
+func TestFormatGRPCTimeout(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0n", -time.Second: "0n", 99_999_999: "99999999n", 100 * time.Millisecond: "100000u",
+		30 * time.Second: "30000000u", 200 * time.Second: "200000m", 48 * time.Hour: "172800S",
+		1<<63 - 1: "2562047H",
+	} {
+		got := formatGRPCTimeout(d)
+		if got != want {
+			t.Errorf("formatGRPCTimeout(%v) = %q, want %q", d, got, want)
+		}
+		if back, ok := grpcTimeout(got); !ok || back > max(d, 0) {
+			t.Errorf("%q reads back as %v %v: more than %v", got, back, ok, d)
+		}
+	}
+}
+
 func TestIsGRPC(t *testing.T) {
 	for ct, want := range map[string]bool{
 		"application/grpc": true, "application/grpc+proto": true, "application/grpc;charset=utf-8": true,

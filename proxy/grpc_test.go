@@ -156,15 +156,16 @@ func (s *echoServer) desc() *grpc.ServiceDesc {
 	}
 }
 
-// startGRPC serves the echo and health services over cleartext HTTP/2 on
-// loopback and returns the server's address.
-func startGRPC(t *testing.T, es *echoServer) string {
+// startGRPC serves the echo and health services on loopback, over
+// cleartext HTTP/2, or over TLS with the given server options, and returns
+// the server's address.
+func startGRPC(t *testing.T, es *echoServer, opts ...grpc.ServerOption) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(es.desc(), es)
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -198,16 +199,16 @@ issuers:
 routes:
   - name: health
     path_prefix: /grpc.health.v1.Health
-    upstream: h2c://%[2]s
-    auth: public
+    upstream: %[2]s
+%[7]s    auth: public
   - name: admin
     path_prefix: /test.Echo/AdminUnary
-    upstream: h2c://%[2]s
-    require_scopes: [admin]
+    upstream: %[2]s
+%[7]s    require_scopes: [admin]
   - name: echo
     path_prefix: /test.Echo
-    upstream: h2c://%[2]s
-    timeout: ` + "100ms" + `
+    upstream: %[2]s
+%[7]s    timeout: ` + "100ms" + `
     forward_headers: {X-Auth-Request-User: sub}
   - name: down
     path_prefix: /test.Down
@@ -223,31 +224,44 @@ routes:
 `
 
 // TestGRPCThroughTheGateway runs a real grpc-go client against a real
-// grpc-go server through portcullis: over h2c on both sides, and with a
-// TLS listener (h2 by ALPN) in front of the same h2c upstream.
+// grpc-go server through portcullis: over h2c on both sides, with a TLS
+// listener (h2 by ALPN) in front of the same h2c upstream, and with an h2c
+// listener in front of a TLS upstream (https://, h2 by ALPN).
 func TestGRPCThroughTheGateway(t *testing.T) {
-	for _, mode := range []string{"h2c", "tls"} {
+	for _, mode := range []string{"h2c", "tls", "tls-upstream"} {
 		t.Run(mode, func(t *testing.T) { testGRPC(t, mode) })
 	}
 }
 
 func testGRPC(t *testing.T, mode string) {
 	es := &echoServer{canceled: make(chan error, 1)}
-	addr := startGRPC(t, es)
 	idp, keys := testgw.NewIssuer(t)
-	extra, creds := "h2c: true", insecure.NewCredentials()
-	if mode == "tls" {
-		ca := newTestCA(t)
-		dir := t.TempDir()
-		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-		ca.issue(t, 2, cert, key)
+	extra, creds, routeExtra := "h2c: true", insecure.NewCredentials(), ""
+	ca, dir := newTestCA(t), t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.issue(t, 2, cert, key)
+	var upstream string
+	switch mode {
+	case "tls":
 		extra = fmt.Sprintf("tls: {cert_file: %q, key_file: %q}", cert, key)
 		creds = credentials.NewTLS(&tls.Config{RootCAs: ca.pool, ServerName: "127.0.0.1"})
+		upstream = "h2c://" + startGRPC(t, es)
+	case "tls-upstream":
+		tc, err := credentials.NewServerTLSFromFile(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		upstream = "https://" + startGRPC(t, es, grpc.Creds(tc))
+		caFile := filepath.Join(dir, "ca.pem")
+		ca.writeCert(t, caFile)
+		routeExtra = fmt.Sprintf("    upstream_ca_file: %q\n", caFile)
+	default:
+		upstream = "h2c://" + startGRPC(t, es)
 	}
 	logs := &testgw.LogBuffer{}
 	g := testgw.Start(t, testgw.Options{Logger: testgw.Logger(t, -4, logs), Admin: true, Config: func(string) string {
-		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), extra, testgw.Upstream(t),
-			testgw.Serve(t, http.HandlerFunc(echoUpgrade)))
+		return fmt.Sprintf(grpcGateway, idp.Issuer, upstream, closedAddr(t), extra, testgw.Upstream(t),
+			testgw.Serve(t, http.HandlerFunc(echoUpgrade)), routeExtra)
 	}})
 	conn, err := grpc.NewClient(g.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
@@ -436,7 +450,7 @@ func testGRPC(t *testing.T, mode string) {
 	}
 
 	// HTTP/1.1 on the same listener is unchanged, upgrades included.
-	if mode == "h2c" {
+	if mode != "tls" {
 		res, err := http.Get("http://" + g.Addr + "/web/page")
 		if err != nil || res.StatusCode != 200 || res.ProtoMajor != 1 {
 			t.Fatalf("HTTP/1.1 beside h2c: %v %v", res, err)
@@ -470,7 +484,7 @@ func TestGRPCAnswersAreTrailersOnly(t *testing.T) {
 	addr := startGRPC(t, es)
 	idp, keys := testgw.NewIssuer(t)
 	g := testgw.Start(t, testgw.Options{Config: func(string) string {
-		return fmt.Sprintf(grpcGateway, idp.Issuer, addr, closedAddr(t), "h2c: true", testgw.Upstream(t), testgw.Upstream(t))
+		return fmt.Sprintf(grpcGateway, idp.Issuer, "h2c://"+addr, closedAddr(t), "h2c: true", testgw.Upstream(t), testgw.Upstream(t), "")
 	}})
 	alice := testidp.Mint(t, keys["ES256"], testgw.Claims(idp, "alice", time.Now()), nil)
 	c := h2cClient()

@@ -50,6 +50,14 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool}
 }
 
+// writeCert writes the CA's certificate, as an upstream_ca_file.
+func (ca *testCA) writeCert(t *testing.T, file string) {
+	t.Helper()
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // issue writes a leaf certificate with the given serial and its key.
 func (ca *testCA) issue(t *testing.T, serial int64, certFile, keyFile string) {
 	t.Helper()
