@@ -62,6 +62,10 @@ func (a *accessWriter) Flush() {
 	if a.status == 0 {
 		a.status = http.StatusOK
 	}
+	if f, ok := a.ResponseWriter.(http.Flusher); ok {
+		f.Flush() // net/http's own writers, HTTP/1.1 and HTTP/2
+		return
+	}
 	_ = http.NewResponseController(a.ResponseWriter).Flush()
 }
 

@@ -37,6 +37,7 @@ type generation struct {
 	sleep func(ctx context.Context, d time.Duration)
 	// Read from the configuration once, not on the request path.
 	failureDelayMax time.Duration // server.auth_failure_delay
+	readTimeout     bool          // the listener bounds reading requests
 	audiences       []string      // every issuer's and route's, for sessions without a route
 	routes          *routeTable
 	authn           *authn.Authenticator
@@ -282,7 +283,9 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isUpgrade(r) || grpc {
 		rc := http.NewResponseController(w)
 		_ = rc.SetWriteDeadline(time.Time{})
-		if grpc {
+		if grpc && g.readTimeout {
+			// Each change of a deadline is a message to the HTTP/2
+			// connection's goroutine: only when there is one to lift.
 			_ = rc.SetReadDeadline(time.Time{})
 		}
 	}

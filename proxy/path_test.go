@@ -155,7 +155,21 @@ func FuzzCleanPath(f *testing.F) {
 		if !ok2 || raw2 != raw || key2 != key {
 			t.Fatalf("not idempotent: %q -> %q -> %q", in, raw, raw2)
 		}
-		_ = suspiciousKey(raw)
+		sk := suspiciousKey(raw)
+		lb := []byte(key)
+		for i, c := range lb {
+			if 'A' <= c && c <= 'Z' {
+				lb[i] = c + 'a' - 'A'
+			}
+		}
+		lower := string(lb)
+		if len(lower) > 1 {
+			lower = strings.TrimSuffix(lower, "/") // the same to every prefix (none ends in "/")
+		}
+		if !strings.ContainsAny(raw, `%\;`) && sk != lower {
+			// ambiguous compares key, folded as it goes, in place of sk.
+			t.Fatalf("%q: suspiciousKey %q is not the cleaned path %q in lower case", raw, sk, key)
+		}
 	})
 }
 

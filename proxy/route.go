@@ -73,28 +73,50 @@ func (t *routeTable) candidates(host string) ([]*route, string) {
 
 // match returns the route for host (as [requestHost] returns it) and path,
 // or nil.
-func (t *routeTable) match(host, path string) *route { return t.find(host, path, false) }
+func (t *routeTable) match(host, path string) *route { return t.find(host, path, false, false) }
 
 // matchLenient is match as a lenient upstream reads both the path and its
 // own routes: path is a [suspiciousKey], and the prefixes have their
 // letters folded too. "/Grpc.Health/Check" then reads as the route at
 // "/Grpc.Health" did, while "/ADMIN" on a route table with "/admin" reads
 // as that route.
-func (t *routeTable) matchLenient(host, path string) *route { return t.find(host, path, true) }
+func (t *routeTable) matchLenient(host, path string) *route { return t.find(host, path, true, false) }
 
-// find is match, on the folded prefixes when folded is set.
-func (t *routeTable) find(host, path string, folded bool) *route {
+// find is match, on the folded prefixes when folded is set, and then with
+// the path's letters folded as it is compared when foldPath is set too.
+func (t *routeTable) find(host, path string, folded, foldPath bool) *route {
 	rs, _ := t.candidates(host)
 	for _, r := range rs {
 		prefix := r.prefix
 		if folded {
 			prefix = r.folded
 		}
-		if prefixMatch(prefix, path) {
+		if foldPath && prefixMatchFold(prefix, path) || !foldPath && prefixMatch(prefix, path) {
 			return r
 		}
 	}
 	return nil
+}
+
+// prefixMatchFold is prefixMatch with the path's ASCII letters folded to
+// lower case, as suspiciousKey folds them; prefix is in lower case.
+func prefixMatchFold(prefix, path string) bool {
+	if prefix == "/" {
+		return true
+	}
+	if len(path) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := path[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return len(path) == len(prefix) || path[len(prefix)] == '/'
 }
 
 // ambiguous reports whether a lenient upstream could read the request's
@@ -103,11 +125,13 @@ func (t *routeTable) find(host, path string, folded bool) *route {
 // suspiciousKey and matchLenient).
 func (t *routeTable) ambiguous(host, raw, key string, rt *route) bool {
 	switch {
-	case needsSuspicionCheck(raw):
+	case strings.ContainsAny(raw, `%\;`):
 		return t.matchLenient(host, suspiciousKey(raw)) != rt
-	case t.upper:
-		// A lower-case path may still fold onto a mixed-case prefix.
-		return t.matchLenient(host, key) != rt
+	case t.upper || needsSuspicionCheck(raw):
+		// Only letter case can differ: then suspiciousKey(raw) is key in
+		// lower case, compared here without building it. (A lower-case
+		// path may still fold onto a mixed-case prefix.)
+		return t.find(host, key, true, true) != rt
 	}
 	return false
 }

@@ -53,7 +53,7 @@ func New(ctx context.Context, cfg Config) *Gateway {
 		Help: "Configuration reloads by result (ok, invalid, error).",
 	}, []string{"result"})
 	gw.metrics.reg.MustRegister(gw.reloads)
-	g, _ := newGeneration(Spec{}, gw.log, cfg.Now, cfg.Sleep, gw.metrics)
+	g, _ := gw.newGeneration(Spec{})
 	gw.cur.Store(g)
 	return gw
 }
@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg Config) *Gateway {
 func (gw *Gateway) Swap(s Spec, retire ...func()) error {
 	gw.mu.Lock()
 	defer gw.mu.Unlock()
-	g, err := newGeneration(s, gw.log, gw.base.Now, gw.base.Sleep, gw.metrics)
+	g, err := gw.newGeneration(s)
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,16 @@ func (gw *Gateway) Swap(s Spec, retire ...func()) error {
 	old.closers = append(old.closers, retire...)
 	old.retireAfter()
 	return nil
+}
+
+// newGeneration builds the generation for s with gw's clock, logger and
+// metrics.
+func (gw *Gateway) newGeneration(s Spec) (*generation, error) {
+	g, err := newGeneration(s, gw.log, gw.base.Now, gw.base.Sleep, gw.metrics)
+	if g != nil {
+		g.readTimeout = gw.base.ReadTimeout > 0
+	}
+	return g, err
 }
 
 // ServeHTTP hands the request to the current configuration.
