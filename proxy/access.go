@@ -132,10 +132,10 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	aw := accessWriters.Get().(*accessWriter)
 	*aw = accessWriter{ResponseWriter: w, grpc: isGRPC(r)}
 	g := gw.enter()
-	func() {
-		defer g.leave() // also when a handler panics, which net/http recovers
-		g.ServeHTTP(aw, r)
-	}()
+	defer g.leave() // also when a handler panics, which net/http recovers
+	if st, out := g.handle(aw, r); st != nil {
+		st.forward(aw, out)
+	}
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
 	}

@@ -241,7 +241,7 @@ func (g *generation) isTrusted(remoteAddr string) bool {
 func (g *generation) modifyResponse(res *http.Response) error {
 	st := res.Request.Context().Value(stateKey{}).(*reqState)
 	st.route.upstreamT.Observe(g.now().Sub(st.start).Seconds())
-	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+	if g.writeTimeout > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		_ = http.NewResponseController(st.w).SetWriteDeadline(time.Time{})
 	}
 	return nil

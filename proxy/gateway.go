@@ -37,7 +37,8 @@ type generation struct {
 	sleep func(ctx context.Context, d time.Duration)
 	// Read from the configuration once, not on the request path.
 	failureDelayMax time.Duration // server.auth_failure_delay
-	readTimeout     bool          // the listener bounds reading requests
+	readTimeout     time.Duration // the listener's bounds on reading a request
+	writeTimeout    time.Duration // and on writing its response
 	audiences       []string      // every issuer's and route's, for sessions without a route
 	routes          *routeTable
 	authn           *authn.Authenticator
@@ -127,8 +128,9 @@ type reqState struct {
 	raw   string // cleaned escaped path to forward
 	w     http.ResponseWriter
 	// deadline is set when the request carries its own deadline
-	// (grpc-timeout), which bounds the round trip.
+	// (grpc-timeout), which bounds the round trip; cancel releases it.
 	deadline bool
+	cancel   context.CancelFunc
 	start    time.Time
 	body     *bodyReader // nil without a body
 }
@@ -196,6 +198,18 @@ func newGeneration(s Spec, log *slog.Logger, now func() time.Time, sleep func(co
 
 // ServeHTTP authenticates and forwards one request.
 func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if st, out := g.handle(w, r); st != nil {
+		st.forward(w, out)
+	}
+}
+
+// handle does everything for one request but forwarding it: it answers
+// itself, and returns nil, or returns the request's state and the request
+// to forward. Forwarding is the caller's, from a shallower frame: an
+// HTTP/2 stream's handler runs on a goroutine of its own, whose stack is
+// copied each time it grows, and the upstream round trip is the deepest
+// part of a request.
+func (g *generation) handle(w http.ResponseWriter, r *http.Request) (*reqState, *http.Request) {
 	// 1. Route on the cleaned path, so "/public/../admin", "//admin" and
 	// "/%2e%2e/admin" are judged as the path the upstream will see. The
 	// cleaned path is also what is forwarded. If a permissive upstream
@@ -204,7 +218,7 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	raw, key, ok := cleanPath(r.URL.EscapedPath())
 	if !ok {
 		g.plain(w, nil, http.StatusBadRequest, outcomeBadRequest, "malformed path")
-		return
+		return nil, nil
 	}
 	// portcullis' own paths come before any route. They answer in HTTP,
 	// whatever the request's content type: a forward-auth answer must be
@@ -212,16 +226,16 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.builtin != nil && g.builtin.owns(key) {
 		notGRPC(w)
 		g.serveIssuer(w, r)
-		return
+		return nil, nil
 	}
 	if g.login != nil && g.login.owns(key) {
 		notGRPC(w)
 		g.serveLogin(w, r, key)
-		return
+		return nil, nil
 	}
 	rt := g.routeFor(w, requestHost(r.Host), raw, key, http.StatusNotFound)
 	if rt == nil {
-		return
+		return nil, nil
 	}
 
 	// 2. Bound the body before anything reads it. A chunked request may have
@@ -239,7 +253,7 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.maxBody > 0 {
 		if r.ContentLength > rt.maxBody {
 			g.plain(w, rt, http.StatusRequestEntityTooLarge, outcomeBadRequest, "request body too large")
-			return
+			return nil, nil
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 	}
@@ -263,10 +277,10 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			if g.sendToLogin(w, r, rt, err) {
-				return
+				return nil, nil
 			}
 			g.deny(w, r, rt, err)
-			return
+			return nil, nil
 		}
 		outcome = outcomeAllowed
 		if id == nil {
@@ -276,32 +290,42 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	// 4. Streams outlive the server's write timeout: lift it for upgrades
-	// and gRPC calls (whose streams may also send for longer than the read
-	// timeout) here, and for event streams when the response arrives.
-	grpc := grpcCall(w)
-	if isUpgrade(r) || grpc {
-		rc := http.NewResponseController(w)
-		_ = rc.SetWriteDeadline(time.Time{})
-		if grpc && g.readTimeout {
-			// Each change of a deadline is a message to the HTTP/2
-			// connection's goroutine: only when there is one to lift.
-			_ = rc.SetReadDeadline(time.Time{})
-		}
-	}
+	// 4. Streams outlive the server's timeouts: lift the write timeout for
+	// upgrades and gRPC calls (whose streams may also send for longer than
+	// the read timeout) here, and for event streams when the response
+	// arrives. Each change of a deadline is a message to an HTTP/2
+	// connection's goroutine, so only a timeout that could cut the call is
+	// lifted: none is when the listener sets none, or when the call's own
+	// grpc-timeout ends it at least a second earlier.
+	//
 	// A gRPC call's grpc-timeout bounds it here too, so an upstream that
 	// never answers is cut at the client's deadline, with
 	// DEADLINE_EXCEEDED. The header travels on, so the upstream sees the
 	// deadline as well.
-	ctx := r.Context()
-	deadline := false
+	grpc := grpcCall(w)
+	var (
+		callTimeout time.Duration
+		deadline    bool
+	)
 	if grpc {
-		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
-			deadline = true
+		callTimeout, deadline = grpcTimeout(r.Header.Get("Grpc-Timeout"))
+	}
+	if isUpgrade(r) || grpc {
+		cuts := func(timeout time.Duration) bool {
+			return timeout > 0 && (!deadline || callTimeout+time.Second > timeout)
 		}
+		rc := http.NewResponseController(w)
+		if cuts(g.writeTimeout) {
+			_ = rc.SetWriteDeadline(time.Time{})
+		}
+		if grpc && cuts(g.readTimeout) {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+	}
+	ctx := r.Context()
+	var cancel context.CancelFunc
+	if deadline {
+		ctx, cancel = context.WithTimeout(ctx, callTimeout)
 	}
 
 	// 5. Forward. Identity headers are set in rewrite, after the
@@ -315,8 +339,16 @@ func (g *generation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now.IsZero() {
 		now = g.now()
 	}
-	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body, deadline: deadline}
-	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	st := &reqState{route: rt, id: id, raw: raw, w: w, start: now, body: body, deadline: deadline, cancel: cancel}
+	return st, r.WithContext(context.WithValue(ctx, stateKey{}, st))
+}
+
+// forward hands the request handle admitted to its route's upstream.
+func (st *reqState) forward(w http.ResponseWriter, out *http.Request) {
+	st.route.proxy.ServeHTTP(w, out)
+	if st.cancel != nil {
+		st.cancel()
+	}
 }
 
 // routeFor returns the route for host and the cleaned path key (raw its

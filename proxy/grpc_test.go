@@ -121,7 +121,8 @@ func (s *echoServer) wait(_ any, st grpc.ServerStream) error {
 }
 
 // slow sends one message, then a second after three times the route's
-// response-header timeout: a healthy stream that outlives the timeout.
+// response-header timeout: a healthy stream that outlives the timeout, and
+// the listener's write timeout.
 func (s *echoServer) slow(_ any, st grpc.ServerStream) error {
 	if err := st.SendMsg(wrapperspb.Int32(1)); err != nil {
 		return err
@@ -134,8 +135,12 @@ func (s *echoServer) slow(_ any, st grpc.ServerStream) error {
 	return st.SendMsg(wrapperspb.Int32(2))
 }
 
-// grpcRouteTimeout is the echo route's timeout for response headers.
-const grpcRouteTimeout = 100 * time.Millisecond
+// grpcRouteTimeout is the echo route's timeout for response headers;
+// grpcWriteTimeout the listener's write timeout in testGRPC.
+const (
+	grpcRouteTimeout = 100 * time.Millisecond
+	grpcWriteTimeout = 250 * time.Millisecond
+)
 
 func (s *echoServer) desc() *grpc.ServiceDesc {
 	return &grpc.ServiceDesc{
@@ -258,6 +263,8 @@ func testGRPC(t *testing.T, mode string) {
 	default:
 		upstream = "h2c://" + startGRPC(t, es)
 	}
+	// A write timeout shorter than the slow stream: streams outlive it.
+	extra += fmt.Sprintf(", write_timeout: %s", grpcWriteTimeout)
 	logs := &testgw.LogBuffer{}
 	g := testgw.Start(t, testgw.Options{Logger: testgw.Logger(t, -4, logs), Admin: true, Config: func(string) string {
 		return fmt.Sprintf(grpcGateway, idp.Issuer, upstream, closedAddr(t), extra, testgw.Upstream(t),
@@ -391,7 +398,8 @@ func testGRPC(t *testing.T, mode string) {
 	}
 	_ = st.CloseSend()
 
-	// A stream that outlives the route's timeout for response headers.
+	// A stream that outlives the route's timeout for response headers and
+	// the listener's write timeout.
 	st, err = conn.NewStream(authed, &grpc.StreamDesc{ServerStreams: true}, "/test.Echo/Slow")
 	if err != nil {
 		t.Fatal(err)
@@ -401,7 +409,7 @@ func testGRPC(t *testing.T, mode string) {
 	for want := int32(1); want <= 2; want++ {
 		m := new(wrapperspb.Int32Value)
 		if err := st.RecvMsg(m); err != nil || m.Value != want {
-			t.Fatalf("slow stream: message %d: %d %v (the route's timeout cut a healthy stream?)", want, m.Value, err)
+			t.Fatalf("slow stream: message %d: %d %v (a timeout cut a healthy stream?)", want, m.Value, err)
 		}
 	}
 

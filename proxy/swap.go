@@ -83,7 +83,7 @@ func (gw *Gateway) Swap(s Spec, retire ...func()) error {
 func (gw *Gateway) newGeneration(s Spec) (*generation, error) {
 	g, err := newGeneration(s, gw.log, gw.base.Now, gw.base.Sleep, gw.metrics)
 	if g != nil {
-		g.readTimeout = gw.base.ReadTimeout > 0
+		g.readTimeout, g.writeTimeout = gw.base.ReadTimeout, gw.base.WriteTimeout
 	}
 	return g, err
 }
