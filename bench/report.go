@@ -147,7 +147,7 @@ func header(b *strings.Builder, e *env, scens []scenario) {
 			o.conns, o.attackConns, e.made.invalid)
 	}
 	if has(scens, "grpc-baseline") {
-		fmt.Fprintf(b, "- grpc: unary calls to %s over cleartext HTTP/2 by %s (%d connections × 4 streams, on CPU 1), one small message each way, against an h2c upstream answering as a gRPC server; grpc-unary (one valid RS256 token) is compared with grpc-baseline, a plain `httputil.ReverseProxy` with an HTTP/2 transport; p50 and p99 from h2load's per-request log; gRPC refusals (HTTP 200 to h2load) are read from `portcullis_grpc_responses_total` and count as non-2xx\n",
+		fmt.Fprintf(b, "- grpc: unary calls to %s over cleartext HTTP/2 by %s (%d connections × 4 streams, on CPU 1), one small message each way, against an h2c upstream answering as a gRPC server; grpc-unary (one valid RS256 token) is compared with grpc-baseline, a plain `httputil.ReverseProxy` with an HTTP/2 transport sent the same token; p50 and p99 from h2load's per-request log; gRPC refusals (HTTP 200 to h2load) are read from `portcullis_grpc_responses_total` and count as non-2xx\n",
 			grpcPath, h2loadVersion(e.h2load), max(1, o.conns/4))
 	}
 	if has(scens, "memory") {
