@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // Defaults, as documented on the fields of [Config].
@@ -48,6 +50,12 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		s.TokenCache.Bytes = defaultTokenCacheBytes
 	}
 	orDuration(set, "server.token_cache.max_age", &s.TokenCache.MaxAge, defaultTokenCacheMaxAge)
+	if !set("server.rules.max_list_size") {
+		s.Rules.MaxListSize = rules.DefaultMaxListSize
+	}
+	if !set("server.rules.max_cost") {
+		s.Rules.MaxCost = rules.DefaultMaxCost
+	}
 	if !set("server.max_header_bytes") {
 		s.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
@@ -81,6 +89,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		orString(&r.Auth, AuthRequired)
 		orString(&r.OnUnauthenticated, "auto")
 		orString(&r.ForwardToken, ForwardTokenNone)
+		orString(&r.CORSPreflight, CORSPreflightCheck)
 		for _, mode := range []string{ForwardTokenNone, ForwardTokenAuthorization} {
 			if strings.EqualFold(r.ForwardToken, mode) {
 				r.ForwardToken = mode

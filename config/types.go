@@ -87,6 +87,21 @@ type Server struct {
 	AuthFailureDelay Duration `yaml:"auth_failure_delay"`
 	// TokenCache bounds the cache of verified tokens.
 	TokenCache TokenCache `yaml:"token_cache"`
+	// Rules bounds what the routes' rules may cost.
+	Rules RuleLimits `yaml:"rules"`
+}
+
+// RuleLimits bound the routes' rules, which are refused at load when their
+// estimated cost is over MaxCost.
+type RuleLimits struct {
+	// MaxListSize is the number of elements a list from a claim (or the
+	// request's headers) is assumed to hold at most when a rule's cost is
+	// estimated. Default 100.
+	MaxListSize int `yaml:"max_list_size"`
+	// MaxCost bounds a rule's estimated cost, in CEL's cost units, and the
+	// actual cost of a rule with a comprehension (all, exists, map,
+	// filter) at each request. Default 100000.
+	MaxCost int `yaml:"max_cost"`
 }
 
 // TokenCache bounds the cache of verified tokens: a token verified twice is
@@ -219,6 +234,35 @@ type Route struct {
 	UpstreamCAFile string `yaml:"upstream_ca_file"`
 	// MaxBodyBytes bounds request bodies (413 past it). 0 means no limit.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// Methods, when set, are the only methods the route serves; any other
+	// gets 405 with Allow, before authentication. HEAD is not implied by
+	// GET.
+	Methods []string `yaml:"methods,omitempty"`
+	// CORSPreflight is check (a CORS preflight is a request like any
+	// other) or pass (an OPTIONS request with Origin and
+	// Access-Control-Request-Method goes to the upstream without a token,
+	// whatever methods and rules say, as browsers send preflights without
+	// credentials). Default check.
+	CORSPreflight string `yaml:"cors_preflight"`
+	// Rules are CEL expressions evaluated in order after authentication
+	// and require_scopes/require_claims; the first that is true decides,
+	// and when none is, the request is denied (403).
+	Rules []RouteRule `yaml:"rules,omitempty"`
+}
+
+// CORS preflight modes of a route.
+const (
+	CORSPreflightCheck = "check"
+	CORSPreflightPass  = "pass"
+)
+
+// RouteRule is one rule of a route: exactly one of Allow and Deny holds
+// a CEL expression over claims, scopes, request and now.
+type RouteRule struct {
+	// Name names the rule in metrics, logs and denials; default its index.
+	Name  string `yaml:"name"`
+	Allow string `yaml:"allow"`
+	Deny  string `yaml:"deny"`
 }
 
 // Duration is a time.Duration written in Go syntax ("30s", "12h").

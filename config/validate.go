@@ -93,6 +93,12 @@ func (v *validator) server() {
 	if tc.Entries > 0 && tc.MaxAge <= 0 {
 		v.errorf("server.token_cache.max_age", "is %s; want a positive duration such as 5m (entries: 0 turns the cache off)", tc.MaxAge.D())
 	}
+	if s.Rules.MaxListSize < 0 || s.Rules.MaxListSize == 0 && v.c.has("server.rules.max_list_size") {
+		v.errorf("server.rules.max_list_size", "is %d; want a positive number of elements, such as 100", s.Rules.MaxListSize)
+	}
+	if s.Rules.MaxCost < 0 || s.Rules.MaxCost == 0 && v.c.has("server.rules.max_cost") {
+		v.errorf("server.rules.max_cost", "is %d; want a positive cost, such as 100000", s.Rules.MaxCost)
+	}
 }
 
 // publicURL checks server.public_url, which defaults from server.listen.

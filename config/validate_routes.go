@@ -2,12 +2,15 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"iter"
 	"maps"
 	"slices"
 	"strings"
 	"unicode"
+
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // reservedHeaders are the request headers a route may not fill from a claim
@@ -119,6 +122,107 @@ func (v *validator) route(i int) {
 	v.routeAuth(i)
 	v.routeHeaders(i)
 	v.tokenFrom(i)
+	v.routeMethods(i)
+	v.routeRules(i)
+}
+
+// routeMethods checks methods and cors_preflight.
+func (v *validator) routeMethods(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	seen := map[string]int{}
+	for j, m := range r.Methods {
+		key := indexPath(p+".methods", j)
+		switch {
+		case !isToken(m):
+			v.errorf(key, "%q is not a method; write one such as GET, POST or DELETE", m)
+		case m != strings.ToUpper(m):
+			v.errorf(key, "%q: methods are case-sensitive and written in capitals; write %s", m, strings.ToUpper(m))
+		default:
+			if first, dup := seen[m]; dup {
+				v.errorf(key, "%s is already listed at methods[%d]", m, first)
+			}
+			seen[m] = j
+		}
+	}
+	if r.Methods != nil && len(r.Methods) == 0 {
+		v.errorf(p+".methods", "is empty, which would refuse every request; list the methods the route serves, or remove the key to serve all")
+	}
+	switch r.CORSPreflight {
+	case "", CORSPreflightCheck, CORSPreflightPass:
+	default:
+		v.errorf(p+".cors_preflight", "%q is not a mode; want check (a preflight is a request like any other) or pass (preflights go to the upstream without a token)", r.CORSPreflight)
+	}
+}
+
+// routeRules compiles the route's rules as the gateway will, so that a
+// rule that does not parse, is not a bool, or may cost too much is an
+// error at load, naming the rule and the column inside its expression.
+func (v *validator) routeRules(i int) {
+	r := &v.c.Routes[i]
+	p := indexPath("routes", i)
+	if len(r.Rules) == 0 {
+		return
+	}
+	rs := make([]rules.Rule, 0, len(r.Rules))
+	names := map[string]int{}
+	ok := true
+	for j, rr := range r.Rules {
+		key := indexPath(p+".rules", j)
+		switch {
+		case rr.Allow != "" && rr.Deny != "":
+			v.errorf(key, "has both allow and deny; a rule is one of them")
+			ok = false
+		case rr.Allow == "" && rr.Deny == "":
+			v.errorf(key, `needs allow: or deny: with a CEL expression, such as allow: '"staff" in claims.groups'`)
+			ok = false
+		}
+		if rr.Name != "" {
+			if !isRouteName(rr.Name) {
+				v.errorf(key+".name", `%q is not a rule name; use only letters, digits, ".", "_" and "-"`, rr.Name)
+			} else if first, dup := names[rr.Name]; dup {
+				v.errorf(key+".name", "rule name %q is already used by rules[%d]", rr.Name, first)
+			}
+			names[rr.Name] = j
+		}
+		rs = append(rs, RuleOf(rr))
+	}
+	if !ok {
+		return
+	}
+	_, err := rules.Compile(rs, v.c.RuleLimits())
+	var errs []error
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = u.Unwrap()
+	} else if err != nil {
+		errs = []error{err}
+	}
+	for _, err := range errs {
+		var re *rules.Error
+		if !errors.As(err, &re) {
+			v.errorf(p+".rules", "%v", err)
+			continue
+		}
+		key := indexPath(p+".rules", re.Rule) + ".deny"
+		if re.Allow {
+			key = indexPath(p+".rules", re.Rule) + ".allow"
+		}
+		v.errorf(key, "%s", re.Detail())
+	}
+}
+
+// RuleOf is the rules.Rule of a route's rule.
+func RuleOf(rr RouteRule) rules.Rule {
+	if rr.Allow != "" {
+		return rules.Rule{Name: rr.Name, Allow: true, Expr: rr.Allow}
+	}
+	return rules.Rule{Name: rr.Name, Expr: rr.Deny}
+}
+
+// RuleLimits are server.rules as rules.Limits; 0, or a negative setting,
+// which validation refuses, is the default.
+func (c *Config) RuleLimits() rules.Limits {
+	return rules.Limits{MaxListSize: uint64(max(c.Server.Rules.MaxListSize, 0)), MaxCost: uint64(max(c.Server.Rules.MaxCost, 0))}
 }
 
 // routeAuth checks what a route demands of a token, and that a route which

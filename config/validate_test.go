@@ -101,6 +101,39 @@ func TestValidate(t *testing.T) {
 			`t.yaml:5: routes[0].name: is required; name the route with letters, digits, ".", "_" or "-"`}},
 		{name: "route name unique", src: base + "  - name: app\n    upstream: http://127.0.0.1:3001\n    path_prefix: /b\n", want: []string{
 			`t.yaml:7: routes[1].name: route name "app" is already used at line 5; names must be unique`}},
+		// methods, cors_preflight, rules
+		{name: "methods", src: route("methods: [GET, HEAD, PROPFIND]", "cors_preflight: pass")},
+		{name: "methods lower case", src: route("methods: [GET, post]"), want: []string{
+			`t.yaml:7: routes[0].methods[1]: "post": methods are case-sensitive and written in capitals; write POST`}},
+		{name: "methods twice", src: route("methods: [GET, GET]"), want: []string{
+			`t.yaml:7: routes[0].methods[1]: GET is already listed at methods[0]`}},
+		{name: "methods not a token", src: route(`methods: ["GET /"]`), want: []string{
+			`t.yaml:7: routes[0].methods[0]: "GET /" is not a method; write one such as GET, POST or DELETE`}},
+		{name: "methods empty", src: route("methods: []"), want: []string{
+			`t.yaml:7: routes[0].methods: is empty, which would refuse every request; list the methods the route serves, or remove the key to serve all`}},
+		{name: "cors_preflight", src: route("cors_preflight: allow"), want: []string{
+			`t.yaml:7: routes[0].cors_preflight: "allow" is not a mode; want check (a preflight is a request like any other) or pass (preflights go to the upstream without a token)`}},
+		{name: "rules", src: route("rules:", `  - {name: staff, allow: 'request.method in ["GET", "HEAD"] && "staff" in claims.groups'}`,
+			`  - allow: 'request.path.startsWith("/users/" + claims.sub + "/")'`, `  - deny: 'true'`)},
+		{name: "rule syntax error", src: route("rules:", `  - allow: 'request.method == "GET" &&'`), want: []string{
+			`t.yaml:8: routes[0].rules[0].allow: column 27: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}`}},
+		{name: "rule type error", src: route("rules:", `  - allow: 'true'`, `  - name: sum`, `    deny: 'claims.groups + 1'`), want: []string{
+			`t.yaml:10: routes[0].rules[1].deny: is of type int; a rule must be a bool (true or false)`}},
+		{name: "rule undeclared", src: route("rules:", `  - allow: 'request.metod == "GET"'`), want: []string{
+			`t.yaml:8: routes[0].rules[0].allow: column 8: undefined field 'metod'`}},
+		{name: "rule over budget", src: route("rules:", `  - allow: 'claims.groups.all(a, claims.groups.all(b, a != b))'`), want: []string{
+			`t.yaml:8: routes[0].rules[0].allow: estimated cost 150603 exceeds server.rules.max_cost (100000), with lists of at most 100 elements (server.rules.max_list_size); simplify the expression or raise the limit`}},
+		{name: "rule within a raised budget", src: "server:\n  rules: {max_cost: 200000}\n" + route("rules:", `  - allow: 'claims.groups.all(a, claims.groups.all(b, a != b))'`)},
+		{name: "rule limits", src: "server:\n  rules: {max_cost: 0, max_list_size: -1}\n" + base, want: []string{
+			`t.yaml:2: server.rules.max_cost: is 0; want a positive cost, such as 100000`,
+			`t.yaml:2: server.rules.max_list_size: is -1; want a positive number of elements, such as 100`}},
+		{name: "rule both", src: route("rules:", `  - {allow: 'true', deny: 'false'}`), want: []string{
+			`t.yaml:8: routes[0].rules[0]: has both allow and deny; a rule is one of them`}},
+		{name: "rule neither", src: route("rules:", `  - name: x`), want: []string{
+			`t.yaml:8: routes[0].rules[0]: needs allow: or deny: with a CEL expression, such as allow: '"staff" in claims.groups'`}},
+		{name: "rule names", src: route("rules:", `  - {name: a, allow: 'true'}`, `  - {name: a, deny: 'true'}`, `  - {name: "a b", deny: 'true'}`), want: []string{
+			`t.yaml:9: routes[0].rules[1].name: rule name "a" is already used by rules[0]`,
+			`t.yaml:10: routes[0].rules[2].name: "a b" is not a rule name; use only letters, digits, ".", "_" and "-"`}},
 		{name: "host URL", src: route("host: https://app.example.com"), want: []string{
 			`t.yaml:7: routes[0].host: "https://app.example.com" is a URL; write a host name such as app.example.com, without scheme`}},
 		{name: "host port", src: route("host: app.example.com:443"), want: []string{

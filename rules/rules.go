@@ -1,0 +1,408 @@
+// Package rules compiles and evaluates a route's authorization rules: CEL
+// expressions over the verified token's claims and the request. A rule is
+// parsed, type-checked and cost-estimated when it is compiled, so a rule
+// that could not run, or could run too long, is refused at load and never
+// met on the request path.
+package rules
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+)
+
+// Defaults of [Limits].
+const (
+	DefaultMaxListSize = 100
+	DefaultMaxCost     = 100000
+)
+
+// maxStringSize is the longest string a rule is assumed to meet when its
+// cost is estimated: a claim is no longer than the token that carries it,
+// and tokens are at most 16 KiB.
+const maxStringSize = 16 << 10
+
+// Limits bound what a rule may cost.
+type Limits struct {
+	// MaxListSize is the number of elements a list or map from a claim (or
+	// the request's headers) is assumed to hold at most when a rule's cost
+	// is estimated. 0 means DefaultMaxListSize.
+	MaxListSize uint64
+	// MaxCost bounds a rule's estimated cost at compile time and its actual
+	// cost at each evaluation, in CEL's cost units. 0 means DefaultMaxCost.
+	MaxCost uint64
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxListSize == 0 {
+		l.MaxListSize = DefaultMaxListSize
+	}
+	if l.MaxCost == 0 {
+		l.MaxCost = DefaultMaxCost
+	}
+	return l
+}
+
+// Rule is one entry of a route's rules: when Expr is true, Allow decides
+// the request (allowed, or denied).
+type Rule struct {
+	// Name names the rule in metrics, logs and denials; empty names it by
+	// its index.
+	Name  string
+	Allow bool
+	Expr  string
+}
+
+// Request is what a rule sees of the request, as request.method and so on.
+type Request struct {
+	Method string `cel:"method"`
+	// Path is the cleaned path the route matched.
+	Path string `cel:"path"`
+	// Host is the request's host, in lower case and without a port.
+	Host string `cel:"host"`
+	// Headers maps lower-case header names to their first value, without
+	// the headers portcullis strips; filled only for a [Set] whose rules
+	// read it (see [Set.ReadsHeaders]).
+	Headers map[string]string `cel:"headers"`
+	// RemoteIP is the client's address, behind trusted proxies.
+	RemoteIP string `cel:"remote_ip"`
+}
+
+// Input is everything one evaluation sees.
+type Input struct {
+	// Claims are the token's claims (numbers as json.Number); nil for an
+	// anonymous request.
+	Claims  map[string]any
+	Scopes  []string
+	Request *Request
+	Now     time.Time
+}
+
+// Decision is the outcome of a [Set] for one request.
+type Decision struct {
+	Allow bool
+	// Rule is the index of the rule that decided, or -1 when none matched
+	// (and the request is denied).
+	Rule int
+	// Name is the deciding rule's name or index, or "default".
+	Name string
+	// Err is the first evaluation error met: an allow rule that fails to
+	// evaluate does not match, a deny rule that fails denies.
+	Err error
+}
+
+// Set is a route's compiled rules. It is safe for concurrent use.
+type Set struct {
+	rules   []compiled
+	headers bool
+}
+
+type compiled struct {
+	name  string
+	allow bool
+	prg   cel.Program
+	cost  uint64 // estimated, at most
+	// headers is set when the rule reads request.headers.
+	headers bool
+}
+
+// Error is a rule that does not compile.
+type Error struct {
+	// Rule is the index of the rule; Allow says which of its keys holds
+	// the expression.
+	Rule  int
+	Allow bool
+	// Line and Column are 1-based, inside the expression; 0 when the
+	// error has no position.
+	Line, Column int
+	Msg          string
+}
+
+func (e *Error) Error() string {
+	key := "deny"
+	if e.Allow {
+		key = "allow"
+	}
+	return fmt.Sprintf("rules[%d].%s: %s", e.Rule, key, e.Detail())
+}
+
+// Detail is the message with its position inside the expression.
+func (e *Error) Detail() string {
+	switch {
+	case e.Column == 0:
+		return e.Msg
+	case e.Line > 1:
+		return fmt.Sprintf("line %d, column %d of the expression: %s", e.Line, e.Column, e.Msg)
+	default:
+		return fmt.Sprintf("column %d: %s", e.Column, e.Msg)
+	}
+}
+
+// Compile parses, type-checks and cost-estimates rules. Every rule that
+// does not compile is reported, each as an [*Error], joined.
+func Compile(rs []Rule, lim Limits) (*Set, error) {
+	lim = lim.withDefaults()
+	env, err := environment()
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{rules: make([]compiled, 0, len(rs))}
+	var errs []error
+	for i, r := range rs {
+		c, err := compile(env, r, lim)
+		if err != nil {
+			err.Rule, err.Allow = i, r.Allow
+			errs = append(errs, err)
+			continue
+		}
+		c.name = r.Name
+		if c.name == "" {
+			c.name = strconv.Itoa(i)
+		}
+		s.rules = append(s.rules, c)
+		s.headers = s.headers || c.headers
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+func compile(env *cel.Env, r Rule, lim Limits) (compiled, *Error) {
+	if strings.TrimSpace(r.Expr) == "" {
+		return compiled{}, &Error{Msg: `is empty; write a CEL expression such as '"staff" in claims.groups'`}
+	}
+	ast, iss := env.Compile(r.Expr)
+	if iss.Err() != nil {
+		e := &Error{}
+		var msgs []string
+		for i, ce := range iss.Errors() {
+			if i == 0 && ce.Location != nil {
+				e.Line, e.Column = ce.Location.Line(), ce.Location.Column()+1
+			}
+			msgs = append(msgs, ce.Message)
+		}
+		e.Msg = strings.Join(msgs, "; ")
+		return compiled{}, e
+	}
+	if t := ast.OutputType(); !t.IsExactType(types.BoolType) && !t.IsExactType(types.DynType) {
+		return compiled{}, &Error{Msg: fmt.Sprintf("is of type %s; a rule must be a bool (true or false)", t)}
+	}
+	est, err := env.EstimateCost(ast, estimator{list: lim.MaxListSize})
+	if err != nil {
+		return compiled{}, &Error{Msg: "cost cannot be estimated: " + err.Error()}
+	}
+	if est.Max > lim.MaxCost {
+		return compiled{}, &Error{Msg: fmt.Sprintf("estimated cost %d exceeds server.rules.max_cost (%d), with lists of at most %d elements (server.rules.max_list_size); simplify the expression or raise the limit", est.Max, lim.MaxCost, lim.MaxListSize)}
+	}
+	// Only a comprehension (all, exists, map, filter...) can cost more than
+	// its estimate, when a list is longer than max_list_size; only then is
+	// each evaluation's cost tracked and bounded, which makes it several
+	// times slower.
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	nav := celast.NavigateAST(ast.NativeRep())
+	if len(celast.MatchDescendants(nav, celast.KindMatcher(celast.ComprehensionKind))) > 0 {
+		opts = append(opts, cel.CostLimit(lim.MaxCost))
+	}
+	prg, err := env.Program(ast, opts...)
+	if err != nil {
+		return compiled{}, &Error{Msg: err.Error()}
+	}
+	return compiled{allow: r.Allow, prg: prg, cost: est.Max, headers: len(celast.MatchDescendants(nav, readsHeaders)) > 0}, nil
+}
+
+// readsHeaders matches request.headers; only a Set with a rule that reads
+// it has the map built for each request.
+func readsHeaders(e celast.NavigableExpr) bool {
+	if e.Kind() != celast.SelectKind || e.AsSelect().FieldName() != "headers" {
+		return false
+	}
+	op := e.AsSelect().Operand()
+	return op.Kind() == celast.IdentKind && op.AsIdent() == "request"
+}
+
+// ReadsHeaders reports whether the rules read request.headers, which the
+// caller then fills in.
+func (s *Set) ReadsHeaders() bool { return s != nil && s.headers }
+
+// Len is the number of rules.
+func (s *Set) Len() int {
+	if s == nil {
+		return 0
+	}
+	return len(s.rules)
+}
+
+// Name is the name of rule i: its own, or its index.
+func (s *Set) Name(i int) string { return s.rules[i].name }
+
+// Allows reports whether rule i allows when it matches.
+func (s *Set) Allows(i int) bool { return s.rules[i].allow }
+
+// Eval runs the rules in order on in; the first that is true decides, and
+// no match denies.
+func (s *Set) Eval(in *Input) Decision {
+	act := activation{in: in}
+	var first error
+	for i := range s.rules {
+		r := &s.rules[i]
+		ok, err := r.eval(&act)
+		if err != nil {
+			if first == nil {
+				first = fmt.Errorf("rule %s: %w", r.name, err)
+			}
+			if r.allow {
+				continue // an error never grants
+			}
+			return Decision{Allow: false, Rule: i, Name: r.name, Err: first}
+		}
+		if ok {
+			return Decision{Allow: r.allow, Rule: i, Name: r.name, Err: first}
+		}
+	}
+	return Decision{Allow: false, Rule: -1, Name: "default", Err: first}
+}
+
+// Result is what one rule gave, for explain.
+type Result struct {
+	Name    string
+	Allow   bool // the rule allows when it matches
+	Matched bool
+	Err     error
+}
+
+// Trace evaluates every rule on in, not only up to the deciding one, and
+// returns each result with the decision Eval would give.
+func (s *Set) Trace(in *Input) ([]Result, Decision) {
+	act := activation{in: in}
+	out := make([]Result, len(s.rules))
+	for i := range s.rules {
+		r := &s.rules[i]
+		ok, err := r.eval(&act)
+		out[i] = Result{Name: r.name, Allow: r.allow, Matched: ok, Err: err}
+	}
+	return out, s.Eval(in)
+}
+
+func (r *compiled) eval(act *activation) (bool, error) {
+	v, _, err := r.prg.Eval(act)
+	if err != nil {
+		return false, err
+	}
+	b, ok := v.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("gave %s, not a bool", v.Type().(ref.Type).TypeName())
+	}
+	return bool(b), nil
+}
+
+// activation resolves the four variables of a rule without building a map
+// per request.
+type activation struct {
+	in              *Input
+	claims, request ref.Val // adapted once per evaluation of a Set
+}
+
+var emptyClaims = types.NewStringInterfaceMap(claimsAdapter, map[string]any{})
+
+// claimsAdapter turns claims into CEL values as they are read.
+var claimsAdapter = adapter{types.DefaultTypeAdapter}
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "claims":
+		if a.claims == nil {
+			a.claims = emptyClaims
+			if a.in.Claims != nil {
+				a.claims = types.NewStringInterfaceMap(claimsAdapter, a.in.Claims)
+			}
+		}
+		return a.claims, true
+	case "scopes":
+		if a.in.Scopes == nil {
+			return []string{}, true
+		}
+		return a.in.Scopes, true
+	case "request":
+		if a.in.Request == nil {
+			return &Request{}, true
+		}
+		return a.in.Request, true
+	case "now":
+		return types.Timestamp{Time: a.in.Now}, true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+// environment is the one CEL environment every rule compiles in: the
+// variables, the standard library, the string and network extensions
+// (cidr('10.0.0.0/8').containsIP(request.remote_ip)), and an adapter that
+// reads JSON numbers as ints or doubles.
+var environment = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.CustomTypeAdapter(claimsAdapter),
+		ext.NativeTypes(reflect.TypeFor[Request](), ext.ParseStructTags(true)),
+		ext.Strings(),
+		ext.Network(),
+		cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("scopes", cel.ListType(cel.StringType)),
+		cel.Variable("request", cel.ObjectType("rules.Request")),
+		cel.Variable("now", cel.TimestampType),
+	)
+})
+
+// adapter reads the numbers of claims, decoded as json.Number, as CEL ints
+// when they are integers and doubles otherwise, at any depth.
+type adapter struct{ types.Adapter }
+
+func (a adapter) NativeToValue(v any) ref.Val {
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return types.Int(i)
+		}
+		if f, err := v.Float64(); err == nil {
+			return types.Double(f)
+		}
+		return types.String(v)
+	case map[string]any:
+		return types.NewStringInterfaceMap(a, v)
+	case []any:
+		return types.NewDynamicList(a, v)
+	}
+	return a.Adapter.NativeToValue(v)
+}
+
+// estimator bounds the sizes CEL cannot know: lists, maps and values of
+// unknown type from claims or headers hold at most list elements, strings
+// at most maxStringSize characters.
+type estimator struct{ list uint64 }
+
+func (e estimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	switch n.Type().Kind() {
+	case types.StringKind, types.BytesKind:
+		return &checker.SizeEstimate{Min: 0, Max: maxStringSize}
+	case types.ListKind, types.MapKind, types.DynKind:
+		return &checker.SizeEstimate{Min: 0, Max: e.list}
+	}
+	return nil
+}
+
+func (estimator) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
