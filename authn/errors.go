@@ -35,6 +35,9 @@ const (
 	ReasonClaim           = "claim"
 	ReasonKeysUnavailable = "keys_unavailable"
 	ReasonRevoked         = "revoked"
+	// ReasonRule is a denial by a route's rules, which the proxy
+	// evaluates after authentication.
+	ReasonRule = "rule"
 )
 
 // Error is an authentication or authorization failure of a request: what the

@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,22 @@ func (g *generation) buildRoute(rs *Route) (*route, error) {
 	rt.preserveHost = rs.PreserveHost
 	rt.maxBody = rs.MaxBodyBytes
 	rt.onUnauth = rs.Unauthenticated
+	if rs.Methods != nil {
+		rt.methods = slices.Clone(rs.Methods)
+		rt.allow = strings.Join(rt.methods, ", ")
+	}
+	rt.preflight = rs.PassPreflight
+	if rs.Rules.Len() > 0 {
+		rt.rules = rs.Rules
+		for i := range rt.rules.Len() {
+			decision := "deny"
+			if rt.rules.Allows(i) {
+				decision = "allow"
+			}
+			rt.ruleDecisions = append(rt.ruleDecisions, g.metrics.ruleDecisions.WithLabelValues(rt.name, rt.rules.Name(i), decision))
+		}
+		rt.ruleDecisions = append(rt.ruleDecisions, g.metrics.ruleDecisions.WithLabelValues(rt.name, "default", "deny"))
+	}
 	rt.upstreamT = g.metrics.upstreamLatency.WithLabelValues(rt.name)
 	tr := newTransport(rs.Timeout)
 	tr.TLSClientConfig = rs.UpstreamTLS

@@ -63,33 +63,64 @@ func (g *generation) forwardAuth(w http.ResponseWriter, r *http.Request, suffix 
 	if rt == nil {
 		return
 	}
-	if rt.auth == AuthPublic {
+	// The route's methods and rules apply to the original request. A
+	// method the route does not serve is 403 here, with Allow: any answer
+	// but 2xx, 401 and 403 is an error to nginx.
+	preflight := rt.preflight && isPreflight(o)
+	if !preflight && !rt.allowsMethod(o.Method) {
+		w.Header().Set("Allow", rt.allow)
+		g.plain(w, rt, http.StatusForbidden, outcomeMethod, "method not allowed")
+		return
+	}
+	if preflight || rt.auth == AuthPublic && rt.rules == nil {
 		note(w, rt.name, outcomePublic, "")
 		g.fwdAllow(w, r, rt, nil)
 		return
 	}
 	policy, name := &rt.policy, rt.name
-	id, err := g.authn.Authenticate(o, policy)
-	if id == nil && err == nil && g.login != nil {
-		id, err = g.sessionIdentityFrom(w, o, policy, g.login.client.SessionOneCookie)
+	var id *authn.Identity
+	if rt.auth != AuthPublic {
+		var err error
+		id, err = g.authn.Authenticate(o, policy)
+		if id == nil && err == nil && g.login != nil {
+			id, err = g.sessionIdentityFrom(w, o, policy, g.login.client.SessionOneCookie)
+		}
+		if id == nil && err == nil && rt.auth == AuthRequired {
+			err = authn.Missing()
+		}
+		var ae *authn.Error
+		switch {
+		case errors.As(err, &ae):
+			g.fwdDeny(w, r, o, rt, name, err, ae)
+			return
+		case err != nil:
+			g.log.Warn("authentication unavailable", "route", name, "err", err)
+			w.Header().Set("Retry-After", "5")
+			g.plain(w, rt, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
+			return
+		}
 	}
-	if id == nil && err == nil && rt.auth == AuthRequired {
-		err = authn.Missing()
-	}
-	var ae *authn.Error
-	switch {
-	case errors.As(err, &ae):
-		g.fwdDeny(w, r, o, rt, name, err, ae)
-		return
-	case err != nil:
-		g.log.Warn("authentication unavailable", "route", name, "err", err)
-		w.Header().Set("Retry-After", "5")
-		g.plain(w, rt, http.StatusServiceUnavailable, outcomeUnavailable, "authentication temporarily unavailable")
-		return
+	if rt.rules != nil {
+		if ae := g.authorize(o, rt, key, id, g.now()); ae != nil {
+			switch {
+			case id != nil:
+				g.fwdDeny(w, r, o, rt, name, ae, ae)
+			case rt.auth == AuthPublic:
+				g.plain(w, rt, http.StatusForbidden, outcomeForbidden, ae.Description)
+			default:
+				err := authn.Missing()
+				errors.As(err, &ae)
+				g.fwdDeny(w, r, o, rt, name, err, ae)
+			}
+			return
+		}
 	}
 	outcome, sub := outcomeAnonymous, ""
-	if id != nil {
+	switch {
+	case id != nil:
 		outcome, sub = outcomeAllowed, id.Subject
+	case rt.auth == AuthPublic:
+		outcome = outcomePublic
 	}
 	note(w, name, outcome, sub)
 	g.fwdAllow(w, r, rt, id)

@@ -27,6 +27,7 @@ import (
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/internal/pages"
 	"github.com/portcullis-dev/portcullis/jwks"
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // generation is the proxy for one Spec. A reload builds a new one and
@@ -115,9 +116,16 @@ type route struct {
 	preserveHost bool
 	maxBody      int64
 	onUnauth     Unauthenticated
+	methods      []string // nil: every method
+	allow        string   // the Allow header of a 405: methods joined
+	preflight    bool     // CORS preflights pass without a token
+	rules        *rules.Set
 	proxy        *httputil.ReverseProxy
 	// Metrics of the hot path, bound once.
 	upstreamT prometheus.Observer
+	// ruleDecisions counts the decisions of each rule, by index, and of
+	// the default (no rule matched) last.
+	ruleDecisions []prometheus.Counter
 }
 
 // reqState travels from ServeHTTP to the ReverseProxy hooks in the request's
@@ -233,8 +241,21 @@ func (g *generation) handle(w http.ResponseWriter, r *http.Request) (*reqState, 
 		g.serveLogin(w, r, key)
 		return nil, nil
 	}
+	if g.login == nil && (key == defaultPrefix+"/auth" || strings.HasPrefix(key, defaultPrefix+"/auth/")) {
+		// Forward-auth for API-only gateways: tokens, no sessions.
+		notGRPC(w)
+		g.serveForwardAuth(w, r, defaultPrefix, key)
+		return nil, nil
+	}
 	rt := g.routeFor(w, requestHost(r.Host), raw, key, http.StatusNotFound)
 	if rt == nil {
+		return nil, nil
+	}
+	// The route's methods come before anything else is read, and a CORS
+	// preflight it passes goes on without a token: browsers send none.
+	preflight := rt.preflight && isPreflight(r)
+	if !preflight && !rt.allowsMethod(r.Method) {
+		g.methodNotAllowed(w, rt)
 		return nil, nil
 	}
 
@@ -263,7 +284,7 @@ func (g *generation) handle(w http.ResponseWriter, r *http.Request) (*reqState, 
 	var id *authn.Identity
 	outcome := outcomePublic
 	var now time.Time
-	if rt.auth != AuthPublic {
+	if rt.auth != AuthPublic && !preflight {
 		start := g.now()
 		var err error
 		id, err = g.authn.Authenticate(r, &rt.policy)
@@ -287,6 +308,16 @@ func (g *generation) handle(w http.ResponseWriter, r *http.Request) (*reqState, 
 			outcome = outcomeAnonymous
 		} else {
 			authSucceeded(r)
+		}
+	}
+	// The route's rules, on every request: a cached token's claims too.
+	if rt.rules != nil && !preflight {
+		if now.IsZero() {
+			now = g.now()
+		}
+		if ae := g.authorize(r, rt, key, id, now); ae != nil {
+			g.refuse(w, r, rt, id, ae)
+			return nil, nil
 		}
 	}
 
@@ -456,6 +487,8 @@ func (g *generation) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.E
 		if strings.Contains(ae.Scope, " ") {
 			need = "the scopes " + ae.Scope + ", which your sign-in was not all granted"
 		}
+	case authn.ReasonRule:
+		need = "a permission your sign-in does not have (" + ae.Description + ")"
 	case authn.ReasonClaim:
 		name := strings.TrimSuffix(strings.TrimPrefix(ae.Description, "claim "), " does not match")
 		if want := rt.policy.Claims[name]; len(want) > 0 {

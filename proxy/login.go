@@ -27,10 +27,17 @@ func (l *login) owns(path string) bool {
 	return strings.HasPrefix(path, l.prefix+"/")
 }
 
-// serveLogin answers the gateway endpoints.
-func (g *generation) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
-	rest := strings.TrimPrefix(path, g.login.prefix)
+// defaultPrefix is where the gateway endpoints are without a login
+// section: forward-auth is served there all the same.
+const defaultPrefix = "/oauth2"
+
+// serveForwardAuth answers prefix/auth and prefix/auth/..., and reports
+// whether path was one of them.
+func (g *generation) serveForwardAuth(w http.ResponseWriter, r *http.Request, prefix, path string) bool {
+	rest, ok := strings.CutPrefix(path, prefix)
 	switch {
+	case !ok:
+		return false
 	case rest == "/auth":
 		g.forwardAuth(w, r, "/")
 	case strings.HasPrefix(rest, "/auth/"):
@@ -38,10 +45,23 @@ func (g *generation) serveLogin(w http.ResponseWriter, r *http.Request, path str
 		// suffix is taken as sent, so that forwardAuth cleans it and sees
 		// its escapes like the proxy mode does.
 		suffix := strings.TrimPrefix(rest, "/auth")
-		if raw, ok := strings.CutPrefix(r.URL.EscapedPath(), g.login.prefix+"/auth/"); ok {
+		if raw, ok := strings.CutPrefix(r.URL.EscapedPath(), prefix+"/auth/"); ok {
 			suffix = "/" + raw
 		}
 		g.forwardAuth(w, r, suffix)
+	default:
+		return false
+	}
+	return true
+}
+
+// serveLogin answers the gateway endpoints.
+func (g *generation) serveLogin(w http.ResponseWriter, r *http.Request, path string) {
+	if g.serveForwardAuth(w, r, g.login.prefix, path) {
+		return
+	}
+	rest := strings.TrimPrefix(path, g.login.prefix)
+	switch {
 	case rest == "/userinfo":
 		g.sessionUserinfo(w, r)
 	default:

@@ -21,6 +21,7 @@ const (
 	outcomeUnauth      = "unauthenticated"
 	outcomeForbidden   = "forbidden"
 	outcomeBadRequest  = "bad_request"
+	outcomeMethod      = "method_not_allowed" // not one of the route's methods
 	outcomeUnavailable = "unavailable"
 	outcomeNoRoute     = "no_route"
 	outcomeIssuer      = "issuer" // served by the built-in issuer
@@ -40,6 +41,7 @@ type metrics struct {
 	upstreamErrors  *prometheus.CounterVec
 	jwksFetches     *prometheus.CounterVec
 	grpcResponses   *prometheus.CounterVec
+	ruleDecisions   *prometheus.CounterVec
 	authDelays      prometheus.Counter
 }
 
@@ -81,6 +83,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_jwks_fetches_total",
 			Help: "JWKS fetch attempts by issuer and result.",
 		}, []string{"issuer", "result"}),
+		ruleDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_rule_decisions_total",
+			Help: "Decisions of routes' rules, by route, rule (its name or index; default: no rule matched) and decision.",
+		}, []string{"route", "rule", "decision"}),
 		grpcResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "portcullis_grpc_responses_total",
 			Help: "gRPC calls by route and the grpc-status their client received (none: no status reached it).",
@@ -94,7 +100,7 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
 	}
 	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.authnLatency, m.upstreamLatency,
-		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
+		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.ruleDecisions, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

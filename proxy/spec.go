@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/oidcclient"
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // Config configures a [Gateway]: its listeners and its clock. What it
@@ -187,4 +188,13 @@ type Route struct {
 	PreserveHost    bool
 	MaxBodyBytes    int64
 	Unauthenticated Unauthenticated
+	// Methods, when non-nil, are the only methods the route serves: any
+	// other is refused with 405 and Allow, before authentication.
+	Methods []string
+	// PassPreflight sends CORS preflights (OPTIONS with Origin and
+	// Access-Control-Request-Method) to the upstream without a token,
+	// whatever Methods and Rules say.
+	PassPreflight bool
+	// Rules, when non-nil, decide after authentication and Policy.
+	Rules *rules.Set
 }

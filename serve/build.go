@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // build turns c into a generation and the gateway's Spec, taking over from
@@ -53,7 +54,7 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 		}
 	}
 	for i := range c.Routes {
-		rt, err := routeSpec(&c.Routes[i])
+		rt, err := routeSpec(&c.Routes[i], c.RuleLimits())
 		if err != nil {
 			return g, spec, err
 		}
@@ -165,7 +166,7 @@ func allAudiences(c *config.Config) []string {
 }
 
 // routeSpec converts one configured route.
-func routeSpec(cr *config.Route) (proxy.Route, error) {
+func routeSpec(cr *config.Route, lim rules.Limits) (proxy.Route, error) {
 	u, err := url.Parse(cr.Upstream)
 	if err != nil {
 		return proxy.Route{}, fmt.Errorf("serve: route %s: upstream: %w", cr.Name, err)
@@ -219,6 +220,17 @@ func routeSpec(cr *config.Route) (proxy.Route, error) {
 	}
 	if rt.UpstreamTLS, err = upstreamTLS(cr.UpstreamCAFile); err != nil {
 		return proxy.Route{}, fmt.Errorf("serve: route %s: %w", cr.Name, err)
+	}
+	rt.Methods = cr.Methods
+	rt.PassPreflight = cr.CORSPreflight == config.CORSPreflightPass
+	if len(cr.Rules) > 0 {
+		rs := make([]rules.Rule, len(cr.Rules))
+		for i, rr := range cr.Rules {
+			rs[i] = config.RuleOf(rr)
+		}
+		if rt.Rules, err = rules.Compile(rs, lim); err != nil {
+			return proxy.Route{}, fmt.Errorf("serve: route %s: %w", cr.Name, err)
+		}
 	}
 	return rt, nil
 }

@@ -101,7 +101,7 @@ func Explain(ctx context.Context, opts Options, route, token string) (*Explanati
 			return nil, err
 		}
 	}
-	rt, err := routeSpec(&c.Routes[i])
+	rt, err := routeSpec(&c.Routes[i], c.RuleLimits())
 	if err != nil {
 		return nil, err
 	}
