@@ -77,7 +77,8 @@ type Request struct {
 	// the headers portcullis strips; filled only for a [Set] whose rules
 	// read it (see [Set.ReadsHeaders]).
 	Headers map[string]string `cel:"headers"`
-	// RemoteIP is the client's address, behind trusted proxies.
+	// RemoteIP is the client's address, behind trusted proxies; filled
+	// only for a Set whose rules read it (see [Set.ReadsRemoteIP]).
 	RemoteIP string `cel:"remote_ip"`
 }
 
@@ -106,8 +107,8 @@ type Decision struct {
 
 // Set is a route's compiled rules. It is safe for concurrent use.
 type Set struct {
-	rules   []compiled
-	headers bool
+	rules             []compiled
+	headers, remoteIP bool
 }
 
 type compiled struct {
@@ -115,8 +116,9 @@ type compiled struct {
 	allow bool
 	prg   cel.Program
 	cost  uint64 // estimated, at most
-	// headers is set when the rule reads request.headers.
-	headers bool
+	// headers and remoteIP are set when the rule reads request.headers
+	// or request.remote_ip.
+	headers, remoteIP bool
 }
 
 // Error is a rule that does not compile.
@@ -174,6 +176,7 @@ func Compile(rs []Rule, lim Limits) (*Set, error) {
 		}
 		s.rules = append(s.rules, c)
 		s.headers = s.headers || c.headers
+		s.remoteIP = s.remoteIP || c.remoteIP
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -221,22 +224,31 @@ func compile(env *cel.Env, r Rule, lim Limits) (compiled, *Error) {
 	if err != nil {
 		return compiled{}, &Error{Msg: err.Error()}
 	}
-	return compiled{allow: r.Allow, prg: prg, cost: est.Max, headers: len(celast.MatchDescendants(nav, readsHeaders)) > 0}, nil
+	c := compiled{allow: r.Allow, prg: prg, cost: est.Max}
+	c.headers = len(celast.MatchDescendants(nav, selects("headers"))) > 0
+	c.remoteIP = len(celast.MatchDescendants(nav, selects("remote_ip"))) > 0
+	return c, nil
 }
 
-// readsHeaders matches request.headers; only a Set with a rule that reads
-// it has the map built for each request.
-func readsHeaders(e celast.NavigableExpr) bool {
-	if e.Kind() != celast.SelectKind || e.AsSelect().FieldName() != "headers" {
-		return false
+// selects matches request.field: the fields that cost something to fill
+// are filled only for a Set with a rule that reads them.
+func selects(field string) celast.ExprMatcher {
+	return func(e celast.NavigableExpr) bool {
+		if e.Kind() != celast.SelectKind || e.AsSelect().FieldName() != field {
+			return false
+		}
+		op := e.AsSelect().Operand()
+		return op.Kind() == celast.IdentKind && op.AsIdent() == "request"
 	}
-	op := e.AsSelect().Operand()
-	return op.Kind() == celast.IdentKind && op.AsIdent() == "request"
 }
 
 // ReadsHeaders reports whether the rules read request.headers, which the
 // caller then fills in.
 func (s *Set) ReadsHeaders() bool { return s != nil && s.headers }
+
+// ReadsRemoteIP reports whether the rules read request.remote_ip, which
+// the caller then fills in.
+func (s *Set) ReadsRemoteIP() bool { return s != nil && s.remoteIP }
 
 // Len is the number of rules.
 func (s *Set) Len() int {

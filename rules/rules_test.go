@@ -125,7 +125,7 @@ func TestVariables(t *testing.T) {
 		}
 	}
 	s, err := Compile([]Rule{{Allow: true, Expr: `request.headers["x-tenant"] == "acme"`}}, Limits{})
-	if err != nil || !s.ReadsHeaders() {
+	if err != nil || !s.ReadsHeaders() || s.ReadsRemoteIP() {
 		t.Errorf("a rule reading headers: %v, ReadsHeaders %v", err, s.ReadsHeaders())
 	}
 	s, err = Compile(issueRules, Limits{})
