@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
+	"github.com/portcullis-dev/portcullis/rules"
 )
 
 // Explanation is what [Explain] found out about a token on one route: every
@@ -38,6 +39,23 @@ type Explanation struct {
 	// Chosen says why the route was chosen for a URL: which host rule
 	// made it a candidate and which prefix won; set by the caller.
 	Chosen string
+	// Method is the request's method; MethodRefused is set when the
+	// route's methods do not include it (405, before any token is read).
+	Method        string
+	MethodRefused bool
+	// Rules are the route's rules, each with its result for the token's
+	// claims and the request; Decision is what they decide ("" without
+	// rules, or when the token is refused before them).
+	Rules    []rules.Result
+	Decision *rules.Decision
+	// Path is the cleaned path the rules saw.
+	Path string
+}
+
+// Request is the request [Explain] judges the token for: the method and
+// path the rules see (the route's prefix when empty), and its host.
+type Request struct {
+	Method, Path, Host string
 }
 
 // Public reports whether the route is public: the gateway forwards every
@@ -49,12 +67,23 @@ func (e *Explanation) Public() bool { return e.Auth == proxy.AuthPublic.String()
 // every check. (On an optional route a bad token is refused too: it is
 // never downgraded to anonymous.)
 func (e *Explanation) Allowed() bool {
+	if e.MethodRefused || e.Decision != nil && !e.Decision.Allow {
+		return false
+	}
 	return e.Public() || e.Explanation != nil && e.Explanation.Allowed()
 }
 
 // Result says in one sentence what the gateway does with the request.
 func (e *Explanation) Result() string {
 	switch {
+	case e.MethodRefused:
+		return "the route does not serve " + e.Method + ": the gateway answers 405"
+	case e.Decision != nil && !e.Decision.Allow && e.Decision.Rule < 0:
+		return "no rule allows the request: the gateway answers 403"
+	case e.Decision != nil && !e.Decision.Allow:
+		return "rule " + e.Decision.Name + " denies the request: the gateway answers 403"
+	case e.Public() && e.Decision != nil:
+		return "the route is public and its rules allow the request: the gateway forwards it without checking its token"
 	case e.Public():
 		return "the route is public: the gateway forwards every request without checking its token"
 	case e.Explanation == nil:
@@ -77,7 +106,7 @@ func (e *Explanation) Result() string {
 //
 // The built-in issuer's revocation list lives in the running server's
 // memory, so Explain cannot consult it and reports that check as skipped.
-func Explain(ctx context.Context, opts Options, route, token string) (*Explanation, error) {
+func Explain(ctx context.Context, opts Options, route, token string, req Request) (*Explanation, error) {
 	c := opts.Config
 	if c == nil {
 		return nil, errors.New("serve: no configuration")
@@ -118,12 +147,27 @@ func Explain(ctx context.Context, opts Options, route, token string) (*Explanati
 	if e.PathPrefix == "" {
 		e.PathPrefix = "/"
 	}
-	if az == nil {
-		return e, nil
+	e.Method, e.Path = req.Method, req.Path
+	if e.Method == "" {
+		e.Method = http.MethodGet
 	}
-	e.Explanation = az.Explain(ctx, token, &rt.Policy)
-	if id := e.Identity; id != nil && !e.Public() {
-		e.Headers = proxy.IdentityHeaders(&rt, id)
+	if e.Path == "" {
+		e.Path = e.PathPrefix
+	}
+	e.MethodRefused = rt.Methods != nil && !slices.Contains(rt.Methods, e.Method)
+	if az != nil {
+		e.Explanation = az.Explain(ctx, token, &rt.Policy)
+		if id := e.Identity; id != nil && !e.Public() {
+			e.Headers = proxy.IdentityHeaders(&rt, id)
+		}
+	}
+	if rt.Rules != nil && !e.MethodRefused && (e.Public() || e.Explanation != nil && e.Explanation.Allowed()) {
+		in := rules.Input{Request: &rules.Request{Method: e.Method, Path: e.Path, Host: strings.ToLower(req.Host)}, Now: opts.Now()}
+		if !e.Public() {
+			in.Claims, in.Scopes = e.Identity.Claims, e.Identity.Scopes
+		}
+		res, d := rt.Rules.Trace(&in)
+		e.Rules, e.Decision = res, &d
 	}
 	return e, nil
 }

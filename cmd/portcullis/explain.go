@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/serve"
 )
 
-const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [TOKEN | -]"
+const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [--method METHOD] [--path PATH] [TOKEN | -]"
 
 // errRefused makes explain exit 1: the gateway would not let the request
 // through.
@@ -28,10 +30,12 @@ var errRefused = errors.New("explain: the gateway would refuse the request")
 func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
+	cfgPath := fs.String("config", "", "configuration file (YAML)")
 	route := fs.String("route", "", "name of the route to judge the token for")
 	target := fs.String("url", "", "judge the token for the route the gateway would choose for this URL")
 	at := fs.String("at", "", "judge the token as at this time (RFC 3339) instead of now")
+	method := fs.String("method", "GET", "the request's method, for the route's methods and rules")
+	reqPath := fs.String("path", "", "the request's path, for the route's rules (default: the path of --url, or the route's path_prefix)")
 	// Flags may come before or after the token.
 	var positional []string
 	for {
@@ -47,7 +51,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
-	if *path == "" || (*route == "") == (*target == "") || len(positional) > 1 {
+	if *cfgPath == "" || (*route == "") == (*target == "") || len(positional) > 1 {
 		fmt.Fprintln(stderr, explainUsage)
 		return errUsage
 	}
@@ -65,12 +69,16 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "portcullis explain: no token (pass it as an argument or on standard input)")
 		return errUsage
 	}
-	cfg, err := loadConfig(*path, stderr)
+	cfg, err := loadConfig(*cfgPath, stderr)
 	if err != nil {
 		return err
 	}
 	chosen := ""
+	req := serve.Request{Method: *method}
 	if *target != "" {
+		if u, err := url.Parse(*target); err == nil {
+			req.Path, req.Host = u.EscapedPath(), u.Hostname()
+		}
 		name, why, err := serve.RouteForURL(cfg, *target)
 		if errors.Is(err, serve.ErrNotURL) {
 			fmt.Fprintln(stderr, "portcullis explain: --url", err)
@@ -87,7 +95,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		for _, r := range cfg.Routes {
 			names = append(names, r.Name)
 		}
-		fmt.Fprintf(stderr, "portcullis explain: %s has no route named %q; its routes are: %s\n", *path, *route, strings.Join(names, ", "))
+		fmt.Fprintf(stderr, "portcullis explain: %s has no route named %q; its routes are: %s\n", *cfgPath, *route, strings.Join(names, ", "))
 		return errUsage
 	}
 	// Cancelling stops any key set fetch still under way.
@@ -102,7 +110,18 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		}
 		pc.Now = func() time.Time { return t }
 	}
-	ex, err := serve.Explain(ctx, pc, *route, tok)
+	if *reqPath != "" {
+		req.Path = *reqPath
+	}
+	if req.Path != "" {
+		p, err := url.PathUnescape(req.Path)
+		if err != nil || !strings.HasPrefix(p, "/") {
+			fmt.Fprintf(stderr, "portcullis explain: --path %q is not a path such as /users/alice\n", req.Path)
+			return errUsage
+		}
+		req.Path = path.Clean(p)
+	}
+	ex, err := serve.Explain(ctx, pc, *route, tok, req)
 	if err != nil {
 		return err
 	}
@@ -167,6 +186,7 @@ func printExplanation(w io.Writer, ex *serve.Explanation) {
 			fmt.Fprintf(w, "%s  %-*s%s\n", c.Status, width, c.Name, detail)
 		}
 	}
+	printRules(w, ex)
 	fmt.Fprintf(w, "result: %s\n", ex.Result())
 	if !ex.Allowed() || ex.Public() {
 		return
@@ -185,4 +205,43 @@ func printExplanation(w io.Writer, ex *serve.Explanation) {
 		fmt.Fprintf(w, "identity headers: %s\n", strings.Join(names, "; "))
 	}
 	fmt.Fprintf(w, "token to upstream: %s\n", ex.ForwardToken)
+}
+
+// printRules prints the route's methods check and each rule's result for
+// the request, in the form of the checks.
+func printRules(w io.Writer, ex *serve.Explanation) {
+	if ex.MethodRefused {
+		fmt.Fprintf(w, "FAIL  %-14s%s is not one of the route's methods\n", "method", ex.Method)
+		return
+	}
+	if ex.Decision == nil {
+		return
+	}
+	width := 14
+	for _, r := range ex.Rules {
+		width = max(width, len("rule ")+len(r.Name)+2)
+	}
+	for i, r := range ex.Rules {
+		kind := "deny"
+		if r.Allow {
+			kind = "allow"
+		}
+		status, detail := "SKIP", kind+" rule does not match"
+		switch {
+		case i == ex.Decision.Rule && r.Allow:
+			status, detail = "PASS", "allow rule matches: allowed"
+		case i == ex.Decision.Rule && r.Err != nil:
+			status, detail = "FAIL", "deny rule could not be evaluated, which denies: "+r.Err.Error()
+		case i == ex.Decision.Rule:
+			status, detail = "FAIL", "deny rule matches: denied"
+		case ex.Decision.Rule >= 0 && i > ex.Decision.Rule:
+			detail = "not reached"
+		case r.Err != nil:
+			detail = kind + " rule could not be evaluated, which does not match: " + r.Err.Error()
+		}
+		fmt.Fprintf(w, "%s  %-*s%s (%s %s)\n", status, width, "rule "+r.Name, detail, ex.Method, ex.Path)
+	}
+	if ex.Decision.Rule < 0 {
+		fmt.Fprintf(w, "FAIL  %-*sno rule matches: denied\n", width, "rules")
+	}
 }

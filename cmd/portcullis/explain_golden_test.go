@@ -109,3 +109,66 @@ func TestExplainGolden(t *testing.T) {
 		})
 	}
 }
+
+// rulesConfig is goldenConfig with a route that has methods and rules.
+const rulesConfig = goldenConfig + `  - name: docs
+    path_prefix: /docs
+    upstream: http://127.0.0.1:3000
+    methods: [GET, DELETE]
+    rules:
+      - name: ops-read
+        allow: 'request.method == "GET" && "ops" in claims.groups'
+      - allow: 'request.method == "DELETE" && "admin" in claims.roles'
+      - name: own
+        allow: 'request.path.startsWith("/docs/" + claims.sub + "/")'
+`
+
+// TestExplainRulesGolden shows each rule's result for a method and path.
+func TestExplainRulesGolden(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(path, []byte(rulesConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "https://legacy.example", "sub": "alice", "aud": "orders",
+		"groups": []string{"ops"}, "iat": at.Add(-time.Minute).Unix(), "exp": at.Add(14 * time.Minute).Unix()}).
+		SignedString([]byte("golden-secret-0123456789abcdef0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"rules-allow", []string{"--route", "docs", "--path", "/docs/x"}, 0},
+		{"rules-own", []string{"--url", "https://gw.example/docs/alice/a%20b", "--method", "DELETE"}, 0},
+		{"rules-none", []string{"--route", "docs", "--method", "DELETE", "--path", "/docs/bob/../x"}, 1},
+		{"rules-method", []string{"--route", "docs", "--method", "POST"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"explain", "--config", path, "--at", at.Format(time.RFC3339)}, c.args...)
+			code := runWith(context.Background(), append(args, tok), strings.NewReader(""), &out, &errb)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d\n%s%s", code, c.code, out.String(), errb.String())
+			}
+			got := out.String()
+			golden := filepath.Join("testdata", "explain", c.name+".golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("output differs from %s:\n--- got\n%s--- want\n%s", golden, got, want)
+			}
+		})
+	}
+}

@@ -6,7 +6,7 @@
 //	portcullis keygen [--alg ES256]    write a new signing key
 //	portcullis hash-password           bcrypt a password read from stdin
 //	portcullis token --config FILE --client ID --sub S [--scope "…"] [--ttl 1h]
-//	portcullis explain --config FILE --route NAME [TOKEN | -]
+//	portcullis explain --config FILE --route NAME [--method M] [--path P] [TOKEN | -]
 //	portcullis version                 print the version
 package main
 
@@ -50,8 +50,9 @@ commands:
                         print the bcrypt hash of the password on standard input
   token --config FILE --client ID --sub SUBJECT [--scope "a b"] [--ttl 1h]
                         mint an access token with the built-in issuer's key
-  explain --config FILE --route NAME [TOKEN | -]
-                        show every check the gateway runs on a token, and why
+  explain --config FILE --route NAME [--method M] [--path P] [TOKEN | -]
+                        show every check the gateway runs on a token, and
+                        each of the route's rules, and why
   version               print the version
 `
 
