@@ -33,18 +33,17 @@ func (g *generation) methodNotAllowed(w http.ResponseWriter, rt *route) {
 // request a forward-auth call judges), whose cleaned path is key, for id
 // (nil: anonymous). It returns nil when they allow, else the denial.
 func (g *generation) authorize(r *http.Request, rt *route, key string, id *authn.Identity, now time.Time) *authn.Error {
-	req := rules.Request{Method: r.Method, Path: key, Host: requestHost(r.Host)}
+	in := &rules.Input{Request: rules.Request{Method: r.Method, Path: key, Host: requestHost(r.Host)}, Now: now}
 	if rt.rules.ReadsRemoteIP() {
-		req.RemoteIP = ClientAddr(g.trusted, r)
+		in.Request.RemoteIP = ClientAddr(g.trusted, r)
 	}
 	if rt.rules.ReadsHeaders() {
-		req.Headers = g.ruleHeaders(r.Header)
+		in.Request.Headers = g.ruleHeaders(r.Header)
 	}
-	in := rules.Input{Request: &req, Now: now}
 	if id != nil {
 		in.Claims, in.Scopes = id.Claims, id.Scopes
 	}
-	d := rt.rules.Eval(&in)
+	d := rt.rules.Eval(in)
 	if d.Rule >= 0 {
 		rt.ruleDecisions[d.Rule].Inc()
 	} else {

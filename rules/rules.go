@@ -9,7 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,20 +67,21 @@ type Rule struct {
 	Expr  string
 }
 
-// Request is what a rule sees of the request, as request.method and so on.
+// Request is what a rule sees of the request, as request.method,
+// request.path, request.host, request.headers and request.remote_ip.
 type Request struct {
-	Method string `cel:"method"`
+	Method string
 	// Path is the cleaned path the route matched.
-	Path string `cel:"path"`
+	Path string
 	// Host is the request's host, in lower case and without a port.
-	Host string `cel:"host"`
+	Host string
 	// Headers maps lower-case header names to their first value, without
 	// the headers portcullis strips; filled only for a [Set] whose rules
 	// read it (see [Set.ReadsHeaders]).
-	Headers map[string]string `cel:"headers"`
+	Headers map[string]string
 	// RemoteIP is the client's address, behind trusted proxies; filled
 	// only for a Set whose rules read it (see [Set.ReadsRemoteIP]).
-	RemoteIP string `cel:"remote_ip"`
+	RemoteIP string
 }
 
 // Input is everything one evaluation sees.
@@ -88,8 +90,10 @@ type Input struct {
 	// anonymous request.
 	Claims  map[string]any
 	Scopes  []string
-	Request *Request
+	Request Request
 	Now     time.Time
+
+	act activation // the evaluation's variables, in the same allocation
 }
 
 // Decision is the outcome of a [Set] for one request.
@@ -267,11 +271,11 @@ func (s *Set) Allows(i int) bool { return s.rules[i].allow }
 // Eval runs the rules in order on in; the first that is true decides, and
 // no match denies.
 func (s *Set) Eval(in *Input) Decision {
-	act := activation{in: in}
+	in.act = activation{in: in}
 	var first error
 	for i := range s.rules {
 		r := &s.rules[i]
-		ok, err := r.eval(&act)
+		ok, err := r.eval(&in.act)
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("rule %s: %w", r.name, err)
@@ -299,11 +303,11 @@ type Result struct {
 // Trace evaluates every rule on in, not only up to the deciding one, and
 // returns each result with the decision Eval would give.
 func (s *Set) Trace(in *Input) ([]Result, Decision) {
-	act := activation{in: in}
+	in.act = activation{in: in}
 	out := make([]Result, len(s.rules))
 	for i := range s.rules {
 		r := &s.rules[i]
-		ok, err := r.eval(&act)
+		ok, err := r.eval(&in.act)
 		out[i] = Result{Name: r.name, Allow: r.allow, Matched: ok, Err: err}
 	}
 	return out, s.Eval(in)
@@ -349,10 +353,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.in.Scopes, true
 	case "request":
-		if a.in.Request == nil {
-			return &Request{}, true
-		}
-		return a.in.Request, true
+		return &a.in.Request, true
 	case "now":
 		return types.Timestamp{Time: a.in.Now}, true
 	}
@@ -368,15 +369,83 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 var environment = sync.OnceValues(func() (*cel.Env, error) {
 	return cel.NewEnv(
 		cel.CustomTypeAdapter(claimsAdapter),
-		ext.NativeTypes(reflect.TypeFor[Request](), ext.ParseStructTags(true)),
 		ext.Strings(),
 		ext.Network(),
+		// After the extensions, which register their types with the
+		// standard registry this wraps.
+		func(e *cel.Env) (*cel.Env, error) {
+			return cel.CustomTypeProvider(provider{e.CELTypeProvider()})(e)
+		},
 		cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("scopes", cel.ListType(cel.StringType)),
-		cel.Variable("request", cel.ObjectType("rules.Request")),
+		cel.Variable("request", cel.ObjectType(requestType)),
 		cel.Variable("now", cel.TimestampType),
 	)
 })
+
+// requestType is the CEL type of request: an object whose fields are read
+// straight from a *Request, with no reflection.
+const requestType = "portcullis.Request"
+
+// provider adds requestType to the types CEL knows.
+type provider struct{ types.Provider }
+
+func stringField(get func(*Request) string) *types.FieldType {
+	return &types.FieldType{
+		Type:    types.StringType,
+		IsSet:   func(obj any) bool { return get(obj.(*Request)) != "" },
+		GetFrom: func(obj any) (any, error) { return types.String(get(obj.(*Request))), nil },
+	}
+}
+
+var requestFields = map[string]*types.FieldType{
+	"method":    stringField(func(r *Request) string { return r.Method }),
+	"path":      stringField(func(r *Request) string { return r.Path }),
+	"host":      stringField(func(r *Request) string { return r.Host }),
+	"remote_ip": stringField(func(r *Request) string { return r.RemoteIP }),
+	"headers": {
+		Type:  types.NewMapType(types.StringType, types.StringType),
+		IsSet: func(obj any) bool { return obj.(*Request).Headers != nil },
+		GetFrom: func(obj any) (any, error) {
+			h := obj.(*Request).Headers
+			if h == nil {
+				h = map[string]string{}
+			}
+			return types.NewStringStringMap(claimsAdapter, h), nil
+		},
+	},
+}
+
+var requestFieldNames = slices.Sorted(maps.Keys(requestFields))
+
+func (p provider) FindStructType(name string) (*types.Type, bool) {
+	if name == requestType {
+		return types.NewTypeTypeWithParam(types.NewObjectType(requestType)), true
+	}
+	return p.Provider.FindStructType(name)
+}
+
+func (p provider) FindStructFieldNames(name string) ([]string, bool) {
+	if name == requestType {
+		return requestFieldNames, true
+	}
+	return p.Provider.FindStructFieldNames(name)
+}
+
+func (p provider) FindStructFieldType(name, field string) (*types.FieldType, bool) {
+	if name == requestType {
+		ft, ok := requestFields[field]
+		return ft, ok
+	}
+	return p.Provider.FindStructFieldType(name, field)
+}
+
+func (p provider) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if name == requestType {
+		return types.NewErr("a request cannot be made in a rule")
+	}
+	return p.Provider.NewValue(name, fields)
+}
 
 // adapter reads the numbers of claims, decoded as json.Number, as CEL ints
 // when they are integers and doubles otherwise, at any depth.

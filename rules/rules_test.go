@@ -51,7 +51,7 @@ func TestDecisions(t *testing.T) {
 		{`{"sub": "carol"}`, "GET", "/users/carol/x", true, "own-user"},
 		{`{"sub": "carol"}`, "GET", "/docs", false, "rest"},
 	} {
-		d := s.Eval(&Input{Claims: claimsOf(t, tc.claims), Request: &Request{Method: tc.method, Path: tc.path}, Now: now})
+		d := s.Eval(&Input{Claims: claimsOf(t, tc.claims), Request: Request{Method: tc.method, Path: tc.path}, Now: now})
 		if d.Allow != tc.allow || d.Name != tc.name {
 			t.Errorf("%s %s %s: allow %v by %q (%v), want %v by %q", tc.claims, tc.method, tc.path, d.Allow, d.Name, d.Err, tc.allow, tc.name)
 		}
@@ -97,7 +97,7 @@ func TestVariables(t *testing.T) {
 	in := &Input{
 		Claims: claimsOf(t, `{"sub": "alice", "age": 42, "ratio": 0.5, "org": {"id": 7, "teams": ["a", "b"]}, "client_id": "cli"}`),
 		Scopes: []string{"read", "write"},
-		Request: &Request{Method: "GET", Path: "/a/b", Host: "app.example", RemoteIP: "10.1.2.3",
+		Request: Request{Method: "GET", Path: "/a/b", Host: "app.example", RemoteIP: "10.1.2.3",
 			Headers: map[string]string{"x-tenant": "acme"}},
 		Now: now,
 	}
@@ -199,7 +199,7 @@ func TestTrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, d := s.Trace(&Input{Claims: claimsOf(t, `{"sub": "bob"}`), Request: &Request{Method: "GET", Path: "/users/bob/"}})
+	res, d := s.Trace(&Input{Claims: claimsOf(t, `{"sub": "bob"}`), Request: Request{Method: "GET", Path: "/users/bob/"}})
 	if len(res) != 4 || res[0].Err == nil || res[2].Matched != true || res[3].Matched != true || d.Name != "own-user" || !d.Allow {
 		t.Errorf("trace: %+v, decision %+v", res, d)
 	}
@@ -233,7 +233,7 @@ func FuzzEval(f *testing.F) {
 		if d.Decode(&claims) != nil {
 			return
 		}
-		dec := s.Eval(&Input{Claims: claims, Scopes: []string{"a"}, Request: &Request{Method: method, Path: path}})
+		dec := s.Eval(&Input{Claims: claims, Scopes: []string{"a"}, Request: Request{Method: method, Path: path}})
 		if dec.Allow && (dec.Rule < 0 || !s.Allows(dec.Rule)) {
 			t.Fatalf("allowed by %+v, which is not an allow rule", dec)
 		}
@@ -251,7 +251,7 @@ func BenchmarkEval(b *testing.B) {
 		b.Fatal(err)
 	}
 	in := &Input{Claims: claimsOf(b, `{"sub": "alice", "groups": ["dev", "ops"], "scope": "read"}`),
-		Request: &Request{Method: "GET", Path: "/users/alice/profile"}}
+		Request: Request{Method: "GET", Path: "/users/alice/profile"}}
 	b.ReportAllocs()
 	for b.Loop() {
 		if d := s.Eval(in); !d.Allow || d.Rule != 2 {

@@ -162,7 +162,7 @@ func Explain(ctx context.Context, opts Options, route, token string, req Request
 		}
 	}
 	if rt.Rules != nil && !e.MethodRefused && (e.Public() || e.Explanation != nil && e.Explanation.Allowed()) {
-		in := rules.Input{Request: &rules.Request{Method: e.Method, Path: e.Path, Host: strings.ToLower(req.Host)}, Now: opts.Now()}
+		in := rules.Input{Request: rules.Request{Method: e.Method, Path: e.Path, Host: strings.ToLower(req.Host)}, Now: opts.Now()}
 		if !e.Public() {
 			in.Claims, in.Scopes = e.Identity.Claims, e.Identity.Scopes
 		}
