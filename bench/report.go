@@ -83,10 +83,22 @@ func report(e *env, rs *results, scens []scenario) string {
 		if cpu > 0 && baseCPU > 0 {
 			cpuRatio = fmt.Sprintf("%.2f", baseCPU/cpu)
 		}
-		if s.floor > 0 && !s.flood && base > 0 {
+		var notes []string
+		switch {
+		case s.vs != "":
+			// Paired by round: the rounds interleave the scenarios, so a
+			// round's ratio cancels what the machine did meanwhile.
+			ratios, extra := pairedBy(rs.pick(s.name, rps), rs.pick(s.vs, rps), func(a, b float64) float64 { return a / b }),
+				pairedBy(rs.pick(s.name, result.cpuPerReq), rs.pick(s.vs, result.cpuPerReq), func(a, b float64) float64 { return a - b })
+			if len(ratios) > 0 {
+				r := median(ratios)
+				target = verdict(r, s.floor, " of "+s.vs+" (median of the rounds' ratios)")
+				notes = append(notes, fmt.Sprintf("%.2f× %s's req/s, the median of the rounds' ratios; proxy CPU %+.0f µs/req against it, the median of the rounds' differences",
+					r, s.vs, median(extra)))
+			}
+		case s.floor > 0 && !s.flood && base > 0:
 			target = verdict(m/base, s.floor, "")
 		}
-		var notes []string
 		if s.flood {
 			target, notes = floodNotes(e.o, rs, s)
 		}
@@ -373,4 +385,15 @@ func rewriteReadme(path, table string) error {
 	out.WriteString("\n")
 	out.Write(b[j:])
 	return os.WriteFile(path, out.Bytes(), 0o644)
+}
+
+// pairedBy applies f to the values of the same round in a and b.
+func pairedBy(a, b []float64, f func(a, b float64) float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, f(a[i], b[i]))
+		}
+	}
+	return out
 }

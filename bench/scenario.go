@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -26,9 +27,13 @@ type scenario struct {
 	grpc   bool    // unary gRPC calls over cleartext HTTP/2, driven by h2load
 	ref    string  // the scenario its ratios are taken against; "" is baseline
 	floor  float64 // the target ratio
-	load   load    // measured requests (the legit ones in the flood)
-	warm   load    // warm-up requests (never the measured tokens)
-	attack load    // the flood attacker's requests
+	// vs, when set, is the scenario the target is judged against instead
+	// of the baseline (the table's ratio stays the baseline's).
+	vs     string
+	path   string // the URL path portcullis is sent; "" is /
+	load   load   // measured requests (the legit ones in the flood)
+	warm   load   // warm-up requests (never the measured tokens)
+	attack load   // the flood attacker's requests
 	// env is added to portcullis' environment: the variants of same-token
 	// that run without one of its special paths, to measure what each
 	// saves.
@@ -47,6 +52,8 @@ var allScenarios = []scenario{
 	{name: "invalid-flood", target: "portcullis", flood: true, floor: 0.90},
 	// gRPC: unary calls with one token over h2c, against a plain
 	// ReverseProxy with an HTTP/2 transport.
+	// same-token on a route with three CEL rules, the third deciding.
+	{name: "same-token-rules", target: "portcullis", path: "/rules/x", vs: "same-token", floor: 0.95},
 	{name: "grpc-baseline", target: "grpc-baseline", grpc: true},
 	{name: "grpc-unary", target: "portcullis", grpc: true, ref: "grpc-baseline", floor: 1.00},
 	// same-token without the HTTP/1.1 upstream fast path (the standard
@@ -68,6 +75,9 @@ func selectScenarios(only string) ([]scenario, error) {
 	}
 	if want["grpc-unary"] {
 		want["grpc-baseline"] = true // its reference
+	}
+	if want["same-token-rules"] {
+		want["same-token"] = true // what its target is judged against
 	}
 	var out []scenario
 	for _, s := range allScenarios {
@@ -186,6 +196,8 @@ func (e *env) setLoads(scens []scenario, cookie string) {
 			s.warm = s.load
 		case "invalid-flood":
 			s.load, s.warm, s.attack = bearer, bearer, list(invalidFile, "attack")
+		case "same-token-rules":
+			s.load, s.warm = bearer, bearer
 		case "grpc-unary", "grpc-baseline":
 			// The plain proxy gets the same requests, token included:
 			// h2load, like every nghttp2 client, never indexes
@@ -254,7 +266,7 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 			}
 		}
 	case s.target == "portcullis":
-		url = "http://" + e.gwAddr + "/"
+		url = "http://" + e.gwAddr + cmp.Or(s.path, "/")
 		ch, err = e.startGateway(ctx, s.name, 0, s.env...)
 	default:
 		url = "http://" + e.baseAddr + "/"

@@ -237,9 +237,19 @@ login:
     secret: "${BENCH_COOKIE_SECRET}"
     secure: false
 routes:
-%s  - name: bench
+%s  - name: bench-rules
+    path_prefix: /rules
+    upstream: %[11]q
+    auth: required
+    forward_headers:
+      X-Auth-Request-User: sub
+    rules:
+      - deny: 'request.method == "DELETE"'
+      - allow: '"admin" in scopes'
+      - allow: 'request.path.startsWith("/rules/") && claims.sub != ""'
+  - name: bench
     path_prefix: /
-    upstream: %q
+    upstream: %[11]q
     auth: required
     forward_headers:
       X-Auth-Request-User: sub

@@ -18,7 +18,14 @@ import (
 //
 //	go test -run=^$ -bench=HandlerChain -benchmem ./proxy/
 func BenchmarkHandlerChain(b *testing.B) {
-	e := newEnv(b, "")
+	e := newEnv(b, `  - name: rules
+    path_prefix: /rules
+    upstream: {{upstream}}
+    rules:
+      - deny: 'request.method == "DELETE"'
+      - allow: '"admin" in scopes'
+      - allow: 'request.path.startsWith("/rules/") && claims.sub != ""'
+`)
 	target, _ := url.Parse(e.up)
 	plain := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -45,6 +52,8 @@ func BenchmarkHandlerChain(b *testing.B) {
 		{"public", e.gw, "/public/orders/7", ""},
 		{"RS256", e.gw, "/orders/7", rs},
 		{"ES256", e.gw, "/orders/7", es},
+		// Three rules, the third deciding, on the cached token.
+		{"RS256-rules", e.gw, "/rules/7", rs},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
