@@ -18,7 +18,10 @@ import (
 //
 //	go test -run=^$ -bench=HandlerChain -benchmem ./proxy/
 func BenchmarkHandlerChain(b *testing.B) {
-	e := newEnv(b, `  - name: rules
+	e := newEnv(b, `  - name: norules
+    path_prefix: /norules
+    upstream: {{upstream}}
+  - name: rules
     path_prefix: /rules
     upstream: {{upstream}}
     rules:
@@ -52,7 +55,9 @@ func BenchmarkHandlerChain(b *testing.B) {
 		{"public", e.gw, "/public/orders/7", ""},
 		{"RS256", e.gw, "/orders/7", rs},
 		{"ES256", e.gw, "/orders/7", es},
-		// Three rules, the third deciding, on the cached token.
+		// Three rules, the third deciding, on the cached token, and the
+		// same route without them.
+		{"RS256-norules", e.gw, "/norules/7", rs},
 		{"RS256-rules", e.gw, "/rules/7", rs},
 	}
 	for _, c := range cases {

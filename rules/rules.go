@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -340,20 +341,17 @@ var claimsAdapter = adapter{types.DefaultTypeAdapter}
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
 	case "claims":
-		if a.claims == nil {
-			a.claims = emptyClaims
-			if a.in.Claims != nil {
-				a.claims = types.NewStringInterfaceMap(claimsAdapter, a.in.Claims)
-			}
+		if a.in.Claims == nil {
+			return emptyClaims, true
 		}
-		return a.claims, true
+		return a.in.Claims, true
 	case "scopes":
 		if a.in.Scopes == nil {
 			return []string{}, true
 		}
 		return a.in.Scopes, true
 	case "request":
-		return &a.in.Request, true
+		return requestVal{&a.in.Request}, true
 	case "now":
 		return types.Timestamp{Time: a.in.Now}, true
 	}
@@ -382,6 +380,34 @@ var environment = sync.OnceValues(func() (*cel.Env, error) {
 		cel.Variable("now", cel.TimestampType),
 	)
 })
+
+// requestVal is a *Request as a CEL value, so that the interpreter reads
+// its fields with requestFields and never adapts it.
+type requestVal struct{ r *Request }
+
+var requestCELType = types.NewObjectType(requestType)
+
+func (v requestVal) ConvertToNative(t reflect.Type) (any, error) {
+	if t == reflect.TypeFor[*Request]() {
+		return v.r, nil
+	}
+	return nil, fmt.Errorf("a request is not a %v", t)
+}
+
+func (v requestVal) ConvertToType(t ref.Type) ref.Val {
+	if t == types.TypeType {
+		return requestCELType
+	}
+	return types.NewErr("a request cannot be converted to %s", t.TypeName())
+}
+
+func (v requestVal) Equal(other ref.Val) ref.Val {
+	o, ok := other.(requestVal)
+	return types.Bool(ok && o.r == v.r)
+}
+
+func (v requestVal) Type() ref.Type { return requestCELType }
+func (v requestVal) Value() any     { return v.r }
 
 // requestType is the CEL type of request: an object whose fields are read
 // straight from a *Request, with no reflection.
