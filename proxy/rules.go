@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/authn"
@@ -33,7 +34,13 @@ func (g *generation) methodNotAllowed(w http.ResponseWriter, rt *route) {
 // request a forward-auth call judges), whose cleaned path is key, for id
 // (nil: anonymous). It returns nil when they allow, else the denial.
 func (g *generation) authorize(r *http.Request, rt *route, key string, id *authn.Identity, now time.Time) *authn.Error {
-	in := &rules.Input{Request: rules.Request{Method: r.Method, Path: key, Host: requestHost(r.Host)}, Now: now}
+	in := ruleInputs.Get().(*rules.Input)
+	defer func() {
+		*in = rules.Input{}
+		ruleInputs.Put(in)
+	}()
+	in.Request = rules.Request{Method: r.Method, Path: key, Host: requestHost(r.Host)}
+	in.Now = now
 	if rt.rules.ReadsRemoteIP() {
 		in.Request.RemoteIP = ClientAddr(g.trusted, r)
 	}
@@ -86,6 +93,9 @@ func (g *generation) refuse(w http.ResponseWriter, r *http.Request, rt *route, i
 		g.deny(w, r, rt, err)
 	}
 }
+
+// ruleInputs recycles the input of rule evaluations.
+var ruleInputs = sync.Pool{New: func() any { return new(rules.Input) }}
 
 // ruleHeaders is what request.headers holds: each header's first value
 // under its lower-case name, without the headers portcullis sets for

@@ -83,6 +83,8 @@ type Request struct {
 	// RemoteIP is the client's address, behind trusted proxies; filled
 	// only for a Set whose rules read it (see [Set.ReadsRemoteIP]).
 	RemoteIP string
+
+	vals [4]ref.Val // the four strings as CEL values, made when first read
 }
 
 // Input is everything one evaluation sees.
@@ -273,6 +275,7 @@ func (s *Set) Allows(i int) bool { return s.rules[i].allow }
 // no match denies.
 func (s *Set) Eval(in *Input) Decision {
 	in.act = activation{in: in}
+	in.Request.vals = [4]ref.Val{}
 	var first error
 	for i := range s.rules {
 		r := &s.rules[i]
@@ -305,6 +308,7 @@ type Result struct {
 // returns each result with the decision Eval would give.
 func (s *Set) Trace(in *Input) ([]Result, Decision) {
 	in.act = activation{in: in}
+	in.Request.vals = [4]ref.Val{}
 	out := make([]Result, len(s.rules))
 	for i := range s.rules {
 		r := &s.rules[i]
@@ -416,19 +420,27 @@ const requestType = "portcullis.Request"
 // provider adds requestType to the types CEL knows.
 type provider struct{ types.Provider }
 
-func stringField(get func(*Request) string) *types.FieldType {
+// stringField is field i of a request, made a CEL value once per
+// evaluation however often the rules read it.
+func stringField(i int, get func(*Request) string) *types.FieldType {
 	return &types.FieldType{
-		Type:    types.StringType,
-		IsSet:   func(obj any) bool { return get(obj.(*Request)) != "" },
-		GetFrom: func(obj any) (any, error) { return types.String(get(obj.(*Request))), nil },
+		Type:  types.StringType,
+		IsSet: func(obj any) bool { return get(obj.(*Request)) != "" },
+		GetFrom: func(obj any) (any, error) {
+			r := obj.(*Request)
+			if r.vals[i] == nil {
+				r.vals[i] = types.String(get(r))
+			}
+			return r.vals[i], nil
+		},
 	}
 }
 
 var requestFields = map[string]*types.FieldType{
-	"method":    stringField(func(r *Request) string { return r.Method }),
-	"path":      stringField(func(r *Request) string { return r.Path }),
-	"host":      stringField(func(r *Request) string { return r.Host }),
-	"remote_ip": stringField(func(r *Request) string { return r.RemoteIP }),
+	"method":    stringField(0, func(r *Request) string { return r.Method }),
+	"path":      stringField(1, func(r *Request) string { return r.Path }),
+	"host":      stringField(2, func(r *Request) string { return r.Host }),
+	"remote_ip": stringField(3, func(r *Request) string { return r.RemoteIP }),
 	"headers": {
 		Type:  types.NewMapType(types.StringType, types.StringType),
 		IsSet: func(obj any) bool { return obj.(*Request).Headers != nil },
