@@ -215,6 +215,12 @@ routes:
     upstream: %[2]s
 %[7]s    timeout: ` + "100ms" + `
     forward_headers: {X-Auth-Request-User: sub}
+  - name: rules
+    path_prefix: /test.Rules
+    upstream: %[2]s
+%[7]s    rules:
+      - {name: not-alice, deny: 'claims.sub == "alice"'}
+      - allow: 'true'
   - name: down
     path_prefix: /test.Down
     upstream: h2c://%[3]s
@@ -526,6 +532,11 @@ func TestGRPCAnswersAreTrailersOnly(t *testing.T) {
 	res = call("/test.Echo/AdminUnary", alice, "")
 	if res.Header.Get("Grpc-Status") != "7" || !strings.Contains(res.Header.Get("Www-Authenticate"), "insufficient_scope") {
 		t.Errorf("missing scope: %v", res.Header)
+	}
+	res = call("/test.Rules/Unary", alice, "")
+	if res.Header.Get("Grpc-Status") != "7" || !strings.Contains(res.Header.Get("Grpc-Message"), "denied by rule not-alice") ||
+		!strings.Contains(res.Header.Get("Www-Authenticate"), "insufficient_scope") {
+		t.Errorf("denied by a rule: %v", res.Header)
 	}
 	res = call("/no.Such/Method", alice, "")
 	if res.Header.Get("Grpc-Status") != "12" {
