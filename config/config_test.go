@@ -459,6 +459,17 @@ func TestExampleConfig(t *testing.T) {
 	if len(cfg.Issuers) != 2 || !slices.Equal(cfg.Issuers[1].Algorithms, []string{"HS256"}) {
 		t.Errorf("legacy issuer not parsed: %+v", cfg.Issuers)
 	}
+	// Uncommented, the route's methods and rules must be valid too.
+	ruled := regexp.MustCompile(`(?m)^    # (methods: .*|rules:)$`).ReplaceAllString(string(data), "    $1")
+	ruled = regexp.MustCompile(`(?m)^    #   `).ReplaceAllString(ruled, "      ")
+	cfg, err = config.Parse(path, []byte(ruled), os.LookupEnv)
+	if err != nil {
+		t.Fatalf("example with methods and rules:\n%v", err)
+	}
+	if r := cfg.Routes[0]; len(r.Rules) != 4 || r.Rules[0].Name != "staff-read" || r.Rules[3].Deny != "true" ||
+		!slices.Equal(r.Methods, []string{"GET", "HEAD", "POST"}) {
+		t.Errorf("methods and rules not parsed: %+v %+v", r.Methods, r.Rules)
+	}
 	for _, key := range schemaKeys(reflect.TypeFor[config.Config]()) {
 		if !regexp.MustCompile(`(?m)^[ #-]*` + key + `:`).Match(data) {
 			t.Errorf("config.example.yaml does not document %s", key)

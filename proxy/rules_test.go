@@ -3,6 +3,9 @@ package proxy_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -211,5 +214,82 @@ func TestRuleDenialPage(t *testing.T) {
 	if got := res.Header.Get("WWW-Authenticate"); res.StatusCode != http.StatusForbidden ||
 		!strings.Contains(got, `error="insufficient_scope", error_description="denied by rule not-alice"`) {
 		t.Fatalf("API client refused by a rule: %d %q", res.StatusCode, got)
+	}
+}
+
+// readmeRoutes returns the routes of the first YAML block of README.md's
+// section heading, with every upstream replaced by {{upstream}}.
+func readmeRoutes(t *testing.T, heading string) string {
+	t.Helper()
+	data, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(data), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no %q", heading)
+	}
+	_, block, ok := strings.Cut(sec, "```yaml\n")
+	if !ok {
+		t.Fatalf("README.md's %q has no YAML block", heading)
+	}
+	block, _, _ = strings.Cut(block, "```")
+	_, routes, ok := strings.Cut(block, "routes:\n")
+	if !ok {
+		t.Fatalf("README.md's %q block has no routes", heading)
+	}
+	return regexp.MustCompile(`(?m)^(\s+upstream:).*$`).ReplaceAllString(routes, "$1 {{upstream}}")
+}
+
+// TestReadmeRulesExample runs the rules example of README.md as written.
+func TestReadmeRulesExample(t *testing.T) {
+	e := newEnv(t, readmeRoutes(t, "## Methods and rules"))
+	mint := func(sub string, kv ...any) string {
+		c := e.claims(sub)
+		for i := 0; i < len(kv); i += 2 {
+			c[kv[i].(string)] = kv[i+1]
+		}
+		return e.mint("ES256", c, nil)
+	}
+	staff := mint("alice", "groups", []string{"staff"})
+	admin := mint("root", "groups", []string{"admin"})
+	reports := mint("svc", "client_id", "reports")
+	ask := func(method, path, token, remote string, hdr http.Header) int {
+		req := httptest.NewRequest(method, "http://gw.test"+path, nil)
+		req.RemoteAddr = remote
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		e.gw.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	const client, proxy = "192.0.2.1:4000", "10.99.0.1:4000" // 10.99.0.0/16 is trusted
+	office := http.Header{"X-Forwarded-For": {"10.20.3.4"}}
+	for _, tc := range []struct {
+		method, path, token, remote string
+		hdr                         http.Header
+		want                        int
+	}{
+		{"GET", "/docs/a", staff, client, nil, 200},
+		{"HEAD", "/docs/a", staff, client, nil, 200},
+		{"DELETE", "/docs/a", staff, client, nil, 403},
+		{"DELETE", "/docs/a", admin, client, nil, 200},
+		{"DELETE", "/docs/alice/draft", staff, client, nil, 200},
+		{"GET", "/docs/bob/draft", staff, client, nil, 200}, // staff may read anything
+		{"DELETE", "/docs/bob/draft", staff, client, nil, 403},
+		{"GET", "/docs/a", reports, proxy, office, 200},
+		{"GET", "/docs/a", reports, client, office, 403}, // X-Forwarded-For from an untrusted client
+		{"GET", "/docs/a", reports, proxy, http.Header{"X-Forwarded-For": {"10.21.0.1"}}, 403},
+		{"POST", "/docs/a", admin, client, nil, 405},
+		{"OPTIONS", "/docs/a", "", client, http.Header{"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"DELETE"}}, 200},
+		{"GET", "/docs/a", "", client, nil, 401},
+	} {
+		if got := ask(tc.method, tc.path, tc.token, tc.remote, tc.hdr); got != tc.want {
+			t.Errorf("%s %s from %s: %d, want %d", tc.method, tc.path, tc.remote, got, tc.want)
+		}
 	}
 }
