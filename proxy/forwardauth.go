@@ -101,16 +101,11 @@ func (g *generation) forwardAuth(w http.ResponseWriter, r *http.Request, suffix 
 		}
 	}
 	if rt.rules != nil {
-		if ae := g.authorize(o, rt, key, id, g.now()); ae != nil {
-			switch {
-			case id != nil:
-				g.fwdDeny(w, r, o, rt, name, ae, ae)
-			case rt.auth == AuthPublic:
-				g.plain(w, rt, http.StatusForbidden, outcomeForbidden, ae.Description)
-			default:
-				err := authn.Missing()
-				errors.As(err, &ae)
+		if denied := g.authorize(o, rt, key, id, g.now()); denied != nil {
+			if ae, err := ruleDenial(rt, id, denied); ae != nil {
 				g.fwdDeny(w, r, o, rt, name, err, ae)
+			} else {
+				g.plain(w, rt, http.StatusForbidden, outcomeForbidden, denied.Description)
 			}
 			return
 		}

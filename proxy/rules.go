@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -75,21 +76,31 @@ func (g *generation) authorize(r *http.Request, rt *route, key string, id *authn
 	return &authn.Error{Status: http.StatusForbidden, Code: authn.CodeInsufficientScope, Reason: authn.ReasonRule, Description: desc}
 }
 
-// refuse answers a request the route's rules deny: a signed-in caller gets
-// 403 insufficient_scope (browsers the access-denied page); an anonymous
-// caller on a route that takes tokens is asked for one, as on a required
-// route; on a public route, where no token could help, a plain 403.
-func (g *generation) refuse(w http.ResponseWriter, r *http.Request, rt *route, id *authn.Identity, ae *authn.Error) {
+// ruleDenial is how a request the route's rules deny is refused: a caller
+// with a token by the rules' own 403; an anonymous caller on a route that
+// takes tokens is asked for one, as on a required route (err is then
+// authn.Missing()). On a public route, where no token could help, it returns
+// a nil *authn.Error: the answer is a plain 403.
+func ruleDenial(rt *route, id *authn.Identity, denied *authn.Error) (*authn.Error, error) {
 	switch {
 	case id != nil:
-		g.deny(w, r, rt, ae)
+		return denied, denied
 	case rt.auth == AuthPublic:
-		g.plain(w, rt, http.StatusForbidden, outcomeForbidden, ae.Description)
-	default:
-		err := authn.Missing()
-		if g.sendToLogin(w, r, rt, err) {
-			return
-		}
+		return nil, nil
+	}
+	err := authn.Missing()
+	var ae *authn.Error
+	errors.As(err, &ae)
+	return ae, err
+}
+
+// refuse answers a request the route's rules deny, as ruleDenial says.
+func (g *generation) refuse(w http.ResponseWriter, r *http.Request, rt *route, id *authn.Identity, denied *authn.Error) {
+	ae, err := ruleDenial(rt, id, denied)
+	switch {
+	case ae == nil:
+		g.plain(w, rt, http.StatusForbidden, outcomeForbidden, denied.Description)
+	case !g.sendToLogin(w, r, rt, err):
 		g.deny(w, r, rt, err)
 	}
 }
