@@ -101,6 +101,22 @@ type Config struct {
 	// LoginFailed, when set, is told the reason of every failed sign-in:
 	// LoginFailureState, LoginFailureNonce or LoginFailureProvider.
 	LoginFailed func(reason string)
+	// BackchannelLogout serves Prefix + "/backchannel_logout", where the
+	// provider sends logout tokens (OpenID Connect Back-Channel Logout
+	// 1.0): sessions it names are refused from then on, and deleted when
+	// they live in Sessions.
+	BackchannelLogout bool
+	// LogoutTokenTypRequired refuses logout tokens without the typ header
+	// logout+jwt; without it the header is checked only when present.
+	LogoutTokenTypRequired bool
+	// Logouts keeps the back-channel logouts of sessions kept in the
+	// cookie, and the ids of logout tokens seen; nil means a
+	// [MemoryLogouts] of the Client's own (one replica).
+	Logouts LogoutStore
+	// LogoutReceived, when set, is told the result of every back-channel
+	// logout request: LogoutOK, LogoutInvalid, LogoutReplayed or
+	// LogoutError.
+	LogoutReceived func(result string)
 }
 
 // Reasons a sign-in fails at the callback, as Config.LoginFailed is told.
@@ -119,9 +135,27 @@ const (
 // an id it does not have; any other error means the store could not be
 // asked, and the request is answered 503 rather than sent to log in.
 type SessionStore interface {
-	SaveSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
+	// SaveSession keeps a new session's data under id for ttl, filed under
+	// the provider's sid and subject it belongs to, for DeleteSessionsOf.
+	SaveSession(ctx context.Context, id string, data []byte, ttl time.Duration, owner SessionOwner) error
+	// UpdateSession replaces the data of a session the store still has
+	// (after a refresh) and returns ErrNoSession for one it has not: a
+	// session ended meanwhile stays ended.
+	UpdateSession(ctx context.Context, id string, data []byte, ttl time.Duration) error
 	LoadSession(ctx context.Context, id string) ([]byte, error)
 	DeleteSession(ctx context.Context, id string) error
+	// DeleteSessionsOf deletes the sessions a back-channel logout ended:
+	// the one filed under sid, or, when sid is "", every session of
+	// subject; a logout naming both also ends subject's sessions filed
+	// without a sid. It returns how many it deleted.
+	DeleteSessionsOf(ctx context.Context, sid, subject string) (int, error)
+}
+
+// SessionOwner is whom a stored session belongs to: the sid of the
+// provider's session (from the id_token, "" if it had none) and the
+// subject.
+type SessionOwner struct {
+	SID, Subject string
 }
 
 // ErrNoSession is returned by a [SessionStore] for an unknown or expired id.
@@ -143,6 +177,7 @@ type Client struct {
 
 	refreshes refreshGroup
 	cache     *sessionCache // nil: off, or sessions live in the store
+	logouts   LogoutStore   // nil: no back-channel logout
 }
 
 // New checks cfg and returns a Client. Discovery happens lazily, on the
@@ -178,6 +213,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.endpoints = cfg.Endpoints
 	}
 	c.refreshes.init(c.now)
+	if cfg.BackchannelLogout {
+		c.logouts = cfg.Logouts
+		if c.logouts == nil {
+			c.logouts = &MemoryLogouts{Now: c.now}
+		}
+	}
 	if cfg.Sessions == nil && cfg.SessionCacheEntries >= 0 {
 		entries, bytes := cfg.SessionCacheEntries, cfg.SessionCacheBytes
 		if entries == 0 {
@@ -265,7 +306,8 @@ func (c *Client) LoginURLFor(rd string) string {
 	return u.String()
 }
 
-// ServeHTTP serves start, callback and sign_out under the prefix.
+// ServeHTTP serves start, callback, sign_out, signed_out and, when
+// configured, backchannel_logout under the prefix.
 func (c *Client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch strings.TrimPrefix(r.URL.Path, c.cfg.Prefix) {
 	case "/start":
@@ -276,6 +318,12 @@ func (c *Client) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.signOut(w, r)
 	case "/signed_out":
 		c.signedOut(w, r)
+	case "/backchannel_logout":
+		if c.logouts == nil {
+			c.page(w, http.StatusNotFound, pages.Message{Title: "Not found", Text: "There is no page at this address.", Links: c.home()})
+			return
+		}
+		c.backchannelLogout(w, r)
 	default:
 		c.page(w, http.StatusNotFound, pages.Message{Title: "Not found", Text: "There is no page at this address.", Links: c.home()})
 	}

@@ -28,6 +28,7 @@ type MemoryStore struct {
 type memSession struct {
 	data    []byte
 	expires time.Time
+	owner   SessionOwner
 }
 
 // key hashes the id, so the map never holds a usable session id.
@@ -40,8 +41,8 @@ func (s *MemoryStore) now() time.Time {
 	return time.Now()
 }
 
-// SaveSession keeps data under id for ttl.
-func (s *MemoryStore) SaveSession(_ context.Context, id string, data []byte, ttl time.Duration) error {
+// SaveSession keeps data under id for ttl, filed under owner.
+func (s *MemoryStore) SaveSession(_ context.Context, id string, data []byte, ttl time.Duration, owner SessionOwner) error {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -52,8 +53,50 @@ func (s *MemoryStore) SaveSession(_ context.Context, id string, data []byte, ttl
 	if _, ok := s.m[k]; !ok && len(s.m) >= s.max() {
 		s.evict(now)
 	}
-	s.m[k] = memSession{data: append([]byte(nil), data...), expires: now.Add(ttl)}
+	s.m[k] = memSession{data: append([]byte(nil), data...), expires: now.Add(ttl), owner: owner}
 	return nil
+}
+
+// UpdateSession replaces the data of a live session, or returns
+// [ErrNoSession].
+func (s *MemoryStore) UpdateSession(_ context.Context, id string, data []byte, ttl time.Duration) error {
+	now := s.now()
+	k := s.key(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	if !ok || !now.Before(v.expires) {
+		return ErrNoSession
+	}
+	v.data, v.expires = append([]byte(nil), data...), now.Add(ttl)
+	s.m[k] = v
+	return nil
+}
+
+// DeleteSessionsOf implements [SessionStore]. It looks at every session:
+// logouts are rare, requests are not, so nothing is indexed for it.
+func (s *MemoryStore) DeleteSessionsOf(_ context.Context, sid, subject string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, v := range s.m {
+		if ownedBy(v.owner, sid, subject) {
+			delete(s.m, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ownedBy reports whether a session of owner is one that a logout naming
+// sid and subject ends (see [SessionStore.DeleteSessionsOf]).
+func ownedBy(owner SessionOwner, sid, subject string) bool {
+	switch {
+	case sid != "":
+		return owner.SID == sid || (subject != "" && owner.SID == "" && owner.Subject == subject)
+	default:
+		return subject != "" && owner.Subject == subject
+	}
 }
 
 func (s *MemoryStore) max() int {

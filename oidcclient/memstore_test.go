@@ -18,7 +18,7 @@ func TestMemoryStore(t *testing.T) {
 		t.Fatalf("unknown id: %v, want ErrNoSession", err)
 	}
 	data := []byte("session a")
-	_ = s.SaveSession(ctx, "a", data, time.Minute)
+	_ = s.SaveSession(ctx, "a", data, time.Minute, SessionOwner{})
 	data[0] = 'X' // the store keeps its own copy
 	if got, err := s.LoadSession(ctx, "a"); err != nil || string(got) != "session a" {
 		t.Fatalf("load: %q, %v", got, err)
@@ -30,13 +30,13 @@ func TestMemoryStore(t *testing.T) {
 
 	// Full: an expired session makes room first, then the one closest to
 	// its expiry.
-	_ = s.SaveSession(ctx, "soon", []byte("1"), time.Second)
-	_ = s.SaveSession(ctx, "later", []byte("2"), time.Hour)
-	_ = s.SaveSession(ctx, "later", []byte("2b"), time.Hour) // an update needs no room
+	_ = s.SaveSession(ctx, "soon", []byte("1"), time.Second, SessionOwner{})
+	_ = s.SaveSession(ctx, "later", []byte("2"), time.Hour, SessionOwner{})
+	_ = s.SaveSession(ctx, "later", []byte("2b"), time.Hour, SessionOwner{}) // an update needs no room
 	if s.Len() != 2 {
 		t.Fatalf("%d sessions, want 2", s.Len())
 	}
-	_ = s.SaveSession(ctx, "new", []byte("3"), time.Hour)
+	_ = s.SaveSession(ctx, "new", []byte("3"), time.Hour, SessionOwner{})
 	if _, err := s.LoadSession(ctx, "soon"); !errors.Is(err, ErrNoSession) {
 		t.Fatal("full: the session closest to its expiry was kept")
 	}
@@ -44,7 +44,7 @@ func TestMemoryStore(t *testing.T) {
 		t.Fatalf("later: %q", got)
 	}
 	now = now.Add(2 * time.Hour)
-	_ = s.SaveSession(ctx, "next", []byte("4"), time.Hour)
+	_ = s.SaveSession(ctx, "next", []byte("4"), time.Hour, SessionOwner{})
 	if s.Len() != 1 {
 		t.Fatalf("after both expired: %d sessions, want only the new one", s.Len())
 	}

@@ -21,7 +21,7 @@ func TestRedisStore(t *testing.T) {
 	if _, err := s.LoadSession(ctx, "nope"); !errors.Is(err, oidcclient.ErrNoSession) {
 		t.Errorf("unknown id: %v, want ErrNoSession", err)
 	}
-	if err := s.SaveSession(ctx, "id-1", []byte("data"), time.Minute); err != nil {
+	if err := s.SaveSession(ctx, "id-1", []byte("data"), time.Minute, oidcclient.SessionOwner{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := s.LoadSession(ctx, "id-1"); err != nil || string(b) != "data" {

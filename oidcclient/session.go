@@ -30,9 +30,12 @@ type Session struct {
 	RefreshToken string    `json:"rt,omitempty"`
 	Expiry       time.Time `json:"exp"` // of the access token (or id_token)
 	Subject      string    `json:"sub"` // from the verified id_token
-	Started      time.Time `json:"st"`  // login time; bounds the session's life
-	FromIDToken  bool      `json:"idt"` // identity comes from the id_token
-	Scopes       []string  `json:"scp"` // granted scopes
+	// SID is the provider's session id, the id_token's sid ("" if it had
+	// none): back-channel logouts name it.
+	SID         string    `json:"sid,omitempty"`
+	Started     time.Time `json:"st"`  // login time; bounds the session's life
+	FromIDToken bool      `json:"idt"` // identity comes from the id_token
+	Scopes      []string  `json:"scp"` // granted scopes
 
 	id     string      // its id in the server-side store, if there is one
 	claims *claimsMemo // IDClaims, decoded once for a cached session
@@ -140,20 +143,7 @@ func (c *Client) verifyIDToken(ctx context.Context, raw, nonce string) (jwt.MapC
 	claims := jwt.MapClaims{}
 	p := jwt.NewParser(jwt.WithValidMethods(algs), jwt.WithIssuer(c.cfg.Issuer), jwt.WithAudience(c.cfg.ClientID),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithLeeway(30*time.Second), jwt.WithTimeFunc(c.now))
-	_, err := p.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		keys, err := c.cfg.Keys.Keys(ctx, kid)
-		if err != nil {
-			return nil, err
-		}
-		set := jwt.VerificationKeySet{}
-		for _, k := range keys {
-			if k.Algorithm == "" || k.Algorithm == t.Method.Alg() {
-				set.Keys = append(set.Keys, k.Public)
-			}
-		}
-		return set, nil
-	})
+	_, err := p.ParseWithClaims(raw, claims, c.providerKeys(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("oidcclient: id_token: %w", err)
 	}
@@ -173,6 +163,26 @@ func (c *Client) verifyIDToken(ctx context.Context, raw, nonce string) (jwt.MapC
 	return claims, nil
 }
 
+// providerKeys is the key function of tokens the provider signs: the
+// keys of its set with the token's kid whose algorithm, if they name one,
+// is the token's.
+func (c *Client) providerKeys(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := c.cfg.Keys.Keys(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		set := jwt.VerificationKeySet{}
+		for _, k := range keys {
+			if k.Algorithm == "" || k.Algorithm == t.Method.Alg() {
+				set.Keys = append(set.Keys, k.Public)
+			}
+		}
+		return set, nil
+	}
+}
+
 // errNonce is an id_token whose nonce is not the sign-in's.
 var errNonce = errors.New("oidcclient: id_token: nonce mismatch")
 
@@ -189,8 +199,9 @@ func (c *Client) newSession(ctx context.Context, tok *oauth2.Token, nonce string
 		return nil, err
 	}
 	sub, _ := claims["sub"].(string)
+	sid, _ := claims["sid"].(string)
 	s := &Session{AccessToken: tok.AccessToken, IDToken: raw, RefreshToken: tok.RefreshToken,
-		Subject: sub, Started: c.now()}
+		Subject: sub, SID: sid, Started: c.now()}
 	if tok.ExpiresIn > 0 {
 		// x/oauth2 computes Expiry with the wall clock; use ours.
 		s.Expiry = c.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
@@ -243,11 +254,14 @@ func (c *Client) save(w http.ResponseWriter, r *http.Request, s *Session) error 
 	if left <= 0 {
 		return errors.New("oidcclient: session too old")
 	}
-	if c.cfg.Sessions != nil {
+	if st := c.cfg.Sessions; st != nil {
 		if s.id == "" {
 			s.id = random()
+			err = st.SaveSession(r.Context(), s.id, b, left, SessionOwner{SID: s.SID, Subject: s.Subject})
+		} else {
+			err = st.UpdateSession(r.Context(), s.id, b, left)
 		}
-		if err := c.cfg.Sessions.SaveSession(r.Context(), s.id, b, left); err != nil {
+		if err != nil {
 			return err
 		}
 		b = []byte(s.id)
@@ -272,8 +286,22 @@ func (c *Client) open(r *http.Request) (*Session, error) {
 	if !c.live(s) {
 		return nil, errNoSession
 	}
+	if c.logouts != nil && c.cfg.Sessions == nil {
+		// A stored session is deleted by its logout; one in a cookie is
+		// checked against the logouts on every request, cached or not.
+		ended, err := c.logouts.LoggedOut(r.Context(), s.SID, s.Subject, s.Started)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", errStoreUnavailable, err)
+		case ended:
+			return nil, errLoggedOut
+		}
+	}
 	return s, nil
 }
+
+// errLoggedOut is a session the provider ended by back-channel logout.
+var errLoggedOut = fmt.Errorf("%w: ended by the provider", errNoSession)
 
 // live reports whether s is within the session's maximum age.
 func (c *Client) live(s *Session) bool {
@@ -378,6 +406,9 @@ func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool)
 		if errors.Is(err, errStoreUnavailable) {
 			return nil, err
 		}
+		if errors.Is(err, errLoggedOut) {
+			c.log.Info("session refused: ended by back-channel logout")
+		}
 		if !errors.Is(err, ErrNoCookie) {
 			c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
 		}
@@ -409,6 +440,10 @@ func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool)
 		return nil, nil
 	}
 	if err := c.save(w, r, next); err != nil {
+		if errors.Is(err, ErrNoSession) {
+			// Ended (back-channel logout, sign-out) while it refreshed.
+			c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
+		}
 		return nil, nil
 	}
 	return next, nil
@@ -440,6 +475,9 @@ func (c *Client) refresh(s *Session) (*Session, error) {
 	}
 	next.Started = s.Started
 	next.id = s.id
+	if next.SID == "" {
+		next.SID = s.SID // a refreshed id_token need not repeat it
+	}
 	if next.RefreshToken == "" {
 		next.RefreshToken = s.RefreshToken
 	}

@@ -510,37 +510,8 @@ func TestSessionCacheOff(t *testing.T) {
 	}
 }
 
-// sessionTestStore is a SessionStore in memory.
-type sessionTestStore struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *sessionTestStore) SaveSession(_ context.Context, id string, data []byte, _ time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[id] = data
-	return nil
-}
-
-func (s *sessionTestStore) LoadSession(_ context.Context, id string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b, ok := s.m[id]; ok {
-		return b, nil
-	}
-	return nil, ErrNoSession
-}
-
-func (s *sessionTestStore) DeleteSession(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, id)
-	return nil
-}
-
 func TestSessionCacheStoreBacked(t *testing.T) {
-	store := &sessionTestStore{m: map[string][]byte{}}
+	store := &MemoryStore{}
 	e := newSessionTestEnv(t, [][]byte{cookieTestSecretA}, func(c *Config) {
 		c.Sessions = store
 		c.Endpoints = &Endpoints{Authorization: "https://idp.example/authorize", Token: "https://idp.example/token"}
@@ -563,8 +534,8 @@ func TestSessionCacheStoreBacked(t *testing.T) {
 	r := cookieTestRequest(cks...)
 	r.URL.Path = "/oauth2/sign_out"
 	e.c.ServeHTTP(rec, r)
-	if len(store.m) != 0 {
-		t.Fatalf("store still holds %d sessions", len(store.m))
+	if n := store.Len(); n != 0 {
+		t.Fatalf("store still holds %d sessions", n)
 	}
 	if got, cleared := e.get(cks...); got != nil || !cleared {
 		t.Fatalf("after sign-out: %v, cleared %v; want refused", got, cleared)
