@@ -215,8 +215,12 @@ func TestYAMLErrors(t *testing.T) {
 		{"alias cycle", base + "  - &r\n    name: b\n    upstream: http://u\n    path_prefix: /b\n    timeout: *r\n    <<: [*r]\n", []string{
 			"t.yaml:11: routes[1].timeout: is an alias of a value that contains it",
 			"t.yaml:12: routes[1]: << merges a mapping that contains it"}},
+		{"admin token short", "admin: {token: short}\n" + base, []string{
+			`t.yaml:1: admin.token: is 5 characters; want at least 16 random characters without spaces at either end, from the environment, such as "${PORTCULLIS_ADMIN_TOKEN}"`}},
+		{"admin token with the listener off", "admin: {listen: \"off\", token: 0123456789abcdef0123}\n" + base, []string{
+			`t.yaml:1: admin.token: has no effect with admin.listen: off; give the admin listener an address, or remove this key`}},
 		{"bad anchor merged elsewhere", "log: &l {level: [x]}\nadmin: {<<: *l}\n" + base, []string{
-			`t.yaml:1: unknown key "level" in admin; valid keys: listen`,
+			`t.yaml:1: unknown key "level" in admin; valid keys: listen, token`,
 			`t.yaml:1: log.level: want a string, got a list`}},
 		{"bad merge", "log:\n  <<: 3\n" + base, []string{`t.yaml:2: log: << must merge a mapping or a list of mappings, not "3"`}},
 		{"token cache", "server:\n  token_cache:\n    entries: -1\n" + base, []string{

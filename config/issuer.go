@@ -149,6 +149,15 @@ type IssuerClient struct {
 	// Audiences are the "aud" values of the access tokens the client gets.
 	// Default [ID].
 	Audiences []string `yaml:"audiences"`
+	// BackchannelLogoutURI is where the issuer POSTs logout tokens when a
+	// session the client took part in ends (OpenID Connect Back-Channel
+	// Logout 1.0), under the rules of redirect_uris, without a query.
+	// Default "": none, except for the gateway's own client when
+	// login.backchannel_logout is on, which gets the gateway's endpoint.
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// BackchannelLogoutSessionRequired says the client needs the sid
+	// claim in logout tokens (the issuer always sends it). Default false.
+	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required"`
 }
 
 // IssuerUser is an account of the built-in issuer.

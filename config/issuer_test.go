@@ -61,7 +61,7 @@ func TestIssuerValidate(t *testing.T) {
 		{name: "unknown key", src: idpKeys("tokens: {}"), want: []string{
 			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users`}},
 		{name: "unknown client key", src: idpClient("redirectURIs: []"), want: []string{
-			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences`}},
+			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, backchannel_logout_uri, backchannel_logout_session_required`}},
 		{name: "unknown user key", src: idpUser("password: alice"), want: []string{
 			`t.yaml:10: unknown key "password" in issuer.users[0]; valid keys: username, password_hash, subject, claims`}},
 		// url
@@ -188,6 +188,13 @@ func TestIssuerValidate(t *testing.T) {
 			`t.yaml:11: issuer.clients[0].post_logout_redirect_uris[3]: "app/cb" is not an http or https URL; write it like https://example.com/path`,
 			`t.yaml:13: issuer.clients[0].post_logout_redirect_uris[5]: "https://app.example.com/cb?a=1" is listed twice; list each URI once`,
 			`t.yaml:14: issuer.clients[0].post_logout_redirect_uris[6]: must not hold a user name or password; write it like https://example.com/path`}},
+		{name: "backchannel_logout_uri", src: idpClient("backchannel_logout_uri: https://app.example.com/logout", "backchannel_logout_session_required: true")},
+		{name: "backchannel_logout_uri query", src: idpClient("backchannel_logout_uri: https://app.example.com/logout?x=1"), want: []string{
+			`t.yaml:7: issuer.clients[0].backchannel_logout_uri: "https://app.example.com/logout?x=1" has a ?query; logout tokens are posted as a form, so write the URI without one`}},
+		{name: "backchannel_logout_uri plain http", src: idpClient("backchannel_logout_uri: http://app.example.com/logout"), want: []string{
+			`t.yaml:7: issuer.clients[0].backchannel_logout_uri: "http://app.example.com/logout" is plain http on a host that is not loopback; use https, or set server.insecure_allow_http: true`}},
+		{name: "backchannel_logout_uri relative", src: idpClient("backchannel_logout_uri: /logout"), want: []string{
+			`t.yaml:7: issuer.clients[0].backchannel_logout_uri: "/logout" is not an http or https URL; write it like https://example.com/path`}},
 		{name: "redirect_uris wildcard", src: strings.Replace(idp, "http://localhost:8080/oauth2/callback", "http://localhost:*/cb", 1), want: []string{
 			`t.yaml:6: issuer.clients[0].redirect_uris[0]: holds a wildcard "*"; list every redirect URI exactly (RFC 9700 §4.1.3)`}},
 		{name: "audiences empty", src: idpClient("audiences: []"), want: []string{

@@ -64,6 +64,23 @@ type Login struct {
 	SessionStore string `yaml:"session_store"`
 	// SessionCache bounds the cache of decoded session cookies.
 	SessionCache SessionCache `yaml:"session_cache"`
+	// BackchannelLogout serves Prefix + "/backchannel_logout", the
+	// back-channel logout URI to register at the provider (OpenID Connect
+	// Back-Channel Logout 1.0): a logout token from the provider ends the
+	// sessions it names, on their next request. Default false.
+	BackchannelLogout bool `yaml:"backchannel_logout"`
+	// BackchannelLogoutRequireTyp refuses logout tokens without the typ
+	// header logout+jwt; without it, tokens typed JWT or untyped are
+	// accepted too. Default false.
+	BackchannelLogoutRequireTyp bool `yaml:"backchannel_logout_require_typ"`
+	// LogoutStore is where back-channel logouts of sessions kept in the
+	// cookie, and the ids of the logout tokens seen, are kept:
+	// [SessionStoreMemory] (one replica), [SessionStoreRedis] (the built-in
+	// issuer's Redis) or a Redis URL, which every replica must share.
+	// Sessions kept in memory or Redis are deleted instead. Default, with
+	// BackchannelLogout, the session_store's Redis when it is one, else
+	// memory.
+	LogoutStore string `yaml:"logout_store"`
 }
 
 // SessionCache bounds the cache of decoded session cookies: a cookie the
@@ -113,8 +130,8 @@ const (
 	// holding only their id. They are lost on restart and not shared
 	// between replicas; they survive a configuration reload.
 	SessionStoreMemory = "memory"
-	// SessionStoreRedis keeps sessions in Redis, the cookie holding only
-	// their id. The schema accepts it; the gateway may not support it yet.
+	// SessionStoreRedis keeps sessions in the built-in issuer's Redis, the
+	// cookie holding only their id.
 	SessionStoreRedis = "redis"
 )
 
@@ -136,6 +153,16 @@ func (c *Config) LoginAtBuiltinIssuer() bool {
 		strings.TrimSuffix(c.Login.Issuer, "/") == strings.TrimSuffix(c.Issuer.URL, "/")
 }
 
+// BackchannelLogoutURL is the gateway's back-channel logout URI, to
+// register at the provider: server.public_url + login.prefix +
+// "/backchannel_logout"; "" unless login.backchannel_logout is on.
+func (c *Config) BackchannelLogoutURL() string {
+	if c.Login == nil || !c.Login.BackchannelLogout {
+		return ""
+	}
+	return strings.TrimSuffix(c.Server.PublicURL, "/") + c.Login.Prefix + "/backchannel_logout"
+}
+
 // defaultLoginScopes are the scopes the gateway asks for by default.
 var defaultLoginScopes = []string{"openid", "profile", "email", "offline_access"}
 
@@ -153,6 +180,12 @@ func (l *Login) applyDefaults(set func(key string) bool, publicURL string, built
 	}
 	orString(&l.PostLogoutRedirectURL, base+"/")
 	orString(&l.SessionStore, SessionStoreCookie)
+	if l.BackchannelLogout {
+		if l.SessionStore != SessionStoreCookie && l.SessionStore != SessionStoreMemory {
+			orString(&l.LogoutStore, l.SessionStore)
+		}
+		orString(&l.LogoutStore, SessionStoreMemory)
+	}
 	orDuration(set, "login.refresh_before", &l.RefreshBefore, defaultRefreshBefore)
 	if !set("login.session_cache.entries") {
 		l.SessionCache.Entries = defaultSessionCacheEntries

@@ -57,7 +57,7 @@ server: {public_url: "http://localhost:8080"}
 var idpLoginVars = map[string]string{"SECRET": strings.Repeat("s", 16), "COOKIE": strings.Repeat("c", 32)}
 
 const (
-	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, session_store, session_cache"
+	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, session_store, session_cache, backchannel_logout, backchannel_logout_require_typ, logout_store"
 	cookieKeys = "name, secret, secure, max_age, domain"
 )
 
@@ -207,6 +207,20 @@ func TestLoginValidate(t *testing.T) {
 			`t.yaml:9: login.session_store: "disk" is not a session store; want cookie, memory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
 		{name: "session_store memory case", src: lgKeys("session_store: Memory"), want: []string{
 			`t.yaml:9: login.session_store: "Memory" is not a session store; names are case-sensitive: write memory`}},
+		// back-channel logout
+		{name: "backchannel_logout", src: lgKeys("backchannel_logout: true", "backchannel_logout_require_typ: true", "logout_store: redis://localhost:6379/2")},
+		{name: "backchannel_logout with redis sessions", src: lgKeys("backchannel_logout: true", "session_store: redis://localhost:6379/1")},
+		{name: "logout_store without backchannel_logout", src: lgKeys("logout_store: memory", "backchannel_logout_require_typ: true"), want: []string{
+			`t.yaml:9: login.logout_store: has no effect without login.backchannel_logout: true; set that too, or remove this key`,
+			`t.yaml:10: login.backchannel_logout_require_typ: has no effect without login.backchannel_logout: true; set that too, or remove this key`}},
+		{name: "logout_store unknown", src: lgKeys("backchannel_logout: true", "logout_store: cookie"), want: []string{
+			`t.yaml:10: login.logout_store: "cookie" is not a logout store; want memory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0`}},
+		{name: "logout_store case", src: lgKeys("backchannel_logout: true", "logout_store: Memory"), want: []string{
+			`t.yaml:10: login.logout_store: "Memory" is not a logout store; names are case-sensitive: write memory`}},
+		{name: "logout_store redis without the issuer's", src: lgKeys("backchannel_logout: true", "logout_store: redis"), want: []string{
+			`t.yaml:10: login.logout_store: redis shares the built-in issuer's Redis, and issuer.store is not a Redis URL; write a Redis URL here, such as redis://localhost:6379/0`}},
+		{name: "logout_store beside redis sessions", src: lgKeys("backchannel_logout: true", "session_store: redis://localhost:6379/1", "logout_store: memory"), want: []string{
+			`t.yaml:11: login.logout_store: is "memory", but sessions live in Redis (login.session_store), where a logout deletes them and its token ids are kept; remove this key`}},
 		// session_cache
 		{name: "session_cache negative", src: lgKeys("session_cache: {entries: -1}"), want: []string{
 			`t.yaml:9: login.session_cache.entries: is -1; want a number of sessions such as 10000, or 0 to turn the cache off`}},

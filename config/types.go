@@ -130,6 +130,10 @@ type Admin struct {
 	// Listen is the host:port of the admin listener. Default "127.0.0.1:9090".
 	// Empty string after defaults is impossible; "off" disables it.
 	Listen string `yaml:"listen"`
+	// Token is the bearer secret of POST /admin/sessions/revoke (and of
+	// portcullis revoke), at least 16 characters; keep it in the
+	// environment. Default "": that endpoint is off.
+	Token string `yaml:"token"`
 }
 
 // Log configures structured logging.

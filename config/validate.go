@@ -165,6 +165,13 @@ func checkReadable(name string) string {
 // the main one.
 func (v *validator) admin() {
 	a, s := v.c.Admin.Listen, v.c.Server.Listen
+	switch t := v.c.Admin.Token; {
+	case t == "":
+	case a == "off":
+		v.errorf("admin.token", "has no effect with admin.listen: off; give the admin listener an address, or remove this key")
+	case len(t) < 16 || strings.TrimSpace(t) != t:
+		v.errorf("admin.token", "is %d characters; want at least 16 random characters without spaces at either end, from the environment, such as \"${PORTCULLIS_ADMIN_TOKEN}\"", len(t))
+	}
 	if a == "off" {
 		return
 	}

@@ -221,6 +221,18 @@ func (v *validator) issuerClient(i int) {
 	v.clientGrants(i)
 	v.redirectURIs(p+".redirect_uris", cl.RedirectURIs)
 	v.redirectURIs(p+".post_logout_redirect_uris", cl.PostLogoutRedirectURIs)
+	if raw := cl.BackchannelLogoutURI; raw != "" {
+		k := p + ".backchannel_logout_uri"
+		u, msg := parseHTTPURL(raw, true)
+		switch {
+		case msg != "":
+			v.errorf(k, "%s", msg)
+		case u.RawQuery != "" || strings.HasSuffix(raw, "?"):
+			v.errorf(k, "%q has a ?query; logout tokens are posted as a form, so write the URI without one", u.Redacted())
+		case u.Scheme == "http" && !isLoopback(u.Hostname()) && !v.c.Server.InsecureAllowHTTP:
+			v.errorf(k, "%q is plain http on a host that is not loopback; use https, or set server.insecure_allow_http: true", u.Redacted())
+		}
+	}
 	seen := map[string]bool{}
 	for j, s := range cl.Scopes {
 		key := indexPath(p+".scopes", j)

@@ -47,21 +47,58 @@ func (v *validator) login() {
 		v.errorf("login.session_cache.bytes", "is %d; want a positive number of bytes, such as 16777216", sc.Bytes)
 	}
 	switch s := l.SessionStore; {
-	case s == SessionStoreCookie || s == SessionStoreMemory:
+	case s == SessionStoreCookie:
+	case strings.EqualFold(s, SessionStoreCookie):
+		v.errorf("login.session_store", "%q is not a session store; names are case-sensitive: write %s", s, strings.ToLower(s))
+	default:
+		v.storeName("login.session_store", "session store", s, "cookie, ")
+	}
+	v.backchannelLogout()
+	v.loginBuiltin()
+}
+
+// storeName checks a store key: memory, redis (the built-in issuer's
+// Redis) or a Redis URL; more lists other names the key takes.
+func (v *validator) storeName(key, what, s, more string) {
+	switch {
+	case s == SessionStoreMemory:
 	case s == SessionStoreRedis:
 		if v.c.Issuer == nil || !strings.HasPrefix(v.c.Issuer.Store, "redis") {
-			v.errorf("login.session_store", "redis shares the built-in issuer's Redis, and issuer.store is not a Redis URL; write a Redis URL here, such as redis://localhost:6379/0")
+			v.errorf(key, "redis shares the built-in issuer's Redis, and issuer.store is not a Redis URL; write a Redis URL here, such as redis://localhost:6379/0")
 		}
 	case strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://"):
 		if msg := checkStore(s); msg != "" {
-			v.errorf("login.session_store", "%s", msg)
+			v.errorf(key, "%s", msg)
 		}
-	case strings.EqualFold(s, SessionStoreCookie) || strings.EqualFold(s, SessionStoreMemory) || strings.EqualFold(s, SessionStoreRedis):
-		v.errorf("login.session_store", "%q is not a session store; names are case-sensitive: write %s", s, strings.ToLower(s))
+	case strings.EqualFold(s, SessionStoreMemory) || strings.EqualFold(s, SessionStoreRedis):
+		v.errorf(key, "%q is not a %s; names are case-sensitive: write %s", s, what, strings.ToLower(s))
 	default:
-		v.errorf("login.session_store", "%q is not a session store; want cookie, memory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0", shorten(s))
+		v.errorf(key, "%q is not a %s; want %smemory, redis (the issuer's Redis) or a Redis URL such as redis://localhost:6379/0", shorten(s), what, more)
 	}
-	v.loginBuiltin()
+}
+
+// backchannelLogout checks the back-channel logout keys: they mean
+// nothing without login.backchannel_logout, and the logout store of
+// sessions kept in Redis is that Redis.
+func (v *validator) backchannelLogout() {
+	l := v.c.Login
+	if !l.BackchannelLogout {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"login.backchannel_logout_require_typ", l.BackchannelLogoutRequireTyp}, {"login.logout_store", l.LogoutStore != ""}} {
+			if k.set {
+				v.errorf(k.key, "has no effect without login.backchannel_logout: true; set that too, or remove this key")
+			}
+		}
+		return
+	}
+	if l.LogoutStore != l.SessionStore || l.SessionStore == SessionStoreCookie { // else checked as the session store
+		v.storeName("login.logout_store", "logout store", l.LogoutStore, "")
+	}
+	if s := l.SessionStore; s != SessionStoreCookie && s != SessionStoreMemory && l.LogoutStore != s {
+		v.errorf("login.logout_store", "is %q, but sessions live in Redis (login.session_store), where a logout deletes them and its token ids are kept; remove this key", shorten(l.LogoutStore))
+	}
 }
 
 // loginIssuer checks login.issuer, and that the tokens it issues are
