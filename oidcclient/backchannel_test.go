@@ -2,6 +2,7 @@ package oidcclient
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -435,4 +436,41 @@ func FuzzBackchannelLogout(f *testing.F) {
 			t.Fatalf("%q ended the session: %v %v", body, s, err)
 		}
 	})
+}
+
+// BenchmarkSessionLogouts is a cached cookie session's read with
+// back-channel logout off, on with no logout recorded, on with 10 000
+// logouts of other users recorded, and on with the logouts in Redis.
+func BenchmarkSessionLogouts(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		on      bool
+		records int
+		redis   bool
+	}{{"off", false, 0, false}, {"on-empty", true, 0, false}, {"on-10k", true, 10_000, false}, {"on-redis", true, 0, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := newSessionTestEnv(b, [][]byte{cookieTestSecretA}, func(c *Config) {
+				c.BackchannelLogout = bc.on
+				if bc.redis {
+					u, _, _ := testredis.Start(b)
+					rs, err := NewRedisStore(u)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { rs.Close() })
+					c.Logouts = rs
+				}
+			})
+			for i := range bc.records {
+				_ = e.c.logouts.RecordLogout(b.Context(), fmt.Sprintf("sid-%d", i), fmt.Sprintf("user-%d", i), e.clock.Now(), time.Hour)
+			}
+			r := cookieTestRequest(e.seal(e.sessionWithSID("alice", "sid-alice"))...)
+			b.ReportAllocs()
+			for b.Loop() {
+				if s, err := e.c.Session(nil, r); err != nil || s == nil {
+					b.Fatal(s, err)
+				}
+			}
+		})
+	}
 }
