@@ -305,8 +305,19 @@ func (i *Issuer) afterLogin(w http.ResponseWriter, r *http.Request, req *authReq
 }
 
 // issueCode stores a single-use code and sends the browser back to the
-// client with it.
+// client with it. The client is recorded as taking part in the session
+// first, so that the session's end reaches every client it issued a code
+// to (back-channel logout).
 func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, req *authRequest, sess *Session, sid string) {
+	switch err := i.cfg.Store.JoinSession(r.Context(), sid, req.client.ID); {
+	case errors.Is(err, ErrNotFound):
+		// The session ended (a sign-out elsewhere) since it was read.
+		i.loginPage(w, r, req, "", "Your sign-in has expired. Sign in again.", http.StatusOK)
+		return
+	case err != nil:
+		i.storeError(w, err)
+		return
+	}
 	code := randomToken()
 	err := i.cfg.Store.SaveCode(r.Context(), hashToken(code), AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Subject: sess.Subject,

@@ -240,7 +240,9 @@ func (i *Issuer) introspect(w http.ResponseWriter, r *http.Request) {
 // unregistered post_logout_redirect_uri only means that the browser sees
 // the issuer's own "signed out" page instead of being redirected (§3). A
 // post_logout_redirect_uri is followed only when it exactly matches one
-// registered for the client named by id_token_hint or client_id.
+// registered for the client named by id_token_hint or client_id. The
+// clients that took part in the session are sent back-channel logout
+// tokens in the background; the answer never waits for them.
 func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
 	var p url.Values
 	switch r.Method {
@@ -259,9 +261,19 @@ func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, sid := i.session(r); sid != "" {
-		if err := i.cfg.Store.DeleteSession(r.Context(), sid); err != nil {
+		h := hashToken(sid)
+		sess, clients, err := i.cfg.Store.EndSession(r.Context(), h)
+		switch {
+		case errors.Is(err, ErrNotFound): // ended meanwhile, and its clients told
+		case err != nil:
 			i.storeError(w, err)
 			return
+		default:
+			var notices logoutNotices
+			for _, id := range clients {
+				notices.add(id, sess.Subject, publicSID(h))
+			}
+			i.backchannelLogout(notices.list)
 		}
 	}
 	http.SetCookie(w, i.cookie(sessionCookie, "", -1, http.SameSiteLaxMode))

@@ -44,6 +44,12 @@ type idp struct {
 
 func newIDP(t testing.TB) *idp {
 	t.Helper()
+	return newIDPWith(t, nil)
+}
+
+// newIDPWith is newIDP with the configuration changed by mod, if not nil.
+func newIDPWith(t testing.TB, mod func(*issuer.Config)) *idp {
+	t.Helper()
 	aliceHash := testgw.AliceHash()
 	clk := testclock.New(time.Now())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -56,7 +62,7 @@ func newIDP(t testing.TB) *idp {
 		t.Fatal(err)
 	}
 	store := issuer.NewMemoryStore(issuer.MemoryConfig{Now: clk.Now})
-	iss, err := issuer.New(issuer.Config{
+	cfg := issuer.Config{
 		URL: base + "/idp", Keys: keys, Store: store, Now: clk.Now,
 		Clients: []issuer.Client{
 			{ID: "webapp", Name: "Web App", Secret: webSecret, RedirectURIs: []string{appRedirect},
@@ -71,7 +77,14 @@ func newIDP(t testing.TB) *idp {
 		Users: []issuer.User{{Username: "alice", PasswordHash: aliceHash,
 			Claims: map[string]any{"email": "alice@example.com", "name": "Alice", "groups": []any{"admin"}}}},
 		ScopeDescriptions: map[string]string{"read": "Read your data"},
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+		if cfg.Store != issuer.Store(store) {
+			store = nil
+		}
+	}
+	iss, err := issuer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +93,7 @@ func newIDP(t testing.TB) *idp {
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { _ = iss.Close() })
 	return &idp{url: base + "/idp", iss: iss, clock: clk, store: store, keys: keys}
 }
 

@@ -1,9 +1,10 @@
 // Package issuer is portcullis' built-in OpenID provider: discovery, the
 // authorization endpoint with its login and consent pages, the token
 // endpoint (authorization code with PKCE, refresh-token rotation, client
-// credentials), userinfo, revocation (RFC 7009), introspection (RFC 7662)
-// and RP-initiated logout. Users and clients come from configuration; state
-// lives in a [Store].
+// credentials), userinfo, revocation (RFC 7009), introspection (RFC 7662),
+// RP-initiated logout, and back-channel logout (OpenID Connect Back-Channel
+// Logout 1.0) to the clients of a session that ends. Users and clients come
+// from configuration; state lives in a [Store].
 //
 // It follows RFC 9700 (OAuth 2.0 Security BCP): exact redirect URI
 // matching, PKCE S256 (plain refused), single-use codes whose replay revokes
@@ -48,6 +49,17 @@ type Client struct {
 	Scopes []string
 	// Audiences are the "aud" of the client's access tokens; default [ID].
 	Audiences []string
+	// BackchannelLogoutURI, when set, is where the issuer POSTs a logout
+	// token (OpenID Connect Back-Channel Logout 1.0) when a session the
+	// client took part in ends: on sign-out at the issuer, on
+	// [Issuer.EndUserSessions], and when reuse of one of the client's
+	// refresh tokens revokes its family. An absolute http or https URL
+	// without a fragment; empty means the client is not told.
+	BackchannelLogoutURI string
+	// BackchannelLogoutSessionRequired says the client needs the "sid"
+	// claim in its logout tokens. The issuer sends sid whenever it knows
+	// the session, and with this set sends no logout token without one.
+	BackchannelLogoutSessionRequired bool
 }
 
 // User is a person who can sign in.
@@ -98,8 +110,9 @@ type Config struct {
 	AddressAttempts int
 	AddressMaxDelay time.Duration
 	DeviceTTL       time.Duration
-	// Sleep waits for the address delay; nil means a timer that ctx
-	// cancels.
+	// Sleep waits for the address delay and between the attempts of a
+	// back-channel logout delivery; nil means a timer that ctx cancels. A
+	// replacement should return early when ctx is done.
 	Sleep func(ctx context.Context, d time.Duration)
 	// ClientAddr returns the address login attempts are counted under; nil
 	// means the connection's address. Behind a load balancer, pass one that
@@ -113,6 +126,15 @@ type Config struct {
 	// LoginFailureBadPassword, LoginFailureUnknownUser or
 	// LoginFailureThrottled.
 	LoginFailed func(reason string)
+	// HTTPClient delivers back-channel logout tokens to clients; nil means
+	// a client with a 5s timeout that follows no redirects. Every attempt
+	// is cut at 5s whatever the client's own timeout.
+	HTTPClient *http.Client
+	// LogoutSent, when set, is told the result of every back-channel
+	// logout token once it is settled: LogoutSentOK, LogoutSentRejected or
+	// LogoutSentFailed. It is called from the delivering goroutine and
+	// must be safe for concurrent use.
+	LogoutSent func(result string)
 }
 
 // Reasons a sign-in on the login page fails, as Config.LoginFailed is told.
@@ -137,9 +159,10 @@ type Issuer struct {
 	now       func() time.Time
 	log       *slog.Logger
 	dummyHash []byte
+	logouts   *logoutSender
 }
 
-// New checks cfg and builds the Issuer.
+// New checks cfg and builds the Issuer. Release it with [Issuer.Close].
 func New(cfg Config) (*Issuer, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -171,6 +194,9 @@ func New(cfg Config) (*Issuer, error) {
 		if _, dup := i.clients[c.ID]; dup {
 			return nil, fmt.Errorf("issuer: client %q configured twice", c.ID)
 		}
+		if err := checkBackchannelURI(c.BackchannelLogoutURI); err != nil {
+			return nil, fmt.Errorf("issuer: client %q: %w", c.ID, err)
+		}
 		i.clients[c.ID] = &c
 	}
 	for k := range cfg.Users {
@@ -188,6 +214,7 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	i.mux = i.routes()
+	i.logouts = newLogoutSender(cfg)
 	return i, nil
 }
 
@@ -331,6 +358,8 @@ func (i *Issuer) buildDiscovery() ([]byte, error) {
 		"claims_supported":                               claims,
 		"prompt_values_supported":                        []string{"none", "login", "consent"},
 		"authorization_response_iss_parameter_supported": true,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

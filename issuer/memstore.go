@@ -66,9 +66,15 @@ type MemoryStore struct {
 	families  *memTable[memFamily]    // by family ID
 	access    *memTable[string]       // family ID, by access-token jti
 	revoked   *memTable[struct{}]     // by access-token jti
-	sessions  *memTable[Session]      // by session ID
+	sessions  *memTable[memSession]   // by session ID hash
 	consents  *memTable[[]string]     // scopes, by memConsentKey
 	counters  *memTable[int]          // hits, by rate-limit key
+
+	// Indexes, kept in step with the entries they name: an entry's
+	// removal (expiry, sweep, eviction, deletion) removes it from them.
+	subjectSessions memIndex // session ID hashes, by subject
+	subjectFamilies memIndex // family IDs, by subject
+	sessionFamilies memIndex // family IDs, by session ID hash
 }
 
 // memCode is a stored authorization code.
@@ -84,6 +90,8 @@ type memFamily struct {
 	current string    // hash of the only token that may be rotated
 	expiry  time.Time // end of the family; rotation does not extend it
 	revoked bool
+	// Whose it is; empty for a family revoked before it was created.
+	client, subject, session string // session: the session ID hash
 }
 
 // NewMemoryStore returns an empty store.
@@ -96,17 +104,28 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryStore{
-		now:      now,
-		codes:    newMemTable[memCode]("authorization codes", n, false),
-		tokens:   newMemTable[RefreshToken]("refresh tokens", n, false),
-		families: newMemTable[memFamily]("refresh-token families", n, false),
-		access:   newMemTable[string]("access tokens recorded with families", n, false),
-		revoked:  newMemTable[struct{}]("revoked access tokens", n, false),
-		sessions: newMemTable[Session]("sessions", n, true),
-		consents: newMemTable[[]string]("consents", n, false),
-		counters: newMemTable[int]("rate-limit counters", n, true),
+	m := &MemoryStore{
+		now:             now,
+		codes:           newMemTable[memCode]("authorization codes", n, false),
+		tokens:          newMemTable[RefreshToken]("refresh tokens", n, false),
+		families:        newMemTable[memFamily]("refresh-token families", n, false),
+		access:          newMemTable[string]("access tokens recorded with families", n, false),
+		revoked:         newMemTable[struct{}]("revoked access tokens", n, false),
+		sessions:        newMemTable[memSession]("sessions", n, true),
+		consents:        newMemTable[[]string]("consents", n, false),
+		counters:        newMemTable[int]("rate-limit counters", n, true),
+		subjectSessions: memIndex{},
+		subjectFamilies: memIndex{},
+		sessionFamilies: memIndex{},
 	}
+	m.sessions.onRemove = func(e *memEntry[memSession]) {
+		m.subjectSessions.remove(e.val.s.Subject, e.key)
+	}
+	m.families.onRemove = func(e *memEntry[memFamily]) {
+		m.subjectFamilies.remove(e.val.subject, e.key)
+		m.sessionFamilies.remove(e.val.session, e.key)
+	}
+	return m
 }
 
 // Sweep removes every expired entry now.
@@ -224,9 +243,15 @@ func (m *MemoryStore) CreateRefresh(_ context.Context, tokenHash string, rt Refr
 	if err := m.tokens.room(now, 1); err != nil {
 		return err
 	}
-	if err := m.families.set(now, rt.FamilyID, memFamily{current: tokenHash, expiry: famExp}, famExp); err != nil {
+	fam := memFamily{current: tokenHash, expiry: famExp, client: rt.ClientID, subject: rt.Subject}
+	if rt.SessionID != "" {
+		fam.session = hashToken(rt.SessionID)
+	}
+	if err := m.families.set(now, rt.FamilyID, fam, famExp); err != nil {
 		return err
 	}
+	m.subjectFamilies.add(fam.subject, rt.FamilyID)
+	m.sessionFamilies.add(fam.session, rt.FamilyID)
 	rt = memCopyRefresh(rt)
 	rt.FamilyExpiry = famExp
 	rt.Expiry = memEarlier(rt.Expiry, famExp)
@@ -425,25 +450,33 @@ func (m *MemoryStore) SaveSession(_ context.Context, id string, s Session) error
 	case !now.Before(s.Expiry):
 		return errors.New("issuer: save session: expiry is not in the future")
 	}
-	return m.sessions.set(now, id, s, s.Expiry)
+	h := hashToken(id)
+	if e, ok := m.sessions.m[h]; ok {
+		m.subjectSessions.remove(e.val.s.Subject, h)
+	}
+	if err := m.sessions.set(now, h, memSession{s: s}, s.Expiry); err != nil {
+		return err
+	}
+	m.subjectSessions.add(s.Subject, h)
+	return nil
 }
 
 // GetSession implements [Store].
 func (m *MemoryStore) GetSession(_ context.Context, id string) (Session, error) {
 	now := m.lockRead()
 	defer m.mu.Unlock()
-	e, ok := m.sessions.get(now, id)
+	e, ok := m.sessions.get(now, hashToken(id))
 	if !ok {
 		return Session{}, ErrNotFound
 	}
-	return e.val, nil
+	return e.val.s, nil
 }
 
 // DeleteSession implements [Store].
 func (m *MemoryStore) DeleteSession(_ context.Context, id string) error {
 	m.lockWrite()
 	defer m.mu.Unlock()
-	if e, ok := m.sessions.m[id]; ok {
+	if e, ok := m.sessions.m[hashToken(id)]; ok {
 		m.sessions.remove(e)
 	}
 	return nil
@@ -532,6 +565,9 @@ type memTable[V any] struct {
 	// is known to be empty), so a sweep that would find nothing is
 	// skipped.
 	next time.Time
+	// onRemove, when set, is told of every entry removed (not of one
+	// replaced by set).
+	onRemove func(*memEntry[V])
 }
 
 // memEntry is one stored value.
@@ -589,6 +625,9 @@ func (t *memTable[V]) extend(e *memEntry[V], exp time.Time) {
 func (t *memTable[V]) remove(e *memEntry[V]) {
 	delete(t.m, e.key)
 	t.order.Remove(e.elem)
+	if t.onRemove != nil {
+		t.onRemove(e)
+	}
 }
 
 // room makes sure n more entries fit: it sweeps if the table is full, then

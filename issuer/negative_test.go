@@ -411,6 +411,11 @@ func TestDiscoveryAndJWKS(t *testing.T) {
 	if doc["issuer"] != p.url {
 		t.Errorf("issuer %v", doc["issuer"])
 	}
+	for _, k := range []string{"backchannel_logout_supported", "backchannel_logout_session_supported"} {
+		if doc[k] != true {
+			t.Errorf("discovery %s = %v, want true", k, doc[k])
+		}
+	}
 	// Discovery never comes from the Host header.
 	req, _ := http.NewRequest("GET", p.url+"/.well-known/openid-configuration", nil)
 	req.Host = "evil.example"

@@ -18,6 +18,19 @@ local function live(u) return u ~= false and u ~= nil and tonumber(u) > now end
 local function keep(key, u)
   redis.call('PEXPIREAT', key, string.format('%d', tonumber(u) + ` + strconv.FormatInt(redisExpirySlack.Milliseconds(), 10) + `))
 end
+-- keepIndex makes the sorted set under key, whose scores are the "until"
+-- of what it names, last as long as its last member.
+local function keepIndex(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if top[2] then keep(key, top[2]) end
+end
+-- index adds member to the index under key until u, dropping members
+-- that ended.
+local function index(key, member, u)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, u, member)
+  keepIndex(key)
+end
 -- family returns the fields of the live family under fk, or nil.
 local function family(fk)
   local f = redis.call('HMGET', fk, 'until', 'exp', 'cur', 'revoked', 'v')
@@ -34,6 +47,14 @@ local function record(fk, f, ak, fam, au)
   if tonumber(au) > tonumber(f[1]) then
     redis.call('HSET', fk, 'until', au)
     keep(fk, au)
+    -- The family's index entries last as long as the family.
+    local ix = redis.call('HMGET', fk, 'fix', 'six')
+    for n = 1, 2 do
+      if ix[n] then
+        redis.call('ZADD', ix[n], 'XX', au, fam)
+        keepIndex(ix[n])
+      end
+    end
   end
 end
 `
@@ -70,8 +91,9 @@ redis.call('HSET', KEYS[1], 'issued', ARGV[2], 'until', u)
 keep(KEYS[1], u)
 return {'ok', c[3], ARGV[2]}`)
 
-	// KEYS: token, family. ARGV: now, token hash, family expiry, family
-	// JSON, token expiry, family ID, token JSON.
+	// KEYS: token, family, subject's families, session's families. ARGV:
+	// now, token hash, family expiry, family JSON, token expiry, family ID,
+	// token JSON, client ID, subject, session ID hash (empty: none).
 	redisCreateRefresh = redisScript(`
 local f = redis.call('HMGET', KEYS[2], 'until', 'revoked', 'cur')
 if live(f[1]) then
@@ -81,8 +103,15 @@ if live(f[1]) then
 end
 if live(redis.call('HGET', KEYS[1], 'until')) then return 'exists' end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], 'until', ARGV[3], 'exp', ARGV[3], 'cur', ARGV[2], 'v', ARGV[4])
+redis.call('HSET', KEYS[2], 'until', ARGV[3], 'exp', ARGV[3], 'cur', ARGV[2], 'v', ARGV[4],
+  'cli', ARGV[8], 'sub', ARGV[9], 'sh', ARGV[10])
+if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'fix', KEYS[3]) end
 keep(KEYS[2], ARGV[3])
+if ARGV[9] ~= '' then index(KEYS[3], ARGV[6], ARGV[3]) end
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[2], 'six', KEYS[4])
+  index(KEYS[4], ARGV[6], ARGV[3])
+end
 redis.call('HSET', KEYS[1], 'until', ARGV[5], 'fam', ARGV[6], 'rt', ARGV[7])
 keep(KEYS[1], ARGV[5])
 return 'ok'`)
@@ -173,6 +202,90 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'until', ARGV[2], 'n', 1)
 keep(KEYS[1], ARGV[2])
 return 1`)
+
+	// KEYS: session, subject's sessions. ARGV: now, expiry, session JSON,
+	// session ID hash, whether to index it (the subject is not empty). The
+	// session's "six" field names the index it is
+	// in, so that deleting or ending it can take it out.
+	redisSaveSession = redisScript(`
+local old = redis.call('HGET', KEYS[1], 'six')
+if old and old ~= KEYS[2] then redis.call('ZREM', old, ARGV[4]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'until', ARGV[2], 'v', ARGV[3])
+keep(KEYS[1], ARGV[2])
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[1], 'six', KEYS[2])
+  index(KEYS[2], ARGV[4], ARGV[2])
+end
+return 'ok'`)
+
+	// KEYS: session. ARGV: now, session ID hash.
+	redisDeleteSession = redisScript(`
+local six = redis.call('HGET', KEYS[1], 'six')
+if six then redis.call('ZREM', six, ARGV[2]) end
+redis.call('DEL', KEYS[1])
+return 'ok'`)
+
+	// KEYS: session. ARGV: now, client ID. A client is a field "c:" ID of
+	// the session's hash, so it ends with the session.
+	redisJoinSession = redisScript(`
+if not live(redis.call('HGET', KEYS[1], 'until')) then return 'notfound' end
+redis.call('HSET', KEYS[1], 'c:' .. ARGV[2], '1')
+return 'ok'`)
+
+	// KEYS: session. ARGV: now, session ID hash.
+	// Reply: {status, session JSON, client IDs...}.
+	redisEndSession = redisScript(`
+local h = redis.call('HGETALL', KEYS[1])
+local f, clients = {}, {}
+for n = 1, #h, 2 do
+  if string.sub(h[n], 1, 2) == 'c:' then
+    table.insert(clients, string.sub(h[n], 3))
+  else
+    f[h[n]] = h[n + 1]
+  end
+end
+if not live(f['until']) then return {'notfound'} end
+if f['six'] then redis.call('ZREM', f['six'], ARGV[2]) end
+redis.call('DEL', KEYS[1])
+table.sort(clients)
+local out = {'ok', f['v']}
+for _, c in ipairs(clients) do table.insert(out, c) end
+return out`)
+
+	// KEYS: subject's sessions. ARGV: now, session key prefix.
+	// Reply: {status, live session ID hashes...}. Members whose session
+	// is gone are dropped.
+	redisSubjectSessions = redisScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {'ok'}
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if live(redis.call('HGET', ARGV[2] .. h, 'until')) then
+    table.insert(out, h)
+  else
+    redis.call('ZREM', KEYS[1], h)
+  end
+end
+return out`)
+
+	// KEYS: an index of families (a subject's or a session's). ARGV: now,
+	// family key prefix. Revokes the live families it names that are not
+	// revoked yet. Reply: {status, then ID, client, subject, session ID
+	// hash of each family revoked}.
+	redisRevokeIndexed = redisScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local out = {'ok'}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local fk = ARGV[2] .. id
+  local f = redis.call('HMGET', fk, 'until', 'revoked', 'cli', 'sub', 'sh')
+  if not live(f[1]) then
+    redis.call('ZREM', KEYS[1], id)
+  elseif f[2] ~= '1' then
+    redis.call('HSET', fk, 'revoked', '1')
+    for _, v in ipairs({id, f[3] or '', f[4] or '', f[5] or ''}) do table.insert(out, v) end
+  end
+end
+return out`)
 
 	// KEYS: entry. ARGV: now, expiry, value JSON.
 	redisPut = redisScript(`

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -71,7 +70,12 @@ type RedisConfig struct {
 // (the session cookie is a bearer secret), the base64url subject and client
 // of a consent, or the rate-limit key. Each is a hash whose "until" field is
 // the entry's end in Unix milliseconds on the store's clock, with its other
-// fields JSON or plain IDs, and every key has a TTL.
+// fields JSON or plain IDs, and every key has a TTL. The clients that took
+// part in a session are fields of its hash. The indexes (a subject's
+// sessions and families, a session's families, under the base64url subject
+// or the session ID's SHA-256) are sorted sets scored by each member's
+// "until", pruned as they are written and read, whose TTL follows their
+// last member.
 //
 // When Redis cannot be reached or answers with an error, methods return an
 // error wrapping [ErrUnavailable] within a few seconds; the client
@@ -212,9 +216,15 @@ func (s *RedisStore) CreateRefresh(ctx context.Context, tokenHash string, rt Ref
 	if err != nil {
 		return fmt.Errorf("issuer: create refresh token: %w", err)
 	}
+	sessionHash := ""
+	if rt.SessionID != "" {
+		sessionHash = hashToken(rt.SessionID)
+	}
 	st, err := s.status(ctx, "create refresh token", redisCreateRefresh,
-		[]string{s.key("refresh", tokenHash), s.key("family", rt.FamilyID)},
-		redisMs(now), tokenHash, redisMs(rt.FamilyExpiry), fv, redisMs(rt.Expiry), rt.FamilyID, tv)
+		[]string{s.key("refresh", tokenHash), s.key("family", rt.FamilyID),
+			s.subjectKey("subject-families", rt.Subject), s.key("session-families", sessionHash)},
+		redisMs(now), tokenHash, redisMs(rt.FamilyExpiry), fv, redisMs(rt.Expiry), rt.FamilyID, tv,
+		rt.ClientID, rt.Subject, sessionHash)
 	switch {
 	case err != nil:
 		return err
@@ -372,7 +382,14 @@ func (s *RedisStore) SaveSession(ctx context.Context, id string, sess Session) e
 	case !now.Before(sess.Expiry):
 		return errors.New("issuer: save session: expiry is not in the future")
 	}
-	return s.put(ctx, "save session", s.sessionKey(id), now, sess.Expiry, sess)
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("issuer: save session: %w", err)
+	}
+	_, err = s.status(ctx, "save session", redisSaveSession,
+		[]string{s.sessionKey(id), s.subjectKey("subject-sessions", sess.Subject)},
+		redisMs(now), redisMs(sess.Expiry), v, hashToken(id), sess.Subject != "")
+	return err
 }
 
 // GetSession implements [Store].
@@ -384,9 +401,9 @@ func (s *RedisStore) GetSession(ctx context.Context, id string) (Session, error)
 
 // DeleteSession implements [Store].
 func (s *RedisStore) DeleteSession(ctx context.Context, id string) error {
-	return s.do(ctx, "delete session", func(ctx context.Context) error {
-		return s.rdb.Del(ctx, s.sessionKey(id)).Err()
-	})
+	_, err := s.status(ctx, "delete session", redisDeleteSession, []string{s.sessionKey(id)},
+		redisMs(s.now()), hashToken(id))
+	return err
 }
 
 // SaveConsent implements [Store]. Saving again replaces the scopes and
@@ -459,8 +476,12 @@ func (s *RedisStore) key(kind, id string) string {
 // sessionKey keys a session by the SHA-256 of its ID, which is the
 // browser's cookie: whoever reads Redis must not be able to sign in.
 func (s *RedisStore) sessionKey(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return s.key("session", base64.RawURLEncoding.EncodeToString(sum[:]))
+	return s.key("session", hashToken(id))
+}
+
+// subjectKey keys an index of a subject's entries by the encoded subject.
+func (s *RedisStore) subjectKey(kind, subject string) string {
+	return s.key(kind, base64.RawURLEncoding.EncodeToString([]byte(subject)))
 }
 
 // consentKey encodes both parts, so that no subject or client ID can make

@@ -3,6 +3,8 @@ package issuer_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,13 +52,16 @@ func TestRedisStoreKeysExpire(t *testing.T) {
 	memMust(t, s.SaveCode(ctx, "code-1", issuer.AuthCode{ClientID: "client-1", Expiry: c.Now().Add(time.Minute)}))
 	_, err := s.RedeemCode(ctx, "code-1", issuer.Issued{FamilyID: "fam-1", AccessJTI: "jti-1"})
 	memMust(t, err)
-	memMust(t, s.CreateRefresh(ctx, "rt-0", memRefresh(c, "fam-1")))
+	rt := memRefresh(c, "fam-1")
+	rt.SessionID = sid
+	memMust(t, s.CreateRefresh(ctx, "rt-0", rt))
 	_, err = s.RotateRefresh(ctx, "rt-0", "rt-1", memRefresh(c, "fam-1"), "jti-2", exp)
 	memMust(t, err)
 	memMust(t, s.AddFamilyAccess(ctx, "fam-1", "jti-3", exp))
 	memMust(t, s.RevokeFamily(ctx, "fam-unknown"))
 	memMust(t, s.RevokeAccess(ctx, "jti-4", exp))
 	memMust(t, s.SaveSession(ctx, sid, issuer.Session{Subject: "alice", Expiry: exp}))
+	memMust(t, s.JoinSession(ctx, sid, "client-1"))
 	memMust(t, s.SaveConsent(ctx, "alice", "client-1", []string{"openid"}, exp))
 	if _, err := s.Hit(ctx, "login:alice", time.Minute); err != nil {
 		t.Fatal(err)
@@ -79,7 +84,8 @@ func TestRedisStoreKeysExpire(t *testing.T) {
 		}
 	}
 	memMust(t, iter.Err())
-	want := map[string]int{"code": 1, "refresh": 2, "family": 2, "access": 2, "revoked": 1, "session": 1, "consent": 1, "hit": 1}
+	want := map[string]int{"code": 1, "refresh": 2, "family": 2, "access": 2, "revoked": 1, "session": 1, "consent": 1, "hit": 1,
+		"subject-sessions": 1, "subject-families": 1, "session-families": 1}
 	if fmt.Sprint(kinds) != fmt.Sprint(want) {
 		t.Errorf("keys by kind = %v, want %v", kinds, want)
 	}
@@ -166,6 +172,21 @@ func TestRedisStoreUnavailable(t *testing.T) {
 		{"GetConsent", func(ctx context.Context) error { _, err := s.GetConsent(ctx, "alice", "client-1"); return err }},
 		{"Hit", func(ctx context.Context) error { _, err := s.Hit(ctx, "login:alice", time.Minute); return err }},
 		{"Count", func(ctx context.Context) error { _, err := s.Count(ctx, "login:alice"); return err }},
+		{"JoinSession", func(ctx context.Context) error { return s.JoinSession(ctx, "sid-1", "client-1") }},
+		{"SubjectSessions", func(ctx context.Context) error { _, err := s.SubjectSessions(ctx, "alice"); return err }},
+		{"EndSession", func(ctx context.Context) error {
+			sum := sha256.Sum256([]byte("sid-1"))
+			_, _, err := s.EndSession(ctx, base64.RawURLEncoding.EncodeToString(sum[:]))
+			return err
+		}},
+		{"RevokeSessionFamilies", func(ctx context.Context) error {
+			_, err := s.RevokeSessionFamilies(ctx, "session-hash")
+			return err
+		}},
+		{"RevokeSubjectFamilies", func(ctx context.Context) error {
+			_, err := s.RevokeSubjectFamilies(ctx, "alice")
+			return err
+		}},
 		{"Ping", s.Ping},
 	}
 

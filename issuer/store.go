@@ -133,6 +133,29 @@ type RefreshStore interface {
 	// RotateRefresh return the grant along with ErrRevoked and
 	// ErrRefreshReused.
 	RevokeFamily(ctx context.Context, familyID string) error
+	// RevokeSubjectFamilies revokes, as RevokeFamily does, every live
+	// family whose tokens were issued to subject, atomically, and returns
+	// those it revoked (not those revoked before), in no particular order.
+	// The store indexes a family under its subject from CreateRefresh until
+	// the family's entry ends.
+	RevokeSubjectFamilies(ctx context.Context, subject string) ([]RevokedFamily, error)
+	// RevokeSessionFamilies is RevokeSubjectFamilies for the families
+	// created with a RefreshToken.SessionID whose hash (see
+	// [SessionStore.EndSession]) is idHash.
+	RevokeSessionFamilies(ctx context.Context, idHash string) ([]RevokedFamily, error)
+}
+
+// RevokedFamily is a refresh-token family that
+// [RefreshStore.RevokeSubjectFamilies] or
+// [RefreshStore.RevokeSessionFamilies] revoked: whose it was, so that its
+// client can be told.
+type RevokedFamily struct {
+	ID       string
+	ClientID string
+	Subject  string
+	// SessionHash is the hash of the issuer session the family was created
+	// in (see [SessionStore.EndSession]), empty if none.
+	SessionHash string
 }
 
 // RevocationStore keeps the IDs of revoked access tokens.
@@ -143,15 +166,36 @@ type RevocationStore interface {
 	IsAccessRevoked(ctx context.Context, jti string) (bool, error)
 }
 
-// SessionStore keeps browsers' signed-in sessions at the issuer.
+// SessionStore keeps browsers' signed-in sessions at the issuer, the
+// clients that took part in each, and which sessions each subject has.
+//
+// A session's ID is the browser's cookie, a bearer secret, so the indexes
+// never hold it: they name a session by its ID hash, the SHA-256 of the
+// ID in unpadded base64url (RFC 4648 §5). Its first 22 characters are the
+// "sid" of the session's id_tokens and logout tokens.
 type SessionStore interface {
-	// SaveSession stores a browser session until s.Expiry.
+	// SaveSession stores a browser session until s.Expiry and indexes it
+	// under s.Subject. Saving under an existing ID replaces that session
+	// and forgets who took part in it.
 	SaveSession(ctx context.Context, id string, s Session) error
 	// GetSession returns a live session or ErrNotFound.
 	GetSession(ctx context.Context, id string) (Session, error)
 	// DeleteSession removes a session; deleting a missing one is not an
 	// error.
 	DeleteSession(ctx context.Context, id string) error
+	// JoinSession records, atomically, that clientID took part in the live
+	// session id (it was issued an authorization code in it); the record
+	// ends with the session. Joining again is not an error. A session that
+	// is not live gives ErrNotFound.
+	JoinSession(ctx context.Context, id, clientID string) error
+	// EndSession removes the live session whose ID hash is idHash, atomically,
+	// and returns it with the clients that took part in it, sorted. A
+	// session that is not live gives ErrNotFound, so of two calls racing
+	// for one session only one gets it.
+	EndSession(ctx context.Context, idHash string) (Session, []string, error)
+	// SubjectSessions returns the ID hashes of subject's live sessions, in
+	// no particular order.
+	SubjectSessions(ctx context.Context, subject string) ([]string, error)
 }
 
 // ConsentStore remembers the scopes a user allowed a client.

@@ -225,6 +225,17 @@ func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values) (*tokenR
 	case ac.CodeChallenge != "" && !verifierMatches(verifier, ac.CodeChallenge):
 		return nil, errInvalidGrant("code_verifier does not match")
 	}
+	if ac.SessionID != "" {
+		// A session ended (sign-out, EndUserSessions) after the code was
+		// issued must not come back as tokens, or a family made now would
+		// escape the revocation of the session's families.
+		switch _, err := i.cfg.Store.GetSession(ctx, ac.SessionID); {
+		case errors.Is(err, ErrNotFound):
+			return nil, errInvalidGrant("the sign-in session the code was issued in has ended")
+		case err != nil:
+			return nil, storeFailure(err)
+		}
+	}
 	g := grantInfo{client: c, subject: ac.Subject, scopes: ac.Scopes, authTime: ac.AuthTime,
 		sid: ac.SessionID, nonce: ac.Nonce, jti: issued.AccessJTI, now: now}
 	if i.offline(c, ac.Scopes) {
@@ -299,7 +310,14 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 	_, err = i.cfg.Store.RotateRefresh(ctx, hashToken(old), hashToken(next), rt, jti, now.Add(i.cfg.AccessTTL))
 	switch {
 	case errors.Is(err, ErrRefreshReused):
+		// This call revoked the family: tell its client, whose session
+		// the family stood for (back-channel logout).
 		i.log.Warn("refresh token reused; family revoked", "client", c.ID, "sub", cur.Subject)
+		sid := ""
+		if cur.SessionID != "" {
+			sid = publicSID(hashToken(cur.SessionID))
+		}
+		i.backchannelLogout([]logoutNotice{{clientID: cur.ClientID, subject: cur.Subject, sid: sid}})
 		return nil, errInvalidGrant("the refresh token was already used")
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrRevoked):
 		return nil, errInvalidGrant("the refresh token is invalid or expired")
@@ -442,7 +460,7 @@ func (i *Issuer) mintIDToken(g grantInfo, accessToken string) (string, error) {
 		claims["nonce"] = g.nonce
 	}
 	if g.sid != "" {
-		claims["sid"] = hashToken(g.sid)[:22]
+		claims["sid"] = publicSID(hashToken(g.sid))
 	}
 	claims["at_hash"] = atHash(i.cfg.Keys.Active().Algorithm, accessToken)
 	return i.sign(claims, "JWT")
