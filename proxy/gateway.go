@@ -9,6 +9,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -55,6 +56,7 @@ type generation struct {
 	realm         string
 	builtin       *builtin // nil without a built-in issuer
 	login         *login   // nil without browser login
+	adminToken    []byte   // SHA-256 of admin.token; nil: the revoke endpoint is off
 
 	// A generation's lifetime: requests in flight on it (active), whether a
 	// reload has replaced it (retired), and what it alone opened, closed
@@ -166,6 +168,10 @@ func newGeneration(s Spec, log *slog.Logger, now func() time.Time, sleep func(co
 	g := &generation{log: log, now: now, sleep: sleep, realm: s.PublicURL, metrics: m,
 		failureDelayMax: s.AuthFailureDelay, audiences: s.Audiences, trusted: s.TrustedProxies,
 		authn: s.Authn, remotes: s.KeySets}
+	if s.AdminToken != "" {
+		sum := sha256.Sum256([]byte(s.AdminToken))
+		g.adminToken = sum[:]
+	}
 	var ownURLs = []string{s.PublicURL}
 	if b := s.Issuer; b != nil {
 		g.builtin = &builtin{iss: b.Issuer, keys: b.Keys, store: b.Store, base: b.Issuer.PathPrefix()}

@@ -31,18 +31,20 @@ const (
 
 // metrics are the gateway's Prometheus metrics, on a registry of its own.
 type metrics struct {
-	reg             *prometheus.Registry
-	requests        *prometheus.CounterVec
-	requestLatency  *prometheus.HistogramVec
-	authFailures    *prometheus.CounterVec
-	loginFailures   *prometheus.CounterVec
-	authnLatency    prometheus.Histogram
-	upstreamLatency *prometheus.HistogramVec
-	upstreamErrors  *prometheus.CounterVec
-	jwksFetches     *prometheus.CounterVec
-	grpcResponses   *prometheus.CounterVec
-	ruleDecisions   *prometheus.CounterVec
-	authDelays      prometheus.Counter
+	reg            *prometheus.Registry
+	requests       *prometheus.CounterVec
+	requestLatency *prometheus.HistogramVec
+	authFailures   *prometheus.CounterVec
+	loginFailures  *prometheus.CounterVec
+	// backchannelLogouts counts logout tokens by direction and result.
+	backchannelLogouts *prometheus.CounterVec
+	authnLatency       prometheus.Histogram
+	upstreamLatency    *prometheus.HistogramVec
+	upstreamErrors     *prometheus.CounterVec
+	jwksFetches        *prometheus.CounterVec
+	grpcResponses      *prometheus.CounterVec
+	ruleDecisions      *prometheus.CounterVec
+	authDelays         prometheus.Counter
 }
 
 func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics {
@@ -65,6 +67,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_login_failures_total",
 			Help: "Failed browser sign-ins by reason: " + strings.Join(loginFailureReasons, ", ") + ".",
 		}, []string{"reason"}),
+		backchannelLogouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_backchannel_logouts_total",
+			Help: "Back-channel logout tokens: sent by the built-in issuer (result ok, rejected, failed) and received by the gateway (result ok, invalid, replayed, error).",
+		}, []string{"direction", "result"}),
 		authnLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portcullis_authn_duration_seconds",
 			Help:    "Time spent finding and verifying tokens.",
@@ -96,10 +102,15 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Help: "Answers held back because their connection kept failing authentication.",
 		}),
 	}
+	for dir, results := range map[string][]string{"sent": {"ok", "rejected", "failed"}, "received": {"ok", "invalid", "replayed", "error"}} {
+		for _, r := range results {
+			m.backchannelLogouts.WithLabelValues(dir, r) // from 0, for alert rules
+		}
+	}
 	for _, r := range loginFailureReasons {
 		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
 	}
-	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.authnLatency, m.upstreamLatency,
+	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.backchannelLogouts, m.authnLatency, m.upstreamLatency,
 		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.ruleDecisions, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -13,12 +13,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// AdminHandler serves /metrics, /healthz (the process is up) and /readyz
-// (every issuer's keys are loaded). It belongs on its own listener, never on
+// AdminHandler serves /metrics, /healthz (the process is up), /readyz
+// (every issuer's keys are loaded) and, with an admin token, [RevokePath]. It belongs on its own listener, never on
 // the public one.
 func (gw *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gw.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc(RevokePath, gw.revokeSessions)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

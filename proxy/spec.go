@@ -77,6 +77,9 @@ type Spec struct {
 	Login *Login
 	// Routes are the routes, in configuration order.
 	Routes []Route
+	// AdminToken is the bearer secret of the admin listener's
+	// [RevokePath]; "" turns that endpoint off.
+	AdminToken string
 }
 
 // Issuer is the built-in issuer as the gateway mounts it.

@@ -142,6 +142,12 @@ func (gw *Gateway) CountKeyFetch(issuer, result string) {
 // browser login, by its reason.
 func (gw *Gateway) CountLoginFailure(reason string) { gw.metrics.loginFailed(reason) }
 
+// CountBackchannelLogout counts a back-channel logout: direction "sent"
+// (by the built-in issuer) or "received" (by the gateway), and its result.
+func (gw *Gateway) CountBackchannelLogout(direction, result string) {
+	gw.metrics.backchannelLogouts.WithLabelValues(direction, result).Inc()
+}
+
 // Issuer returns the built-in issuer being served, or nil when there is
 // none.
 func (gw *Gateway) Issuer() *issuer.Issuer {

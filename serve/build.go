@@ -31,6 +31,7 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 		PublicURL:        c.Server.PublicURL,
 		AuthFailureDelay: c.Server.AuthFailureDelay.D(),
 		Audiences:        allAudiences(c),
+		AdminToken:       c.Admin.Token,
 	}
 	var err error
 	if spec.TrustedProxies, err = trustedProxies(c); err != nil {
@@ -334,10 +335,50 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 	case g.memory != nil:
 		oc.Sessions = g.memory
 	}
+	if lc.BackchannelLogout {
+		if oc.Logouts, err = s.logoutStore(g, prev); err != nil {
+			return nil, err
+		}
+		oc.BackchannelLogout, oc.LogoutTokenTypRequired = true, lc.BackchannelLogoutRequireTyp
+		oc.LogoutReceived = func(result string) { s.CountBackchannelLogout("received", result) }
+	}
 	if l.Client, err = oidcclient.New(ctx, oc); err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// logoutStore is where back-channel logouts are kept: the Redis of the
+// session store when sessions live there, else login.logout_store (memory,
+// kept across reloads, or Redis, whose connections are kept while its URL
+// is).
+func (s *Server) logoutStore(g, prev *generation) (oidcclient.LogoutStore, error) {
+	if g.sessions != nil {
+		return g.sessions, nil
+	}
+	c := g.cfg
+	store := c.Login.LogoutStore
+	if store == "" || store == config.SessionStoreMemory {
+		g.logouts = prev.logouts
+		if g.logouts == nil {
+			g.logouts = &oidcclient.MemoryLogouts{Now: s.opts.Now}
+		}
+		return g.logouts, nil
+	}
+	if store == config.SessionStoreRedis && c.Issuer != nil {
+		store = c.Issuer.Store
+	}
+	if st := prev.logoutsRedis; st != nil && st.URL() == store {
+		g.logoutsRedis = st
+		return st, nil
+	}
+	st, err := oidcclient.NewRedisStore(store)
+	if err != nil {
+		return nil, fmt.Errorf("serve: login.logout_store: %w", err)
+	}
+	redislog.Install()
+	g.logoutsRedis = st
+	return st, nil
 }
 
 // sessionCacheEntries is login.session_cache.entries as oidcclient takes
@@ -349,6 +390,16 @@ func sessionCacheEntries(sc config.SessionCache) int {
 	return sc.Entries
 }
 
+// sameIssuer reports whether a and b build the same built-in issuer: the
+// same issuer section, and the same login settings that its clients take
+// from the gateway (post-logout and back-channel logout URIs).
+func sameIssuer(a, b *config.Config) bool {
+	return reflect.DeepEqual(a.Issuer, b.Issuer) && a.BackchannelLogoutURL() == b.BackchannelLogoutURL() &&
+		a.LoginAtBuiltinIssuer() == b.LoginAtBuiltinIssuer() &&
+		(a.Login == nil) == (b.Login == nil) && (a.Login == nil || (a.Login.ClientID == b.Login.ClientID &&
+		a.Login.PostLogoutRedirectURL == b.Login.PostLogoutRedirectURL))
+}
+
 // builtin is the built-in issuer and what it runs.
 type builtin struct {
 	iss    *issuer.Issuer
@@ -357,9 +408,11 @@ type builtin struct {
 	cancel context.CancelFunc // stops key rotation
 }
 
-// close stops the issuer's rotation and closes its store.
+// close stops the issuer's rotation and its logout deliveries, and closes
+// its store.
 func (b *builtin) close() {
 	b.cancel()
+	_ = b.iss.Close()
 	closeStore(b.store)
 }
 
@@ -371,11 +424,15 @@ func (s *Server) buildBuiltin(g *generation, prev *generation) error {
 	if bi == nil {
 		return nil
 	}
-	if prev != nil && prev.builtin != nil && reflect.DeepEqual(prev.cfg.Issuer, bi) {
+	if prev != nil && prev.builtin != nil && sameIssuer(prev.cfg, g.cfg) {
 		g.builtin = prev.builtin
 		return nil
 	}
-	iss, keys, store, err := newIssuer(g.cfg, s.opts, s.CountLoginFailure)
+	iss, keys, store, err := newIssuer(g.cfg, s.opts, issuerHooks{
+		loginFailed: s.CountLoginFailure,
+		logoutSent:  func(result string) { s.CountBackchannelLogout("sent", result) },
+		gateway:     s.Gateway,
+	})
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,10 @@ package serve
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
 	"github.com/portcullis-dev/portcullis/issuer"
@@ -18,12 +21,21 @@ import (
 // io.Closer. Only opts' clock, logger and sleep are read.
 func NewIssuer(c *config.Config, opts Options) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
 	opts.defaults()
-	return newIssuer(c, opts, nil)
+	return newIssuer(c, opts, issuerHooks{})
 }
 
-// newIssuer is [NewIssuer] with a hook told the reason of every failed
-// login.
-func newIssuer(c *config.Config, opts Options, loginFailed func(reason string)) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
+// issuerHooks connect the built-in issuer to the gateway that runs it.
+type issuerHooks struct {
+	// loginFailed is told the reason of every failed login, logoutSent
+	// the result of every logout token sent.
+	loginFailed, logoutSent func(string)
+	// gateway, when set, receives the logout tokens meant for the
+	// gateway's own public URL in-process, as the code exchange does.
+	gateway http.Handler
+}
+
+// newIssuer is [NewIssuer] with the gateway's hooks.
+func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issuer, *jwks.KeyRing, issuer.Store, error) {
 	bi := c.Issuer
 	if bi == nil {
 		return nil, nil, nil, nil
@@ -65,7 +77,8 @@ func newIssuer(c *config.Config, opts Options, loginFailed func(reason string)) 
 		LoginAttempts: bi.LoginRateLimit.Attempts, LoginWindow: bi.LoginRateLimit.Window.D(),
 		AddressAttempts: bi.LoginRateLimit.AddressAttempts, AddressMaxDelay: bi.LoginRateLimit.MaxDelay.D(),
 		DeviceTTL: bi.LoginRateLimit.DeviceTTL.D(), Sleep: opts.Sleep,
-		Now: opts.Now, Logger: opts.Logger, LoginFailed: loginFailed,
+		Now: opts.Now, Logger: opts.Logger, LoginFailed: hooks.loginFailed, LogoutSent: hooks.logoutSent,
+		HTTPClient: logoutClient(c, opts, hooks.gateway),
 	}
 	if ic.ConsentTTL == 0 {
 		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time
@@ -75,6 +88,7 @@ func newIssuer(c *config.Config, opts Options, loginFailed func(reason string)) 
 			ID: cl.ID, Name: cl.Name, Secret: cl.Secret, SecretHash: cl.SecretHash, Public: cl.Public,
 			FirstParty: cl.FirstParty, RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: postLogoutURIs(c, cl),
 			GrantTypes: cl.GrantTypes, Scopes: cl.Scopes, Audiences: cl.Audiences,
+			BackchannelLogoutURI: backchannelURI(c, cl), BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
 		})
 	}
 	for _, u := range bi.Users {
@@ -100,4 +114,48 @@ func postLogoutURIs(c *config.Config, cl config.IssuerClient) []string {
 		}
 	}
 	return uris
+}
+
+// backchannelURI is built-in client cl's back-channel logout URI: the one
+// configured, else the gateway's own endpoint when the gateway signs in
+// through cl with back-channel logout on.
+func backchannelURI(c *config.Config, cl config.IssuerClient) string {
+	if cl.BackchannelLogoutURI != "" {
+		return cl.BackchannelLogoutURI
+	}
+	if c.LoginAtBuiltinIssuer() && c.Login.ClientID == cl.ID {
+		return c.BackchannelLogoutURL()
+	}
+	return ""
+}
+
+// logoutClient is the client the issuer sends logout tokens with: those
+// for the gateway's own public URL are served in-process by gateway (the
+// public URL may not be reachable from inside, behind a load balancer),
+// the others go out through opts.HTTPClient's transport. Redirects are not
+// followed (§2.5: the token goes to the registered URI only).
+func logoutClient(c *config.Config, opts Options, gateway http.Handler) *http.Client {
+	next := http.DefaultTransport
+	if opts.HTTPClient != nil && opts.HTTPClient.Transport != nil {
+		next = opts.HTTPClient.Transport
+	}
+	var rt http.RoundTripper = next
+	if pub, err := url.Parse(c.Server.PublicURL); err == nil && gateway != nil {
+		rt = ownTransport{scheme: pub.Scheme, host: pub.Host, own: handlerTransport{gateway}, next: next}
+	}
+	return &http.Client{Transport: rt, Timeout: 5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// ownTransport sends requests for scheme://host to own, the rest to next.
+type ownTransport struct {
+	scheme, host string
+	own, next    http.RoundTripper
+}
+
+func (t ownTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.EqualFold(r.URL.Scheme, t.scheme) && strings.EqualFold(r.URL.Host, t.host) {
+		return t.own.RoundTrip(r)
+	}
+	return t.next.RoundTrip(r)
 }

@@ -77,8 +77,12 @@ type generation struct {
 	builtin  *builtin                // nil without an issuer section; kept while the section is unchanged
 	sessions *oidcclient.RedisStore  // login.session_store on Redis; kept while its URL is
 	memory   *oidcclient.MemoryStore // login.session_store: memory; kept across reloads
-	remotes  []*jwks.Remote          // key sets it reads (shared through keySets)
-	cancel   context.CancelFunc      // stops the login's background work
+	// logouts keeps back-channel logouts of cookie sessions in memory,
+	// across reloads; logoutsRedis in Redis, kept while its URL is.
+	logouts      *oidcclient.MemoryLogouts
+	logoutsRedis *oidcclient.RedisStore
+	remotes      []*jwks.Remote     // key sets it reads (shared through keySets)
+	cancel       context.CancelFunc // stops the login's background work
 }
 
 // New builds the gateway for opts.Config. Issuers' key sets start loading
@@ -131,7 +135,7 @@ func (s *Server) Reload(c *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.cur
-	if old.cfg.Server.Listen != c.Server.Listen || old.cfg.Admin != c.Admin || old.cfg.Server.TLS != c.Server.TLS ||
+	if old.cfg.Server.Listen != c.Server.Listen || old.cfg.Admin.Listen != c.Admin.Listen || old.cfg.Server.TLS != c.Server.TLS ||
 		old.cfg.Server.H2C != c.Server.H2C {
 		s.log.Warn("reload: listener addresses, TLS files and h2c change only on restart")
 	}
@@ -172,6 +176,9 @@ func (g *generation) closeUnshared(keep *generation) {
 		b.close()
 	}
 	if st := g.sessions; st != nil && st != keep.sessions {
+		_ = st.Close()
+	}
+	if st := g.logoutsRedis; st != nil && st != keep.logoutsRedis {
 		_ = st.Close()
 	}
 }

@@ -53,6 +53,9 @@ commands:
   explain --config FILE --route NAME [--method M] [--path P] [TOKEN | -]
                         show every check the gateway runs on a token, and
                         each of the route's rules, and why
+  revoke --config FILE --sub SUBJECT [--sid SID]
+                        end a user's sessions at the running gateway (its
+                        admin listener, with admin.token)
   version               print the version
 `
 
@@ -83,6 +86,8 @@ func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		err = token(rest, stdout, stderr)
 	case "explain":
 		err = explain(ctx, rest, stdin, stdout, stderr)
+	case "revoke":
+		err = revoke(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "portcullis", versionString())
 		return 0
@@ -164,6 +169,13 @@ func check(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "warning:", w)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", path, count(len(cfg.Routes), "route"), count(len(cfg.Issuers), "issuer"))
+	if u := cfg.BackchannelLogoutURL(); u != "" {
+		how := "register it at the provider as the client's backchannel_logout_uri"
+		if cfg.LoginAtBuiltinIssuer() {
+			how = "the built-in issuer's client " + cfg.Login.ClientID + " has it registered"
+		}
+		fmt.Fprintf(stdout, "back-channel logout URI: %s (%s)\n", u, how)
+	}
 	return nil
 }
 
