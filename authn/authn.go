@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/jwks"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // KeySource yields an issuer's verification keys by "kid" (all keys for an
@@ -70,6 +71,9 @@ type Config struct {
 	CacheMaxAge  time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Tracer, when set, gives each verification a span (issuer, cache hit,
+	// the reason of a refusal; never the token). Nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Policy is what one route requires of a token. The zero value accepts any
@@ -92,7 +96,8 @@ type Authenticator struct {
 	maxLen   int
 	now      func() time.Time
 	allowAlg map[string]bool
-	cache    *tokenCache // nil when off
+	cache    *tokenCache  // nil when off
+	tracer   trace.Tracer // nil: not traced
 }
 
 // supportedAlgs maps every algorithm portcullis verifies to its key family.
@@ -114,6 +119,7 @@ func New(cfg Config) (*Authenticator, error) {
 		maxLen:   cfg.MaxTokenBytes,
 		now:      cfg.Now,
 		allowAlg: map[string]bool{},
+		tracer:   cfg.Tracer,
 	}
 	if a.maxLen <= 0 {
 		a.maxLen = 16 << 10

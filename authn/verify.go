@@ -14,6 +14,9 @@ import (
 	"unsafe"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/internal/rsaverify"
 	"github.com/portcullis-dev/portcullis/jwks"
@@ -41,6 +44,34 @@ type verification struct {
 // for a bad token, or an error satisfying [IsUnavailable] when no verdict
 // was possible.
 func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, error) {
+	if a.tracer != nil {
+		return a.verifyTraced(ctx, token)
+	}
+	return a.verifyToken(ctx, token, nil)
+}
+
+// verifyTraced is Verify in a span of its own.
+func (a *Authenticator) verifyTraced(ctx context.Context, token string) (*Identity, error) {
+	ctx, span := a.tracer.Start(ctx, "portcullis.authenticate", trace.WithSpanKind(trace.SpanKindInternal))
+	defer span.End()
+	var hit bool
+	id, err := a.verifyToken(ctx, token, &hit)
+	span.SetAttributes(attribute.Bool("portcullis.token_cache.hit", hit))
+	var ae *Error
+	switch {
+	case err == nil:
+		span.SetAttributes(attribute.String("portcullis.issuer", id.Issuer))
+	case errors.As(err, &ae):
+		span.SetAttributes(attribute.String("portcullis.auth.reason", ae.Reason))
+		span.SetStatus(codes.Error, ae.Reason)
+	default:
+		span.SetStatus(codes.Error, "unavailable")
+	}
+	return id, err
+}
+
+// verifyToken is Verify; a cache hit sets *hit, when hit is not nil.
+func (a *Authenticator) verifyToken(ctx context.Context, token string, hit *bool) (*Identity, error) {
 	if len(token) > a.maxLen {
 		return nil, invalidToken(ReasonMalformed, "token too long")
 	}
@@ -55,6 +86,9 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, er
 	if a.cache != nil {
 		key = tokenKey(token)
 		if id, iss := a.cache.get(&key, a.now()); id != nil {
+			if hit != nil {
+				*hit = true
+			}
 			return id, a.checkRevoked(ctx, iss, id)
 		}
 	}

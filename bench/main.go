@@ -108,6 +108,7 @@ type env struct {
 	clkTck       int    // clock ticks per second of /proc/PID/stat
 	same         string // the valid token of same-token, the warm-ups and the flood's legit load
 	made         made   // what prepare made, for the report
+	otlpAddr     string // the OTLP sink's, once started
 }
 
 func run(ctx context.Context, o options) error {

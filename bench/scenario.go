@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,6 +59,13 @@ var allScenarios = []scenario{
 	{name: "grpc-unary", target: "portcullis", grpc: true, ref: "grpc-baseline", floor: 1.00},
 	// same-token without the HTTP/1.1 upstream fast path (the standard
 	// http.Transport instead), and with the runtime's default GC pace.
+	// same-token with tracing on, exporting to an OTLP sink of the
+	// harness: sampling nothing (the cost of the spans' bookkeeping and the
+	// upstream's traceparent), and everything (three spans a request).
+	{name: "same-token-traced-0", target: "portcullis", vs: "same-token", floor: 0.97,
+		env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpSink, "OTEL_TRACES_SAMPLER=traceidratio", "OTEL_TRACES_SAMPLER_ARG=0"}},
+	{name: "same-token-traced-1", target: "portcullis", vs: "same-token",
+		env: []string{"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + otlpSink, "OTEL_TRACES_SAMPLER=always_on"}},
 	{name: "same-token-std-transport", target: "portcullis", env: []string{"PORTCULLIS_UPSTREAM_TRANSPORT=std"}},
 	{name: "same-token-default-gc", target: "portcullis", env: []string{"GOGC=100"}},
 	{name: "memory", target: "portcullis", memory: true},
@@ -76,8 +84,10 @@ func selectScenarios(only string) ([]scenario, error) {
 	if want["grpc-unary"] {
 		want["grpc-baseline"] = true // its reference
 	}
-	if want["same-token-rules"] {
-		want["same-token"] = true // what its target is judged against
+	for _, n := range []string{"same-token-rules", "same-token-traced-0", "same-token-traced-1"} {
+		if want[n] {
+			want["same-token"] = true // what its target is judged against
+		}
 	}
 	var out []scenario
 	for _, s := range allScenarios {
@@ -340,7 +350,18 @@ func (e *env) measure(ctx context.Context, s scenario, d, warmup time.Duration) 
 // startGateway starts a fresh portcullis, pinned to cpu (unpinned when
 // cpu < 0), and waits until it is ready.
 func (e *env) startGateway(ctx context.Context, name string, cpu int, env ...string) (*child, error) {
-	ch, err := e.ps.start("portcullis-"+name, cpu, append([]string{"BENCH_COOKIE_SECRET=" + e.secret}, env...),
+	vars := []string{"BENCH_COOKIE_SECRET=" + e.secret}
+	for _, v := range env {
+		if strings.Contains(v, otlpSink) {
+			addr, err := e.otlp()
+			if err != nil {
+				return nil, err
+			}
+			v = strings.ReplaceAll(v, otlpSink, addr)
+		}
+		vars = append(vars, v)
+	}
+	ch, err := e.ps.start("portcullis-"+name, cpu, vars,
 		e.bin, "serve", "--config", e.cfgPath)
 	if err != nil {
 		return nil, err
@@ -443,3 +464,27 @@ func jwksFetches(admin string) (int, error) {
 }
 
 func randText() string { return rand.Text() }
+
+// otlpSink stands for the OTLP sink's address in a scenario's env.
+const otlpSink = "{{otlp}}"
+
+// otlp returns the address of the harness's OTLP/HTTP sink, starting it
+// the first time: it answers every export with success and keeps nothing,
+// so the traced scenarios measure the gateway's side of tracing alone.
+func (e *env) otlp() (string, error) {
+	if e.otlpAddr != "" {
+		return e.otlpAddr, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK) // an empty ExportTraceServiceResponse
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	e.otlpAddr = ln.Addr().String()
+	return e.otlpAddr, nil
+}

@@ -176,7 +176,7 @@ func TestUnknownKeys(t *testing.T) {
 		want      []string
 	}{
 		{"top level", "Login: {}\n" + base, []string{
-			`t.yaml:1: unknown key "Login" at the top level (did you mean login?); valid keys: server, admin, log, issuers, login, routes, issuer`}},
+			`t.yaml:1: unknown key "Login" at the top level (did you mean login?); valid keys: server, admin, log, issuers, login, routes, issuer, telemetry`}},
 		{"nested struct", "server:\n  tls:\n    cert: a.pem\n" + base, []string{
 			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file`}},
 		{"route with suggestion", base + "    pathPrefix: /api\n", []string{
@@ -193,14 +193,14 @@ func TestYAMLErrors(t *testing.T) {
 		name, src string
 		want      []string
 	}{
-		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
-		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
-		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer"}},
+		{"empty", "", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer, telemetry"}},
+		{"null document", "---\n~\n", []string{"t.yaml:1: the file holds no configuration; want a mapping with keys server, admin, log, issuers, login, routes, issuer, telemetry"}},
+		{"comments only", "# nothing\n", []string{"t.yaml: the file is empty; want a mapping with keys server, admin, log, issuers, login, routes, issuer, telemetry"}},
 		{"syntax", "routes:\n  - name: a\n   upstream: x\n", []string{"t.yaml:3: invalid YAML: did not find expected '-' indicator"}},
 		{"syntax deep", "server:\n  listen: x\nroutes:\n  - name: a\n    upstream: http://x\n\n  - name: b\n   upstream: y\n", []string{"t.yaml:8: invalid YAML: did not find expected '-' indicator"}},
 		{"syntax key", "server:\n  listen: x\n  public_url: [a\nadmin: {}\n", []string{"t.yaml:3: invalid YAML: did not find expected ',' or ']'"}},
 		{"scanner", "server:\n  listen: a: b\n", []string{"t.yaml:2: invalid YAML: mapping values are not allowed in this context"}},
-		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, login, routes, issuer, not a list"}},
+		{"root is a list", "- a\n", []string{"t.yaml:1: the top level must be a mapping with keys server, admin, log, issuers, login, routes, issuer, telemetry, not a list"}},
 		{"two documents", base + "---\nlog: {level: info}\n", []string{"t.yaml:7: a second YAML document starts here; keep the whole configuration in one document"}},
 		{"duplicate key", "log:\n  level: info\n  level: debug\n" + base, []string{"t.yaml:3: log.level: duplicate key; it is first set at line 2"}},
 		{"integer", "server:\n  max_header_bytes: lots\n" + base, []string{`t.yaml:2: server.max_header_bytes: want a whole number, got "lots"`}},
@@ -215,6 +215,16 @@ func TestYAMLErrors(t *testing.T) {
 		{"alias cycle", base + "  - &r\n    name: b\n    upstream: http://u\n    path_prefix: /b\n    timeout: *r\n    <<: [*r]\n", []string{
 			"t.yaml:11: routes[1].timeout: is an alias of a value that contains it",
 			"t.yaml:12: routes[1]: << merges a mapping that contains it"}},
+		{"telemetry", "telemetry:\n  tracing: {enabled: true, endpoint: 'http://collector:4318', protocol: grpc, headers: {x-api-key: k}, sampler: parentbased_traceidratio, sampler_arg: '0.25', service_name: gw, resource_attributes: {deployment.environment: prod}, trust_incoming: all}\n" + base, nil},
+		{"telemetry errors", "telemetry:\n  tracing: {endpoint: 'collector:4318', protocol: http/json, sampler: sometimes, sampler_arg: '2', headers: {'bad name': x}, trust_incoming: everyone}\n" + base, []string{
+			`t.yaml:2: telemetry.tracing.endpoint: "collector:4318" is not an http or https URL; write the collector's OTLP URL, such as http://otel-collector:4318`,
+			`t.yaml:2: telemetry.tracing.headers: "bad name" is not a header name; want a name such as x-api-key`,
+			`t.yaml:2: telemetry.tracing.protocol: "http/json" is not an OTLP protocol portcullis speaks; want http/protobuf or grpc`,
+			`t.yaml:2: telemetry.tracing.sampler: "sometimes" is not a sampler; want one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio`,
+			`t.yaml:2: telemetry.tracing.sampler_arg: "2" is not a ratio; want a number from 0 to 1, such as 0.1`,
+			`t.yaml:2: telemetry.tracing.trust_incoming: "everyone" is not a choice; want trusted_proxies, all or none`}},
+		{"telemetry sampler_arg without a ratio sampler", "telemetry:\n  tracing: {sampler: always_on, sampler_arg: '0.5'}\n" + base, []string{
+			`t.yaml:2: telemetry.tracing.sampler_arg: has no effect with sampler always_on; use traceidratio or parentbased_traceidratio, or remove this key`}},
 		{"admin token short", "admin: {token: short}\n" + base, []string{
 			`t.yaml:1: admin.token: is 5 characters; want at least 16 random characters without spaces at either end, from the environment, such as "${PORTCULLIS_ADMIN_TOKEN}"`}},
 		{"admin token with the listener off", "admin: {listen: \"off\", token: 0123456789abcdef0123}\n" + base, []string{

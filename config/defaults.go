@@ -62,6 +62,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	orString(&c.Admin.Listen, defaultAdminListen)
 	orString(&c.Log.Level, defaultLogLevel)
 	orString(&c.Log.Format, defaultLogFormat)
+	c.Telemetry.Tracing.applyDefaults()
 
 	for i := range c.Issuers {
 		is := &c.Issuers[i]

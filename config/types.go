@@ -28,6 +28,8 @@ type Config struct {
 	// Issuer, when set, runs the built-in OpenID provider. Nil when the
 	// issuer: key is absent; an issuer: key with no value is an error.
 	Issuer *BuiltinIssuer `yaml:"issuer,omitempty"`
+	// Telemetry configures traces.
+	Telemetry Telemetry `yaml:"telemetry"`
 
 	// file is the name the configuration was loaded from, lines maps a key
 	// path such as "routes[0].upstream" to its line in that file.

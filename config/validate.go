@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 	v.routes()
 	v.builtinIssuer()
 	v.login()
+	v.telemetry()
 	return v.errs.asError()
 }
 

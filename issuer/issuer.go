@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/jwks"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Client is a registered OAuth client.
@@ -122,6 +123,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+	// Tracer, when set, gives token requests a span of their own. Nil
+	// traces nothing.
+	Tracer trace.Tracer
 	// LoginFailed, when set, is told the reason of every failed sign-in:
 	// LoginFailureBadPassword, LoginFailureUnknownUser or
 	// LoginFailureThrottled.

@@ -14,8 +14,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/internal/redislog"
+	"github.com/portcullis-dev/portcullis/internal/redistrace"
 )
 
 const (
@@ -50,6 +52,9 @@ type RedisConfig struct {
 	// Logger receives a warning when Redis becomes unreachable and a notice
 	// when it is back; nil discards them.
 	Logger *slog.Logger
+	// Tracer, when set, gives the commands of traced requests client
+	// spans. Nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // RedisStore is the [Store] for issuers that share state: every replica
@@ -116,6 +121,9 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		prefix: cfg.Prefix,
 		now:    cfg.Now,
 		log:    cfg.Logger,
+	}
+	if cfg.Tracer != nil {
+		s.rdb.AddHook(redistrace.Hook(cfg.Tracer, opt.Addr))
 	}
 	if s.prefix == "" {
 		s.prefix = redisDefaultPrefix

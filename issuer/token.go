@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -130,10 +134,20 @@ type tokenResponse struct {
 
 // token is the token endpoint.
 func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
+	var span trace.Span
+	if i.cfg.Tracer != nil {
+		var ctx context.Context
+		ctx, span = i.cfg.Tracer.Start(r.Context(), "portcullis.issuer.token", trace.WithSpanKind(trace.SpanKindInternal))
+		defer span.End()
+		r = r.WithContext(ctx)
+	}
 	form, oe := parseForm(w, r)
 	if oe == nil {
 		var c *Client
 		if c, oe = i.authenticateClient(r, form); oe == nil {
+			if span != nil {
+				span.SetAttributes(attribute.String("oauth.grant_type", form.Get("grant_type")), attribute.String("oauth.client_id", c.ID))
+			}
 			var res *tokenResponse
 			res, oe = i.grant(r, c, form)
 			if oe == nil {
@@ -141,6 +155,10 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+	if span != nil {
+		span.SetAttributes(attribute.String("oauth.error", oe.code))
+		span.SetStatus(codes.Error, oe.code)
 	}
 	if oe.status >= 500 {
 		i.log.Error("token endpoint", "err", oe.desc, "cause", oe.cause)

@@ -10,6 +10,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Errors returned by [Remote.Keys]. Both may wrap the error of the fetch
@@ -68,6 +72,9 @@ type RemoteConfig struct {
 	// that fetch are released; it must not call the Remote's methods that
 	// fetch ([Remote.Keys], [Remote.Refresh]).
 	OnFetch func(result string)
+	// Tracer, when set, gives every fetch a span, a child of the request
+	// whose unknown kid started it, if one did. Nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Remote is an issuer's key set fetched over HTTP, cached, and refreshed
@@ -91,6 +98,7 @@ type Remote struct {
 	now      func() time.Time
 	log      *slog.Logger
 	onFetch  func(string)
+	tracer   trace.Tracer  // nil: fetches are not traced
 	wake     chan struct{} // capacity 1: the schedule changed, Run looks again
 	waitHook func()        // tests: a Keys caller starts waiting on a fetch
 
@@ -114,8 +122,9 @@ type Remote struct {
 // go-oidc's RemoteKeySet: done is closed once err is set and the result has
 // been recorded in the Remote.
 type inflight struct {
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	err    error
+	parent trace.SpanContext // of the request that started it, if traced
 }
 
 // NewRemote returns a Remote for cfg. It does no I/O: call [Remote.Run] in
@@ -137,6 +146,7 @@ func NewRemote(ctx context.Context, cfg RemoteConfig) *Remote {
 		now:     cfg.Now,
 		log:     cfg.Logger,
 		onFetch: cfg.OnFetch,
+		tracer:  cfg.Tracer,
 		wake:    make(chan struct{}, 1),
 	}
 	if r.client == nil {
@@ -192,7 +202,7 @@ func (r *Remote) Keys(ctx context.Context, kid string) ([]Key, error) {
 			r.mu.Unlock()
 			return nil, missError(s != nil, nil)
 		}
-		f = r.startLocked()
+		f = r.startLocked(trace.SpanContextFromContext(ctx))
 	}
 	hook := r.waitHook
 	r.mu.Unlock()
@@ -234,7 +244,7 @@ func (r *Remote) Refresh() error {
 	r.mu.Lock()
 	f := r.inflight
 	if f == nil {
-		f = r.startLocked()
+		f = r.startLocked(trace.SpanContext{})
 	}
 	r.mu.Unlock()
 	<-f.done
@@ -297,8 +307,8 @@ func (r *Remote) Issuer() string {
 
 // startLocked starts a fetch in a new goroutine and records it as the one
 // in flight. r.mu must be held and no fetch be in flight.
-func (r *Remote) startLocked() *inflight {
-	f := &inflight{done: make(chan struct{})}
+func (r *Remote) startLocked(parent trace.SpanContext) *inflight {
+	f := &inflight{done: make(chan struct{}), parent: parent}
 	r.inflight = f
 	r.lastAttempt = r.now()
 	go r.runFetch(f)
@@ -308,8 +318,27 @@ func (r *Remote) startLocked() *inflight {
 // runFetch performs the fetch f stands for, records its result, and then
 // releases everyone waiting on f.
 func (r *Remote) runFetch(f *inflight) {
+	var span trace.Span
+	if r.tracer != nil {
+		ctx := r.ctx
+		if f.parent.IsValid() {
+			ctx = trace.ContextWithSpanContext(ctx, f.parent)
+		}
+		_, span = r.tracer.Start(ctx, "portcullis.jwks.fetch", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("portcullis.issuer", r.issuer)))
+	}
 	res := r.fetch()
 	result := r.finish(res)
+	if span != nil {
+		span.SetAttributes(attribute.String("portcullis.jwks.result", result))
+		if res.set != nil {
+			span.SetAttributes(attribute.Int("portcullis.jwks.keys", res.set.Len()))
+		}
+		if res.err != nil {
+			span.SetStatus(codes.Error, result)
+		}
+		span.End()
+	}
 	if r.onFetch != nil {
 		r.onFetch(result)
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
 	"github.com/portcullis-dev/portcullis/internal/pages"
@@ -113,6 +114,9 @@ type Config struct {
 	// cookie, and the ids of logout tokens seen; nil means a
 	// [MemoryLogouts] of the Client's own (one replica).
 	Logouts LogoutStore
+	// Tracer, when set, gives session refreshes a span, a child of the
+	// request that started them. Nil traces nothing.
+	Tracer trace.Tracer
 	// LogoutReceived, when set, is told the result of every back-channel
 	// logout request: LogoutOK, LogoutInvalid, LogoutReplayed or
 	// LogoutError.

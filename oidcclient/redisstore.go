@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/redistrace"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // RedisStore is a [SessionStore] in Redis, so cookies stay small, replicas
@@ -39,6 +41,12 @@ func NewRedisStore(rawURL string) (*RedisStore, error) {
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
 	opt.MaxRetries = 1
 	return &RedisStore{client: redis.NewClient(opt), root: "portcullis:", prefix: "portcullis:gwsession:", url: rawURL}, nil
+}
+
+// Trace gives the store's commands in traced requests client spans; call
+// it before the store is used.
+func (s *RedisStore) Trace(t trace.Tracer) {
+	s.client.AddHook(redistrace.Hook(t, s.client.Options().Addr))
 }
 
 // URL is the URL the store was made with.

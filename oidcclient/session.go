@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 )
 
@@ -433,7 +435,8 @@ func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool)
 		c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
 		return nil, nil
 	}
-	next, err := c.refreshes.do(s.RefreshToken, func() (*Session, error) { return c.refresh(s) })
+	parent := trace.SpanContextFromContext(r.Context())
+	next, err := c.refreshes.do(s.RefreshToken, func() (*Session, error) { return c.refreshTraced(parent, s) })
 	if err != nil {
 		c.log.Info("session refresh failed; login needed", "sub", s.Subject, "err", err)
 		c.cfg.Cookies.Clear(w, r, c.cfg.CookieName)
@@ -449,14 +452,30 @@ func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool)
 	return next, nil
 }
 
-// refresh redeems the refresh token on the Client's own context, never a
-// request's: one request going away must not fail everyone's refresh.
-func (c *Client) refresh(s *Session) (*Session, error) {
-	ep, err := c.discovered(c.ctx)
+// refreshTraced is refresh in a span of its own, a child of the request
+// that asked for it (parent), when traced.
+func (c *Client) refreshTraced(parent trace.SpanContext, s *Session) (*Session, error) {
+	if c.cfg.Tracer == nil {
+		return c.refresh(c.ctx, s)
+	}
+	ctx, span := c.cfg.Tracer.Start(trace.ContextWithSpanContext(c.ctx, parent), "portcullis.session.refresh")
+	defer span.End()
+	next, err := c.refresh(ctx, s)
+	if err != nil {
+		span.SetStatus(codes.Error, "refresh failed")
+	}
+	return next, err
+}
+
+// refresh redeems the refresh token on the Client's own context (base,
+// which carries only its trace), never a request's: one request going
+// away must not fail everyone's refresh.
+func (c *Client) refresh(base context.Context, s *Session) (*Session, error) {
+	ep, err := c.discovered(base)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(c.ctx, oauth2.HTTPClient, c.http), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithValue(base, oauth2.HTTPClient, c.http), 15*time.Second)
 	defer cancel()
 	tok, err := c.oauth2Config(ep).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // accessWriter records what the access log needs about one request while
@@ -133,11 +135,22 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	*aw = accessWriter{ResponseWriter: w, grpc: isGRPC(r)}
 	g := gw.enter()
 	defer g.leave() // also when a handler panics, which net/http recovers
+	var span trace.Span
+	if gw.tracing != nil {
+		r, span = gw.tracing.startServer(g, r)
+	}
 	if st, out := g.handle(aw, r); st != nil {
 		st.forward(aw, out)
 	}
 	if aw.status == 0 {
 		aw.status = 499 // the client went away before an answer
+	}
+	traceID := ""
+	if span != nil {
+		gw.tracing.endServer(span, r, aw)
+		if sc := span.SpanContext(); sc.IsValid() {
+			traceID = sc.TraceID().String()
+		}
 	}
 	elapsed := time.Since(start)
 	gw.metrics.observe(aw.route, aw.outcome, aw.status, elapsed)
@@ -149,7 +162,7 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		gw.metrics.grpcResponses.WithLabelValues(aw.route, grpcStatus).Inc()
 	}
 	if gw.accessLog {
-		gw.logRequest(r, aw, id, elapsed, grpcStatus)
+		gw.logRequest(r, aw, id, elapsed, grpcStatus, traceID)
 	}
 	*aw = accessWriter{}
 	accessWriters.Put(aw)
@@ -159,8 +172,9 @@ func (gw *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 // which may carry a token), route, status, outcome (with the reason of a
 // refusal), subject, latency, bytes, remote address and request id; for a
 // forward-auth answer also the original request it judged, for a gRPC
-// call its grpc_status. Tokens and cookies are never logged.
-func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elapsed time.Duration, grpcStatus string) {
+// call its grpc_status, for a traced request its trace_id. Tokens and
+// cookies are never logged.
+func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elapsed time.Duration, grpcStatus, traceID string) {
 	outcome := aw.outcome
 	if aw.reason != "" {
 		outcome += ":" + aw.reason
@@ -182,8 +196,14 @@ func (gw *Gateway) logRequest(r *http.Request, aw *accessWriter, id string, elap
 	if aw.original == "" {
 		n-- // only forward-auth answers judge another request
 	}
-	if grpcStatus != "" {
-		out := append(attrs[:n:n], slog.String("grpc_status", grpcStatus))
+	if grpcStatus != "" || traceID != "" {
+		out := attrs[:n:n]
+		if grpcStatus != "" {
+			out = append(out, slog.String("grpc_status", grpcStatus))
+		}
+		if traceID != "" {
+			out = append(out, slog.String("trace_id", traceID))
+		}
 		gw.log.LogAttrs(r.Context(), slog.LevelInfo, "request", out...)
 		return
 	}

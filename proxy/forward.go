@@ -178,6 +178,9 @@ func (g *generation) rewrite(pr *httputil.ProxyRequest) {
 			out.Header.Set("Grpc-Timeout", formatGRPCTimeout(time.Until(dl)))
 		}
 	}
+	if g.tracing != nil {
+		st.span = g.tracing.startUpstream(out)
+	}
 }
 
 // forwardToken removes the token from where the client put it unless the
@@ -258,6 +261,10 @@ func (g *generation) isTrusted(remoteAddr string) bool {
 func (g *generation) modifyResponse(res *http.Response) error {
 	st := res.Request.Context().Value(stateKey{}).(*reqState)
 	st.route.upstreamT.Observe(g.now().Sub(st.start).Seconds())
+	if st.span != nil {
+		endUpstream(st.span, res.StatusCode, nil)
+		st.span = nil
+	}
 	if g.writeTimeout > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
 		_ = http.NewResponseController(st.w).SetWriteDeadline(time.Time{})
 	}
@@ -271,6 +278,10 @@ func (g *generation) modifyResponse(res *http.Response) error {
 func (g *generation) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	st := r.Context().Value(stateKey{}).(*reqState)
 	name := st.route.name
+	if st.span != nil {
+		endUpstream(st.span, 0, err)
+		st.span = nil
+	}
 	var maxErr *http.MaxBytesError
 	var timeout interface{ Timeout() bool }
 	switch {

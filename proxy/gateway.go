@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/internal/pages"
@@ -57,6 +58,7 @@ type generation struct {
 	builtin       *builtin // nil without a built-in issuer
 	login         *login   // nil without browser login
 	adminToken    []byte   // SHA-256 of admin.token; nil: the revoke endpoint is off
+	tracing       *Tracing // nil: not traced
 
 	// A generation's lifetime: requests in flight on it (active), whether a
 	// reload has replaced it (retired), and what it alone opened, closed
@@ -143,6 +145,7 @@ type reqState struct {
 	cancel   context.CancelFunc
 	start    time.Time
 	body     *bodyReader // nil without a body
+	span     trace.Span  // the upstream round trip's, when traced
 }
 
 // bodyReader remembers why reading the client's body failed, so a
@@ -385,6 +388,9 @@ func (st *reqState) forward(w http.ResponseWriter, out *http.Request) {
 	st.route.proxy.ServeHTTP(w, out)
 	if st.cancel != nil {
 		st.cancel()
+	}
+	if st.span != nil { // neither a response nor an error came back
+		st.span.End()
 	}
 }
 

@@ -38,6 +38,7 @@ type metrics struct {
 	loginFailures  *prometheus.CounterVec
 	// backchannelLogouts counts logout tokens by direction and result.
 	backchannelLogouts *prometheus.CounterVec
+	traceDrops         *prometheus.CounterVec
 	authnLatency       prometheus.Histogram
 	upstreamLatency    *prometheus.HistogramVec
 	upstreamErrors     *prometheus.CounterVec
@@ -71,6 +72,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_backchannel_logouts_total",
 			Help: "Back-channel logout tokens: sent by the built-in issuer (result ok, rejected, failed) and received by the gateway (result ok, invalid, replayed, error).",
 		}, []string{"direction", "result"}),
+		traceDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_trace_export_failures_total",
+			Help: "Spans not exported, by reason: export (the exporter failed) or queue_full (dropped, the export queue being full).",
+		}, []string{"reason"}),
 		authnLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "portcullis_authn_duration_seconds",
 			Help:    "Time spent finding and verifying tokens.",
@@ -107,10 +112,12 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			m.backchannelLogouts.WithLabelValues(dir, r) // from 0, for alert rules
 		}
 	}
+	m.traceDrops.WithLabelValues("export")
+	m.traceDrops.WithLabelValues("queue_full")
 	for _, r := range loginFailureReasons {
 		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
 	}
-	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.backchannelLogouts, m.authnLatency, m.upstreamLatency,
+	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.backchannelLogouts, m.traceDrops, m.authnLatency, m.upstreamLatency,
 		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.ruleDecisions, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

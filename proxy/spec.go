@@ -45,6 +45,10 @@ type Config struct {
 	// holds back answers to connections that keep failing authentication.
 	// nil means a timer.
 	Sleep func(ctx context.Context, d time.Duration)
+	// Tracing, when its Tracer is set, gives every request a server span,
+	// its round trip to the upstream a client span, and the upstream the
+	// trace context; nil traces nothing.
+	Tracing *Tracing
 }
 
 // Spec is one configuration of what the gateway serves, its parts already

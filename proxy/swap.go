@@ -30,6 +30,7 @@ type Gateway struct {
 	upgrades  *upgrades
 	// draining is set once shutdown has begun: /readyz answers 503.
 	draining atomic.Bool
+	tracing  *Tracing // nil: requests are not traced
 }
 
 // New returns a Gateway with its listeners configured by cfg, serving
@@ -45,6 +46,9 @@ func New(ctx context.Context, cfg Config) *Gateway {
 		cfg.Sleep = sleepContext
 	}
 	gw := &Gateway{ctx: ctx, base: cfg, log: cfg.Logger, upgrades: newUpgrades()}
+	if cfg.Tracing.on() {
+		gw.tracing = cfg.Tracing
+	}
 	gw.accessLog = cfg.Logger.Enabled(ctx, slog.LevelInfo) && cfg.Logger.Handler() != slog.DiscardHandler
 	gw.metrics = newMetrics(func() []keySetInfo { return gw.cur.Load().keySetInfo() },
 		func() []cacheInfo { return gw.cur.Load().cacheInfo() })
@@ -84,6 +88,7 @@ func (gw *Gateway) newGeneration(s Spec) (*generation, error) {
 	g, err := newGeneration(s, gw.log, gw.base.Now, gw.base.Sleep, gw.metrics)
 	if g != nil {
 		g.readTimeout, g.writeTimeout = gw.base.ReadTimeout, gw.base.WriteTimeout
+		g.tracing = gw.tracing
 	}
 	return g, err
 }
@@ -141,6 +146,12 @@ func (gw *Gateway) CountKeyFetch(issuer, result string) {
 // CountLoginFailure counts a failed login, at the built-in issuer or the
 // browser login, by its reason.
 func (gw *Gateway) CountLoginFailure(reason string) { gw.metrics.loginFailed(reason) }
+
+// CountTraceDrop counts n spans that were not exported, for reason
+// "export" (the exporter failed) or "queue_full".
+func (gw *Gateway) CountTraceDrop(reason string, n int) {
+	gw.metrics.traceDrops.WithLabelValues(reason).Add(float64(n))
+}
 
 // CountBackchannelLogout counts a back-channel logout: direction "sent"
 // (by the built-in issuer) or "received" (by the gateway), and its result.

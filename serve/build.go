@@ -45,7 +45,9 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 	}
 	issuers := s.buildIssuers(g)
 	if len(issuers) > 0 {
-		if spec.Authn, err = authn.New(authnConfig(c, issuers, s.opts.Now)); err != nil {
+		ac := authnConfig(c, issuers, s.opts.Now)
+		ac.Tracer = s.tracer()
+		if spec.Authn, err = authn.New(ac); err != nil {
 			return g, spec, err
 		}
 	}
@@ -133,6 +135,7 @@ func (s *Server) buildIssuers(g *generation) []authn.Issuer {
 				Now:             s.opts.Now,
 				Logger:          s.log,
 				OnFetch:         func(result string) { s.CountKeyFetch(name, result) },
+				Tracer:          s.tracer(),
 			})
 			g.remotes = append(g.remotes, remote)
 			iss.Keys = remote
@@ -267,6 +270,9 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 		if g.sessions, err = oidcclient.NewRedisStore(store); err != nil {
 			return nil, fmt.Errorf("serve: login.session_store: %w", err)
 		}
+		if t := s.tracer(); t != nil {
+			g.sessions.Trace(t)
+		}
 		redislog.Install()
 	}
 	az := spec.Authn
@@ -294,7 +300,7 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: s.opts.HTTPClient,
 		SessionCacheEntries: sessionCacheEntries(lc.SessionCache), SessionCacheBytes: lc.SessionCache.Bytes,
-		Now: s.opts.Now, Logger: s.log, LoginFailed: s.CountLoginFailure,
+		Now: s.opts.Now, Logger: s.log, LoginFailed: s.CountLoginFailure, Tracer: s.tracer(),
 		ClientAddr: func(r *http.Request) string { return proxy.ClientAddr(trusted, r) },
 		// An access token is usable when it verifies and is meant for
 		// an audience portcullis serves; otherwise (opaque, or for another
@@ -322,7 +328,7 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 			}
 		}
 		if oc.Keys == nil {
-			r := s.keySets.get(jwks.RemoteConfig{Issuer: lc.Issuer, Client: s.opts.HTTPClient, Now: s.opts.Now, Logger: s.log})
+			r := s.keySets.get(jwks.RemoteConfig{Issuer: lc.Issuer, Client: s.opts.HTTPClient, Now: s.opts.Now, Logger: s.log, Tracer: s.tracer()})
 			g.remotes = append(g.remotes, r)
 			oc.Keys = r
 		}
@@ -375,6 +381,9 @@ func (s *Server) logoutStore(g, prev *generation) (oidcclient.LogoutStore, error
 	st, err := oidcclient.NewRedisStore(store)
 	if err != nil {
 		return nil, fmt.Errorf("serve: login.logout_store: %w", err)
+	}
+	if t := s.tracer(); t != nil {
+		st.Trace(t)
 	}
 	redislog.Install()
 	g.logoutsRedis = st
@@ -432,6 +441,7 @@ func (s *Server) buildBuiltin(g *generation, prev *generation) error {
 		loginFailed: s.CountLoginFailure,
 		logoutSent:  func(result string) { s.CountBackchannelLogout("sent", result) },
 		gateway:     s.Gateway,
+		tracer:      s.tracer(),
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // NewIssuer builds the built-in issuer of c (nil when there is none) as
@@ -32,6 +33,8 @@ type issuerHooks struct {
 	// gateway, when set, receives the logout tokens meant for the
 	// gateway's own public URL in-process, as the code exchange does.
 	gateway http.Handler
+	// tracer, when set, traces token requests and Redis commands.
+	tracer trace.Tracer
 }
 
 // newIssuer is [NewIssuer] with the gateway's hooks.
@@ -63,7 +66,7 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 	default:
 		// Redis (redis:// or rediss://): codes, refresh families,
 		// revocations and sessions shared by every replica.
-		rs, err := issuer.NewRedisStore(issuer.RedisConfig{URL: bi.Store, Now: opts.Now, Logger: opts.Logger})
+		rs, err := issuer.NewRedisStore(issuer.RedisConfig{URL: bi.Store, Now: opts.Now, Logger: opts.Logger, Tracer: hooks.tracer})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("serve: issuer.store %s: %w", config.RedactStore(bi.Store), err)
 		}
@@ -78,7 +81,7 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 		AddressAttempts: bi.LoginRateLimit.AddressAttempts, AddressMaxDelay: bi.LoginRateLimit.MaxDelay.D(),
 		DeviceTTL: bi.LoginRateLimit.DeviceTTL.D(), Sleep: opts.Sleep,
 		Now: opts.Now, Logger: opts.Logger, LoginFailed: hooks.loginFailed, LogoutSent: hooks.logoutSent,
-		HTTPClient: logoutClient(c, opts, hooks.gateway),
+		HTTPClient: logoutClient(c, opts, hooks.gateway), Tracer: hooks.tracer,
 	}
 	if ic.ConsentTTL == 0 {
 		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time

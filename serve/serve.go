@@ -14,13 +14,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 	"github.com/portcullis-dev/portcullis/proxy"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Options configures a [Server].
@@ -38,6 +41,12 @@ type Options struct {
 	// holds back answers to connections that keep failing authentication.
 	// nil means a timer.
 	Sleep func(ctx context.Context, d time.Duration)
+	// Getenv reads the OTEL_* variables that turn tracing on or off; nil
+	// means os.Getenv. (The OTLP exporter reads its own OTEL_EXPORTER_OTLP_*
+	// variables from the process's environment.)
+	Getenv func(string) string
+	// Version is the service.version of traces.
+	Version string
 }
 
 func (o *Options) defaults() {
@@ -46,6 +55,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
 	}
 }
 
@@ -58,6 +70,7 @@ type Server struct {
 	opts    Options
 	log     *slog.Logger
 	keySets *remoteCache
+	tracing *telemetry.Tracing // nil: tracing is off
 
 	mu  sync.Mutex // serialises reloads
 	cur *generation
@@ -94,7 +107,19 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	opts.defaults()
 	s := &Server{ctx: ctx, opts: opts, log: opts.Logger, keySets: newRemoteCache(ctx)}
-	s.Gateway = proxy.New(ctx, listeners(opts.Config, opts))
+	tr, err := telemetry.New(ctx, tracingConfig(opts.Config, opts, func(reason string, n int) {
+		s.CountTraceDrop(reason, n) // s.Gateway is set before any span ends
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("serve: telemetry.tracing: %w", err)
+	}
+	s.tracing = tr
+	pc := listeners(opts.Config, opts)
+	if tr != nil {
+		pc.Tracing = &proxy.Tracing{Tracer: tr.Tracer(), Propagator: tr.Propagator(), Trust: traceTrust(opts.Config)}
+		s.log.Info("tracing on", "endpoint", tracingEndpoint(opts.Config, opts))
+	}
+	s.Gateway = proxy.New(ctx, pc)
 	g, spec, err := s.build(opts.Config, nil)
 	if err == nil {
 		err = s.Gateway.Swap(spec)
@@ -102,6 +127,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		g.closeUnshared(nil)
 		s.keySets.retain(nil)
+		if tr != nil {
+			_ = tr.Shutdown(context.Background())
+		}
 		return nil, err
 	}
 	s.cur = g
@@ -188,4 +216,30 @@ func closeStore(st any) {
 	if c, ok := st.(io.Closer); ok {
 		_ = c.Close()
 	}
+}
+
+// tracer is the tracer the gateway's parts trace with; nil when tracing is
+// off.
+func (s *Server) tracer() trace.Tracer {
+	if s.tracing == nil {
+		return nil
+	}
+	return s.tracing.Tracer()
+}
+
+// FlushTraces exports every span ended so far; without tracing it does
+// nothing.
+func (s *Server) FlushTraces(ctx context.Context) error {
+	if s.tracing == nil {
+		return nil
+	}
+	return s.tracing.ForceFlush(ctx)
+}
+
+// StopTracing exports what is left and stops tracing, at exit.
+func (s *Server) StopTracing(ctx context.Context) error {
+	if s.tracing == nil {
+		return nil
+	}
+	return s.tracing.Shutdown(ctx)
 }

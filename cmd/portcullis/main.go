@@ -215,10 +215,18 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	defer gctune.Start(gcFloor).Stop()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	gw, err := serve.New(ctx, serve.Options{Config: cfg, Logger: log})
+	gw, err := serve.New(ctx, serve.Options{Config: cfg, Logger: log, Version: versionString()})
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// The spans of the last requests, before the process ends.
+		flush, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		if err := gw.StopTracing(flush); err != nil {
+			log.Warn("tracing: spans left unexported at exit", "err", err)
+		}
+	}()
 	// Reload on SIGHUP and when the file changes.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
