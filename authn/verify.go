@@ -44,13 +44,14 @@ type verification struct {
 // for a bad token, or an error satisfying [IsUnavailable] when no verdict
 // was possible.
 func (a *Authenticator) Verify(ctx context.Context, token string) (*Identity, error) {
-	if a.tracer != nil {
+	if a.tracer != nil && trace.SpanFromContext(ctx).IsRecording() {
 		return a.verifyTraced(ctx, token)
 	}
 	return a.verifyToken(ctx, token, nil)
 }
 
-// verifyTraced is Verify in a span of its own.
+// verifyTraced is Verify in a span of its own, for a request whose span
+// records (one the sampler left out gets no child spans).
 func (a *Authenticator) verifyTraced(ctx context.Context, token string) (*Identity, error) {
 	ctx, span := a.tracer.Start(ctx, "portcullis.authenticate", trace.WithSpanKind(trace.SpanKindInternal))
 	defer span.End()

@@ -195,7 +195,7 @@ func (e *env) setLoads(scens []scenario, cookie string) {
 	for i := range scens {
 		s := &scens[i]
 		switch s.name {
-		case "same-token", "same-token-std-transport", "same-token-default-gc":
+		case "same-token", "same-token-std-transport", "same-token-default-gc", "same-token-traced-0", "same-token-traced-1":
 			s.load, s.warm = bearer, bearer
 		case "distinct-rs256":
 			s.load, s.warm = list(rsFile, "list"), bearer

@@ -135,7 +135,7 @@ type tokenResponse struct {
 // token is the token endpoint.
 func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	var span trace.Span
-	if i.cfg.Tracer != nil {
+	if i.cfg.Tracer != nil && trace.SpanFromContext(r.Context()).IsRecording() {
 		var ctx context.Context
 		ctx, span = i.cfg.Tracer.Start(r.Context(), "portcullis.issuer.token", trace.WithSpanKind(trace.SpanKindInternal))
 		defer span.End()

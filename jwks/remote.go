@@ -319,7 +319,7 @@ func (r *Remote) startLocked(parent trace.SpanContext) *inflight {
 // releases everyone waiting on f.
 func (r *Remote) runFetch(f *inflight) {
 	var span trace.Span
-	if r.tracer != nil {
+	if r.tracer != nil && (!f.parent.IsValid() || f.parent.IsSampled()) {
 		ctx := r.ctx
 		if f.parent.IsValid() {
 			ctx = trace.ContextWithSpanContext(ctx, f.parent)

@@ -455,7 +455,7 @@ func (c *Client) session(w http.ResponseWriter, r *http.Request, oneCookie bool)
 // refreshTraced is refresh in a span of its own, a child of the request
 // that asked for it (parent), when traced.
 func (c *Client) refreshTraced(parent trace.SpanContext, s *Session) (*Session, error) {
-	if c.cfg.Tracer == nil {
+	if c.cfg.Tracer == nil || !parent.IsSampled() {
 		return c.refresh(c.ctx, s)
 	}
 	ctx, span := c.cfg.Tracer.Start(trace.ContextWithSpanContext(c.ctx, parent), "portcullis.session.refresh")

@@ -41,17 +41,15 @@ func (t *Tracing) on() bool { return t != nil && t.Tracer != nil }
 
 // startServer starts r's server span: a child of the inbound trace context
 // when its sender is trusted, else the root of a new trace linked to it.
+//
+// Attributes are set only on a span that records: a request the sampler
+// leaves out costs its span's bookkeeping and the upstream's traceparent,
+// nothing more (and its children are not started at all).
 func (t *Tracing) startServer(g *generation, r *http.Request) (*http.Request, trace.Span) {
 	ctx := r.Context()
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("http.request.method", r.Method),
-		attribute.String("url.path", r.URL.Path),
-		attribute.String("url.scheme", scheme(r)),
-		attribute.String("server.address", r.Host),
-		attribute.String("network.protocol.version", protoVersion(r)),
-		attribute.String("client.address", host(r.RemoteAddr)),
-	)}
+	opts := serverSpan
 	if _, sent := r.Header["Traceparent"]; sent {
+		opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 		trusted := t.Trust == TraceTrustAll || (t.Trust == TraceTrustProxies && g.isTrusted(r.RemoteAddr))
 		carrier := propagation.HeaderCarrier(r.Header)
 		if trusted {
@@ -64,12 +62,29 @@ func (t *Tracing) startServer(g *generation, r *http.Request) (*http.Request, tr
 		}
 	}
 	ctx, span := t.Tracer.Start(ctx, r.Method, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("http.request.method", r.Method),
+			attribute.String("url.path", r.URL.Path),
+			attribute.String("url.scheme", scheme(r)),
+			attribute.String("server.address", r.Host),
+			attribute.String("network.protocol.version", protoVersion(r)),
+			attribute.String("client.address", host(r.RemoteAddr)),
+		)
+	}
 	return r.WithContext(ctx), span
 }
+
+// serverSpan are the start options of a server span without links.
+var serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 
 // endServer names the server span after the route, records how the
 // request ended and ends it.
 func (t *Tracing) endServer(span trace.Span, r *http.Request, aw *accessWriter) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	name := r.Method
 	if aw.route != "" {
 		name += " " + aw.route
@@ -94,7 +109,15 @@ func (t *Tracing) endServer(span trace.Span, r *http.Request, aw *accessWriter) 
 
 // startUpstream starts the client span of the round trip to the upstream
 // and puts its trace context on out, in place of whatever the client sent.
+// A request that is not sampled gets no span: the upstream receives the
+// server span's context, flagged as not sampled, and nil is returned.
 func (t *Tracing) startUpstream(out *http.Request) trace.Span {
+	out.Header.Del("Traceparent")
+	out.Header.Del("Tracestate")
+	if !trace.SpanFromContext(out.Context()).IsRecording() {
+		t.Propagator.Inject(out.Context(), propagation.HeaderCarrier(out.Header))
+		return nil
+	}
 	ctx, span := t.Tracer.Start(out.Context(), out.Method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("http.request.method", out.Method),
 		attribute.String("server.address", out.URL.Hostname()),
@@ -106,8 +129,6 @@ func (t *Tracing) startUpstream(out *http.Request) trace.Span {
 			span.SetAttributes(attribute.Int("server.port", n))
 		}
 	}
-	out.Header.Del("Traceparent")
-	out.Header.Del("Tracestate")
 	t.Propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
 	return span
 }

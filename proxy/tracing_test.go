@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -486,5 +488,54 @@ routes:
 	srv := one(t, otlp.Spans(), "GET app")
 	if srv.TraceID() != "4bf92f3577b34da6a3ce929d0e0e4736" || res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, server span in trace %s", res.StatusCode, srv.TraceID())
+	}
+}
+
+// BenchmarkTracing is a cached-token request through the gateway with
+// tracing off, on sampling nothing, and on sampling everything (exporting
+// to a collector that discards), beside a plain httputil.ReverseProxy:
+//
+//	go test -run=^$ -bench=Tracing -benchmem ./proxy/
+func BenchmarkTracing(b *testing.B) {
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(sink.Close)
+	key := testidp.NewKey(b, "ES256", "k-1")
+	idp := testidp.New(b, key)
+	up := testgw.Serve(b, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }))
+	tok := testidp.Mint(b, key, idp.Claims("alice", time.Now()), nil)
+	target, _ := url.Parse(up)
+	plain := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second}}
+	gateway := func(tracing string) http.Handler {
+		cfg := fmt.Sprintf(tracingConfig, idp.Issuer, up, "", sink.URL, "")
+		cfg = strings.Replace(cfg, "    enabled: true\n    endpoint: "+strconv.Quote(sink.URL)+"\n    sampler: always_on\n", tracing, 1)
+		return testgw.Start(b, testgw.Options{Config: func(string) string { return cfg }})
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"plain", plain},
+		{"off", gateway("    enabled: false\n")},
+		{"sampled-0", gateway("    enabled: true\n    endpoint: " + strconv.Quote(sink.URL) + "\n    sampler: traceidratio\n    sampler_arg: '0'\n")},
+		{"sampled-1", gateway("    enabled: true\n    endpoint: " + strconv.Quote(sink.URL) + "\n    sampler: always_on\n")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					req := httptest.NewRequest("GET", "http://gw.test/orders/7", nil)
+					req.Header.Set("Authorization", "Bearer "+tok)
+					rec := httptest.NewRecorder()
+					c.h.ServeHTTP(rec, req)
+					if rec.Code != http.StatusOK {
+						b.Fatalf("status %d", rec.Code)
+					}
+				}
+			})
+		})
 	}
 }

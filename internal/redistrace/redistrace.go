@@ -1,6 +1,6 @@
 // Package redistrace gives the Redis commands of a traced request client
 // spans: a go-redis hook that starts a span for each command (or
-// pipeline) whose context already carries a span, named after the
+// pipeline) whose context carries a recording span, named after the
 // command, with the database system and operation but never the keys or
 // values.
 package redistrace
@@ -39,8 +39,8 @@ func (h hook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !trace.SpanContextFromContext(ctx).IsValid() {
-			return next(ctx, cmd) // background work starts no trace of its own
+		if !trace.SpanFromContext(ctx).IsRecording() {
+			return next(ctx, cmd) // background work, or a request not sampled
 		}
 		op := strings.ToUpper(cmd.Name())
 		ctx, span := h.t.Start(ctx, op, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(h.attrs...),
@@ -53,7 +53,7 @@ func (h hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (h hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if !trace.SpanContextFromContext(ctx).IsValid() {
+		if !trace.SpanFromContext(ctx).IsRecording() {
 			return next(ctx, cmds)
 		}
 		ctx, span := h.t.Start(ctx, "PIPELINE", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(h.attrs...),
