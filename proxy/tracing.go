@@ -112,8 +112,13 @@ func (t *Tracing) endServer(span trace.Span, r *http.Request, aw *accessWriter) 
 // A request that is not sampled gets no span: the upstream receives the
 // server span's context, flagged as not sampled, and nil is returned.
 func (t *Tracing) startUpstream(out *http.Request) trace.Span {
+	// The inbound trace context goes on only as the propagator puts it
+	// back: continued from a trusted sender, dropped from anyone else
+	// (baggage included, which downstream services would take for the
+	// trace's own).
 	out.Header.Del("Traceparent")
 	out.Header.Del("Tracestate")
+	out.Header.Del("Baggage")
 	if !trace.SpanFromContext(out.Context()).IsRecording() {
 		t.Propagator.Inject(out.Context(), propagation.HeaderCarrier(out.Header))
 		return nil

@@ -56,6 +56,7 @@ type traceEnv struct {
 	logs     *testgw.LogBuffer
 	mu       sync.Mutex
 	upstream []string // traceparents the upstream saw, "" for none
+	baggage  string   // the last baggage it saw
 }
 
 func newTraceEnv(t *testing.T, trusted, extra string) *traceEnv {
@@ -66,6 +67,7 @@ func newTraceEnv(t *testing.T, trusted, extra string) *traceEnv {
 	up := testgw.Serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.mu.Lock()
 		e.upstream = append(e.upstream, r.Header.Get("Traceparent"))
+		e.baggage = r.Header.Get("Baggage")
 		e.mu.Unlock()
 		testgw.Echo(w, r)
 	}))
@@ -272,7 +274,8 @@ func TestTraceIncomingContext(t *testing.T) {
 			e := newTraceEnv(t, tc.trusted, tc.extra)
 			e.flush()
 			e.otlp.Reset()
-			e.get("/x", http.Header{"Authorization": {"Bearer " + e.token(e.key)}, "Traceparent": {parent}, "Tracestate": {"vendor=x"}})
+			e.get("/x", http.Header{"Authorization": {"Bearer " + e.token(e.key)}, "Traceparent": {parent}, "Tracestate": {"vendor=x"},
+				"Baggage": {"tenant=acme"}})
 			e.flush()
 			srv := one(t, e.otlp.Spans(), "GET app")
 			up := one(t, e.otlp.Spans(), "GET")
@@ -280,11 +283,20 @@ func TestTraceIncomingContext(t *testing.T) {
 			if m == nil || m[1] != srv.TraceID() || m[2] != up.SpanID() {
 				t.Fatalf("upstream saw traceparent %q, want the upstream span's, %s-%s", e.lastUpstream(), srv.TraceID(), up.SpanID())
 			}
+			e.mu.Lock()
+			baggage := e.baggage
+			e.mu.Unlock()
 			if tc.continued {
 				if srv.TraceID() != incomingTrace || srv.Parent() != incomingSpan {
 					t.Fatalf("server span %s parent %q, want the incoming %s/%s continued", srv.TraceID(), srv.Parent(), incomingTrace, incomingSpan)
 				}
+				if baggage != "tenant=acme" {
+					t.Fatalf("continued trace: the upstream got baggage %q, want tenant=acme", baggage)
+				}
 				return
+			}
+			if baggage != "" {
+				t.Fatalf("trace not continued: the upstream got the sender's baggage %q", baggage)
 			}
 			if srv.TraceID() == incomingTrace || srv.Parent() != "" {
 				t.Fatalf("server span %s parent %q: the untrusted traceparent was continued", srv.TraceID(), srv.Parent())

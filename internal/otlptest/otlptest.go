@@ -1,12 +1,14 @@
-// Package otlptest is a real OTLP/HTTP trace receiver for tests: it
-// decodes the protobuf export requests the exporter sends
+// Package otlptest is a real OTLP trace receiver for tests, over HTTP or
+// gRPC: it decodes the protobuf export requests the exporter sends
 // (go.opentelemetry.io/proto/otlp) and keeps their spans.
 package otlptest
 
 import (
 	"compress/gzip"
+	"context"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -85,6 +88,46 @@ func Start(t testing.TB) *Receiver {
 	return r
 }
 
+// StartGRPC serves a receiver of OTLP over gRPC until the test ends; URL
+// is then http://host:port.
+func StartGRPC(t testing.TB) *Receiver {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Receiver{URL: "http://" + ln.Addr().String()}
+	srv := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(srv, grpcReceiver{r: r})
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	return r
+}
+
+type grpcReceiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	r *Receiver
+}
+
+func (g grpcReceiver) Export(_ context.Context, ex *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	g.r.keep(ex)
+	return &collectortrace.ExportTraceServiceResponse{}, nil
+}
+
+// keep records the spans of one export request.
+func (r *Receiver) keep(ex *collectortrace.ExportTraceServiceRequest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.requests++
+	for _, rs := range ex.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				r.spans = append(r.spans, Span{Span: s, Resource: rs.GetResource().GetAttributes()})
+			}
+		}
+	}
+}
+
 func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	r.mu.Lock()
 	hold := r.hold
@@ -115,16 +158,7 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	r.mu.Lock()
-	r.requests++
-	for _, rs := range ex.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			for _, s := range ss.Spans {
-				r.spans = append(r.spans, Span{Span: s, Resource: rs.GetResource().GetAttributes()})
-			}
-		}
-	}
-	r.mu.Unlock()
+	r.keep(&ex)
 	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(out)

@@ -78,3 +78,40 @@ func TestDropsCounted(t *testing.T) {
 		t.Fatalf("exported %d, dropped %v: want some dropped and every one of %d accounted for", got, dropped, total)
 	}
 }
+
+// TestExportProtocols: spans reach a real receiver over OTLP/HTTP and over
+// OTLP/gRPC, with the resource the configuration gives them.
+func TestExportProtocols(t *testing.T) {
+	for _, tc := range []struct {
+		proto string
+		start func(testing.TB) *otlptest.Receiver
+	}{{telemetry.ProtocolHTTP, otlptest.Start}, {telemetry.ProtocolGRPC, otlptest.StartGRPC}} {
+		t.Run(tc.proto, func(t *testing.T) {
+			rcv := tc.start(t)
+			tr, err := telemetry.New(context.Background(), telemetry.Config{Enabled: true, Endpoint: rcv.URL, Protocol: tc.proto,
+				ServiceName: "gw-test", ResourceAttributes: map[string]string{"deployment.environment": "ci"}, Version: "v9",
+				Getenv: env(map[string]string{"OTEL_SERVICE_NAME": "from-env"})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, span := tr.Tracer().Start(context.Background(), "one")
+			span.End()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := tr.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+			spans := rcv.Named("one")
+			if len(spans) != 1 {
+				t.Fatalf("received %d spans named one", len(spans))
+			}
+			res := map[string]string{}
+			for _, kv := range spans[0].Resource {
+				res[kv.Key] = otlptest.Value(kv.Value)
+			}
+			if res["service.name"] != "gw-test" || res["service.version"] != "v9" || res["deployment.environment"] != "ci" {
+				t.Fatalf("resource %v", res)
+			}
+		})
+	}
+}
