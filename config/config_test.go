@@ -180,7 +180,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"nested struct", "server:\n  tls:\n    cert: a.pem\n" + base, []string{
 			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file`}},
 		{"route with suggestion", base + "    pathPrefix: /api\n", []string{
-			`t.yaml:7: unknown key "pathPrefix" in routes[0] (did you mean path_prefix?); valid keys: name, host, path_prefix, upstream, preserve_host, auth, on_unauthenticated, audiences, require_scopes, require_claims, forward_headers, forward_token, token_from, timeout, upstream_ca_file, max_body_bytes, methods, cors_preflight, rules`}},
+			`t.yaml:7: unknown key "pathPrefix" in routes[0] (did you mean path_prefix?); valid keys: name, host, path_prefix, upstream, preserve_host, auth, on_unauthenticated, audiences, resource, resource_name, resource_documentation, require_scopes, require_claims, forward_headers, forward_token, token_from, timeout, upstream_ca_file, max_body_bytes, methods, cors_preflight, rules`}},
 		{"free maps accept any key", base + "    require_claims: {any.claim: x}\n    forward_headers: {X-Anything: sub}\n", nil},
 	}
 	for _, tt := range tests {

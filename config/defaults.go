@@ -150,6 +150,17 @@ func (b *BuiltinIssuer) applyDefaults(set func(key string) bool) {
 			cl.Audiences = []string{cl.ID}
 		}
 	}
+	r := &b.Registration
+	if !set("issuer.registration.grant_types") {
+		r.GrantTypes = slices.Clone(defaultGrantTypes)
+	}
+	if !set("issuer.registration.scopes") {
+		r.Scopes = slices.Clone(defaultClientScopes)
+	}
+	if !set("issuer.registration.max_clients") {
+		r.MaxClients = defaultRegistrationMax
+	}
+	orDuration(set, "issuer.registration.unused_ttl", &r.UnusedTTL, defaultRegistrationUnused)
 	for i := range b.Users {
 		u := &b.Users[i]
 		orString(&u.Subject, u.Username)

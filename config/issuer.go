@@ -52,6 +52,49 @@ type BuiltinIssuer struct {
 	Scopes map[string]string `yaml:"scopes"`
 	// Users are the accounts that can log in. Default none.
 	Users []IssuerUser `yaml:"users"`
+	// Resources are resource identifiers (RFC 8707) the issuer issues
+	// tokens for besides the gateway's routes, such as APIs elsewhere,
+	// under the rules of routes[].resource. Default []. See
+	// [Config.ProtectedResources].
+	Resources []string `yaml:"resources"`
+	// Registration configures dynamic client registration (RFC 7591).
+	// Off by default.
+	Registration IssuerRegistration `yaml:"registration"`
+}
+
+// IssuerRegistration configures dynamic client registration (RFC 7591) at
+// the built-in issuer: clients that register themselves, as MCP clients
+// and native apps do. Registered clients are public clients using PKCE.
+// Its keys are checked even when Enabled is false.
+type IssuerRegistration struct {
+	// Enabled serves the registration endpoint. Default false.
+	Enabled bool `yaml:"enabled"`
+	// RedirectURIs are the patterns (see package internal/uripattern) a
+	// registered redirect URI must match: absolute http(s) URLs without
+	// fragment or user info whose host may start with "*." (one label) and
+	// whose port may be "*"; plain http only on a loopback host unless
+	// server.insecure_allow_http. Loopback URIs http://127.0.0.1:PORT/… and
+	// http://[::1]:PORT/… (RFC 8252 §7.3) are always allowed besides these.
+	// Default [].
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// GrantTypes are the grants a registered client may get:
+	// authorization_code, and refresh_token (only with
+	// authorization_code). Default [authorization_code, refresh_token].
+	GrantTypes []string `yaml:"grant_types"`
+	// Scopes are the scopes a registered client may be granted, each built
+	// in or described under issuer.scopes. Default [openid, profile, email,
+	// offline_access].
+	Scopes []string `yaml:"scopes"`
+	// MaxClients bounds the registered clients, at least 1; past it
+	// registration fails. Default 1000.
+	MaxClients int `yaml:"max_clients"`
+	// UnusedTTL is how long a registered client that has never been used
+	// is kept before it is removed, at least 1m. Default 720h.
+	UnusedTTL Duration `yaml:"unused_ttl"`
+	// InitialAccessToken, when set, is the bearer token a client must send
+	// to register (RFC 7591 §3), at least 16 bytes; keep it in the
+	// environment. Default "": anyone who reaches the issuer may register.
+	InitialAccessToken string `yaml:"initial_access_token"`
 }
 
 // IssuerSigning configures the built-in issuer's signing keys.
@@ -207,6 +250,8 @@ const (
 	defaultLoginAddressAttempts = 10
 	defaultLoginMaxDelay        = 30 * time.Second
 	defaultDeviceTTL            = 2160 * time.Hour
+	defaultRegistrationMax      = 1000
+	defaultRegistrationUnused   = 720 * time.Hour
 )
 
 var (

@@ -57,9 +57,9 @@ func TestIssuerValidate(t *testing.T) {
 		{name: "empty section", src: "issuer:\n", want: []string{
 			`t.yaml:1: issuer.url: is required; write the URL the issuer is reached at, such as http://localhost:8080/idp, or remove the issuer: key`}},
 		{name: "not a mapping", src: "issuer: [a]\n", want: []string{
-			`t.yaml:1: issuer: want a mapping with keys url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, got a list`}},
+			`t.yaml:1: issuer: want a mapping with keys url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, resources, registration, got a list`}},
 		{name: "unknown key", src: idpKeys("tokens: {}"), want: []string{
-			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users`}},
+			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, resources, registration`}},
 		{name: "unknown client key", src: idpClient("redirectURIs: []"), want: []string{
 			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, backchannel_logout_uri, backchannel_logout_session_required`}},
 		{name: "unknown user key", src: idpUser("password: alice"), want: []string{
@@ -288,6 +288,12 @@ func TestIssuerDefaults(t *testing.T) {
 			"offline_access": "Stay signed in when you are away",
 		},
 		Users: []config.IssuerUser{{Username: "alice", PasswordHash: aliceHash, Subject: "alice"}},
+		Registration: config.IssuerRegistration{
+			GrantTypes: []string{"authorization_code", "refresh_token"},
+			Scopes:     []string{"openid", "profile", "email", "offline_access"},
+			MaxClients: 1000,
+			UnusedTTL:  config.Duration(720 * time.Hour),
+		},
 	}
 	if !reflect.DeepEqual(*b, want) {
 		t.Errorf("issuer with defaults:\n got  %+v\n want %+v", *b, want)

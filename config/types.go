@@ -216,6 +216,23 @@ type Route struct {
 	OnUnauthenticated string `yaml:"on_unauthenticated"`
 	// Audiences, when set, replace the issuers' audiences for this route.
 	Audiences []string `yaml:"audiences"`
+	// Resource is the route's OAuth protected-resource identifier (RFC
+	// 9728, RFC 8707): an absolute http(s) URL without query, fragment or
+	// user info, plain http only on a loopback host unless
+	// server.insecure_allow_http. Only on routes with auth required or
+	// optional; no two routes have the same one. Default "": for a route
+	// without host, server.public_url (without trailing slash) + path_prefix
+	// (without trailing slash); for an exact host, public_url's scheme +
+	// "://" + host (+ public_url's port) + path_prefix; for a wildcard host,
+	// none. See [Config.RouteResource].
+	Resource string `yaml:"resource"`
+	// ResourceName is the human-readable name of the resource in its
+	// protected-resource metadata (RFC 9728 resource_name). Default "".
+	ResourceName string `yaml:"resource_name"`
+	// ResourceDocumentation is the absolute http(s) URL of a page about the
+	// resource for developers (RFC 9728 resource_documentation).
+	// Default "".
+	ResourceDocumentation string `yaml:"resource_documentation"`
 	// RequireScopes must all be granted by the token ("scope" or "scp").
 	RequireScopes []string `yaml:"require_scopes"`
 	// RequireClaims maps a claim to the values it must have: a string claim

@@ -69,6 +69,8 @@ func (v *validator) builtinIssuer() {
 	}
 	v.issuerClients()
 	v.issuerUsers()
+	v.issuerResources()
+	v.issuerRegistration()
 }
 
 // issuerURL checks issuer.url, the built-in issuer's identifier.
@@ -233,21 +235,7 @@ func (v *validator) issuerClient(i int) {
 			v.errorf(k, "%q is plain http on a host that is not loopback; use https, or set server.insecure_allow_http: true", u.Redacted())
 		}
 	}
-	seen := map[string]bool{}
-	for j, s := range cl.Scopes {
-		key := indexPath(p+".scopes", j)
-		_, builtin := builtinScopes[s]
-		_, described := v.c.Issuer.Scopes[s]
-		switch {
-		case !isScopeToken(s):
-			v.errorf(key, `%q is not a scope name; want one word of printable ASCII without spaces, '"' or '\'`, s)
-		case seen[s]:
-			v.errorf(key, "scope %s is listed twice; list each scope once", s)
-		case !builtin && !described:
-			v.errorf(key, `scope %s is neither built in (openid, profile, email, offline_access) nor described under issuer.scopes; add it there (%s: "what it allows"), or remove it`, s, s)
-		}
-		seen[s] = true
-	}
+	v.scopeList(p+".scopes", cl.Scopes)
 	if len(cl.Audiences) == 0 && cl.ID != "" {
 		v.errorf(p+".audiences", `lists no audience; want the "aud" values of the client's access tokens, or leave the key out for [%s]`, cl.ID)
 	}
@@ -444,4 +432,25 @@ func isScopeToken(s string) bool {
 // either end.
 func isCleanName(s string) bool {
 	return s == strings.TrimSpace(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+// scopeList checks a list of scopes the built-in issuer may grant, at key:
+// each a scope name, listed once, built in or described under
+// issuer.scopes.
+func (v *validator) scopeList(key string, scopes []string) {
+	seen := map[string]bool{}
+	for j, s := range scopes {
+		k := indexPath(key, j)
+		_, builtin := builtinScopes[s]
+		_, described := v.c.Issuer.Scopes[s]
+		switch {
+		case !isScopeToken(s):
+			v.errorf(k, `%q is not a scope name; want one word of printable ASCII without spaces, '"' or '\'`, s)
+		case seen[s]:
+			v.errorf(k, "scope %s is listed twice; list each scope once", s)
+		case !builtin && !described:
+			v.errorf(k, `scope %s is neither built in (openid, profile, email, offline_access) nor described under issuer.scopes; add it there (%s: "what it allows"), or remove it`, s, s)
+		}
+		seen[s] = true
+	}
 }

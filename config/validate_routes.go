@@ -78,6 +78,7 @@ func (v *validator) routes() {
 			paths[match] = i
 		}
 	}
+	v.routeResources()
 }
 
 // route checks one entry of routes.
@@ -120,6 +121,7 @@ func (v *validator) route(i int) {
 		}
 	}
 	v.routeAuth(i)
+	v.routeResource(i)
 	v.routeHeaders(i)
 	v.tokenFrom(i)
 	v.routeMethods(i)

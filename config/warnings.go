@@ -25,5 +25,8 @@ func (c *Config) Warnings() []*Error {
 				l.PostLogoutRedirectURL, i, cl.ID, c.line(indexPath("issuer.clients", i)))
 		}
 	}
+	if b := c.Issuer; b != nil && b.Registration.Enabled && b.Registration.InitialAccessToken == "" {
+		warn("issuer.registration.enabled", "is true without initial_access_token: anyone who can reach the issuer can register clients; set initial_access_token (from the environment) to require it as a bearer token to register")
+	}
 	return out
 }
