@@ -29,7 +29,8 @@ type MemoryConfig struct {
 	// MaxEntries bounds how many entries the store keeps of each kind:
 	// authorization codes, refresh tokens, refresh-token families, access
 	// tokens recorded with families, revoked access-token IDs, sessions,
-	// consents and rate-limit counters. Zero or less means 100_000.
+	// consents, rate-limit counters and registered clients. Zero or less
+	// means 100_000.
 	//
 	// When a kind is full, its expired entries are swept first. If it is
 	// still full, sessions and rate-limit counters make room by dropping the
@@ -69,6 +70,7 @@ type MemoryStore struct {
 	sessions  *memTable[memSession]   // by session ID hash
 	consents  *memTable[[]string]     // scopes, by memConsentKey
 	counters  *memTable[int]          // hits, by rate-limit key
+	clients   *memTable[memClient]    // registered clients, by client ID
 
 	// Indexes, kept in step with the entries they name: an entry's
 	// removal (expiry, sweep, eviction, deletion) removes it from them.
@@ -114,6 +116,7 @@ func NewMemoryStore(cfg MemoryConfig) *MemoryStore {
 		sessions:        newMemTable[memSession]("sessions", n, true),
 		consents:        newMemTable[[]string]("consents", n, false),
 		counters:        newMemTable[int]("rate-limit counters", n, true),
+		clients:         newMemTable[memClient]("registered clients", n, false),
 		subjectSessions: memIndex{},
 		subjectFamilies: memIndex{},
 		sessionFamilies: memIndex{},
@@ -141,7 +144,8 @@ func (m *MemoryStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.codes.m) + len(m.tokens.m) + len(m.families.m) + len(m.access.m) +
-		len(m.revoked.m) + len(m.sessions.m) + len(m.consents.m) + len(m.counters.m)
+		len(m.revoked.m) + len(m.sessions.m) + len(m.consents.m) + len(m.counters.m) +
+		len(m.clients.m)
 }
 
 // sweep removes expired entries of every kind. The caller holds m.mu.
@@ -155,6 +159,7 @@ func (m *MemoryStore) sweep(now time.Time) {
 	m.sessions.sweep(now)
 	m.consents.sweep(now)
 	m.counters.sweep(now)
+	m.clients.sweep(now)
 }
 
 // lockWrite locks m.mu for a write, sweeps if a sweep is due, and returns

@@ -294,3 +294,68 @@ redis.call('HSET', KEYS[1], 'until', ARGV[2], 'v', ARGV[3])
 keep(KEYS[1], ARGV[2])
 return 'ok'`)
 )
+
+// The registered clients' scripts. A client's hash holds its JSON "v" and,
+// while it is unused and has an unused TTL, its "until"; without "until"
+// it lives until deleted. The index of all clients is a sorted set of
+// client IDs scored by "until", +inf for those kept until deleted.
+const redisClientLib = `
+-- client returns the live client's JSON and "until" under key, or nil.
+local function client(key)
+  local c = redis.call('HMGET', key, 'v', 'until')
+  if not c[1] or (c[2] and not live(c[2])) then return nil end
+  return c
+end
+`
+
+var (
+	// KEYS: client, index of clients. ARGV: now, client JSON, until
+	// (empty: none), max (0: no limit), client key prefix, client ID. An
+	// identical client already stored is this call's own retry. Reply:
+	// 'ok', 'exists' or 'limit'.
+	redisRegisterClient = redisScript(redisClientLib + `
+local c = client(KEYS[1])
+if c then
+  if c[1] == ARGV[2] then return 'ok' end
+  return 'exists'
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local max = tonumber(ARGV[4])
+if max > 0 and redis.call('ZCARD', KEYS[2]) >= max then
+  -- Drop the clients whose key Redis removed (its clock may run ahead of
+  -- the store's), then count again.
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if redis.call('EXISTS', ARGV[5] .. id) == 0 then redis.call('ZREM', KEYS[2], id) end
+  end
+  if redis.call('ZCARD', KEYS[2]) >= max then return 'limit' end
+end
+redis.call('DEL', KEYS[1])
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[1], 'v', ARGV[2])
+  redis.call('ZADD', KEYS[2], '+inf', ARGV[6])
+else
+  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'until', ARGV[3])
+  keep(KEYS[1], ARGV[3])
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[6])
+end
+return 'ok'`)
+
+	// KEYS: client, index of clients. ARGV: now, client ID.
+	redisUseClient = redisScript(redisClientLib + `
+local c = client(KEYS[1])
+if not c then return 'notfound' end
+if c[2] then
+  redis.call('HDEL', KEYS[1], 'until')
+  redis.call('PERSIST', KEYS[1])
+  redis.call('ZADD', KEYS[2], '+inf', ARGV[2])
+end
+return 'ok'`)
+
+	// KEYS: client, index of clients. ARGV: now, client ID.
+	redisDeleteClient = redisScript(redisClientLib + `
+local c = client(KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+redis.call('DEL', KEYS[1])
+if not c then return 'notfound' end
+return 'ok'`)
+)

@@ -80,7 +80,10 @@ type RedisConfig struct {
 // sessions and families, a session's families, under the base64url subject
 // or the session ID's SHA-256) are sorted sets scored by each member's
 // "until", pruned as they are written and read, whose TTL follows their
-// last member.
+// last member. Registered clients are the exception: a client that was
+// used, or registered with no unused TTL, has neither "until" nor TTL and
+// stays until deleted, and one sorted set, "clients:all", indexes every
+// client for the limit (see [RedisStore.RegisterClient]).
 //
 // When Redis cannot be reached or answers with an error, methods return an
 // error wrapping [ErrUnavailable] within a few seconds; the client

@@ -22,6 +22,11 @@ var (
 	// ErrUnavailable: the backing store cannot be reached; callers answer
 	// 503 and never treat it as success.
 	ErrUnavailable = errors.New("issuer: store unavailable")
+	// ErrClientLimit: registering one more client would pass the limit of
+	// live registered clients.
+	ErrClientLimit = errors.New("issuer: registered client limit reached")
+	// ErrExists: a client with that ID is registered already.
+	ErrExists = errors.New("issuer: already exists")
 )
 
 // AuthCode is what an authorization code stands for. It is stored under
@@ -31,6 +36,7 @@ type AuthCode struct {
 	RedirectURI   string
 	Subject       string
 	Scopes        []string
+	Resources     []string // RFC 8707 resource indicators of the request
 	Nonce         string
 	CodeChallenge string // S256 challenge; empty if the client sent none
 	AuthTime      time.Time
@@ -53,10 +59,13 @@ type Issued struct {
 // RefreshToken is one opaque refresh token's grant. It is stored under the
 // SHA-256 of the token.
 type RefreshToken struct {
-	FamilyID  string
-	ClientID  string
-	Subject   string
-	Scopes    []string
+	FamilyID string
+	ClientID string
+	Subject  string
+	Scopes   []string
+	// Resources are the resource indicators (RFC 8707) the grant is for;
+	// its access tokens are for all or some of them.
+	Resources []string
 	AuthTime  time.Time
 	SessionID string
 	// Expiry of this token; the family as a whole ends at FamilyExpiry
@@ -86,6 +95,7 @@ type Store interface {
 	SessionStore
 	ConsentStore
 	Counters
+	ClientStore
 	// Ping reports whether the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 }
@@ -205,6 +215,47 @@ type ConsentStore interface {
 	SaveConsent(ctx context.Context, subject, clientID string, scopes []string, expiry time.Time) error
 	// GetConsent returns the remembered scopes, or ErrNotFound.
 	GetConsent(ctx context.Context, subject, clientID string) ([]string, error)
+}
+
+// RegisteredClient is a client registered through dynamic client
+// registration (RFC 7591), as the store keeps it. Configured clients are
+// never stored.
+type RegisteredClient struct {
+	ID   string
+	Name string // client_name as the client gave it, unverified
+	// SecretHash is the SHA-256 of a confidential client's secret, in
+	// unpadded base64url; "" for a public client. The secret is 32 random
+	// bytes, so a fast hash is enough and the secret itself is never kept.
+	SecretHash   string
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string
+	// ClientURI is the client's home page as it gave it, unverified; "" for
+	// none.
+	ClientURI string
+	// IssuedAt is when it was registered (client_id_issued_at).
+	IssuedAt time.Time
+}
+
+// ClientStore keeps dynamically registered clients. A client that is
+// never used is removed once its unused TTL has passed; one that has been
+// used (see UseClient) stays until it is deleted.
+type ClientStore interface {
+	// RegisterClient stores c under c.ID, atomically refusing it with
+	// ErrClientLimit when max is positive and max live registered clients
+	// exist, and with ErrExists when c.ID is registered already. Unless
+	// UseClient is called for it, the client is removed unusedTTL after
+	// registration; unusedTTL <= 0 keeps it until deleted.
+	RegisterClient(ctx context.Context, c RegisteredClient, max int, unusedTTL time.Duration) error
+	// GetClient returns a live registered client, or ErrNotFound.
+	GetClient(ctx context.Context, id string) (RegisteredClient, error)
+	// UseClient records that the client was used (it was issued a token):
+	// it is no longer removed for being unused. An unknown client gives
+	// ErrNotFound. Calling it again is cheap and not an error.
+	UseClient(ctx context.Context, id string) error
+	// DeleteClient removes a registered client; an unknown one gives
+	// ErrNotFound. A deleted client no longer counts against the limit.
+	DeleteClient(ctx context.Context, id string) error
 }
 
 // Counters count events in fixed windows, for sign-in throttling.

@@ -73,6 +73,13 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) issuer.
 		{"RevokeSubjectFamilies", testRevokeSubjectFamilies},
 		{"Consent", testConsent},
 		{"Hit", testHit},
+		{"ClientRegister", testClientRegister},
+		{"ClientLimit", testClientLimit},
+		{"ClientUnusedExpiry", testClientUnusedExpiry},
+		{"ClientUse", testClientUse},
+		{"ClientDelete", testClientDelete},
+		{"ClientConcurrentLimit", testClientConcurrentLimit},
+		{"ClientConcurrentRegister", testClientConcurrentRegister},
 		{"Ping", testPing},
 	}
 	for _, tc := range tests {
@@ -514,6 +521,275 @@ func testHit(t *testing.T, s issuer.Store, c *Clock) {
 	hit("login:bob", 1)
 }
 
+// sampleClient is a confidential client registered now.
+func sampleClient(c *Clock, id string) issuer.RegisteredClient {
+	return issuer.RegisteredClient{
+		ID: id, Name: "Example app " + id, SecretHash: "secret-hash-" + id,
+		RedirectURIs: []string{"https://app.example/callback", "http://127.0.0.1/cb"},
+		GrantTypes:   []string{"authorization_code", "refresh_token"},
+		Scopes:       []string{"openid", "offline_access"},
+		ClientURI:    "https://app.example/", IssuedAt: c.Now(),
+	}
+}
+
+// register registers a client, failing the test on an error.
+func register(t *testing.T, s issuer.Store, c issuer.RegisteredClient, max int, unusedTTL time.Duration) {
+	t.Helper()
+	if err := s.RegisterClient(t.Context(), c, max, unusedTTL); err != nil {
+		t.Fatalf("RegisterClient(%q, max %d): unexpected error: %v", c.ID, max, err)
+	}
+}
+
+// checkClientLive checks that GetClient returns want, or ErrNotFound when
+// want is nil.
+func checkClientLive(t *testing.T, s issuer.Store, id string, want *issuer.RegisteredClient) {
+	t.Helper()
+	got, err := s.GetClient(t.Context(), id)
+	if want == nil {
+		wantErr(t, "GetClient("+id+")", err, issuer.ErrNotFound)
+		return
+	}
+	if err != nil {
+		t.Errorf("GetClient(%q): unexpected error: %v", id, err)
+		return
+	}
+	checkClient(t, "GetClient("+id+")", got, *want)
+}
+
+func testClientRegister(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	checkClientLive(t, s, "client-1", nil)
+
+	want := sampleClient(c, "client-1")
+	in := sampleClient(c, "client-1")
+	register(t, s, in, 10, time.Hour)
+	in.RedirectURIs[0], in.GrantTypes[0], in.Scopes[0] = "changed", "changed", "changed" // the store keeps its own copy
+	got, err := s.GetClient(ctx, "client-1")
+	must(t, err)
+	checkClient(t, "registered client", got, want)
+	got.RedirectURIs[0], got.GrantTypes[0], got.Scopes[0] = "changed", "changed", "changed" // and hands out copies
+	checkClientLive(t, s, "client-1", &want)
+
+	// Another client under the same ID is refused, and the first one kept.
+	dup := sampleClient(c, "client-1")
+	dup.Name = "Impostor"
+	wantErr(t, "registration of a taken ID", s.RegisterClient(ctx, dup, 10, time.Hour), issuer.ErrExists)
+	wantErr(t, "registration of a taken ID without limit or TTL", s.RegisterClient(ctx, dup, 0, 0), issuer.ErrExists)
+	checkClientLive(t, s, "client-1", &want)
+
+	// A public client with the fewest fields.
+	pub := issuer.RegisteredClient{ID: "client-2", RedirectURIs: []string{"https://app.example/cb"},
+		IssuedAt: c.Now().Add(-time.Second)}
+	register(t, s, pub, 10, time.Hour)
+	checkClientLive(t, s, "client-2", &pub)
+	checkClientLive(t, s, "client-3", nil)
+}
+
+func testClientLimit(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	register(t, s, sampleClient(c, "client-a"), 2, time.Hour)
+	register(t, s, sampleClient(c, "client-b"), 2, time.Hour)
+	err := s.RegisterClient(ctx, sampleClient(c, "client-c"), 2, time.Hour)
+	wantErr(t, "registration beyond the limit", err, issuer.ErrClientLimit)
+	checkClientLive(t, s, "client-c", nil)
+
+	// Deleting a client frees its slot.
+	must(t, s.DeleteClient(ctx, "client-a"))
+	register(t, s, sampleClient(c, "client-c"), 2, time.Hour)
+	err = s.RegisterClient(ctx, sampleClient(c, "client-d"), 2, time.Hour)
+	wantErr(t, "registration beyond the limit after a deletion", err, issuer.ErrClientLimit)
+
+	// max 0 means no limit, and a larger max lets more in.
+	register(t, s, sampleClient(c, "client-d"), 0, time.Hour)
+	register(t, s, sampleClient(c, "client-e"), 0, 0)
+	register(t, s, sampleClient(c, "client-f"), 5, time.Hour)
+	err = s.RegisterClient(ctx, sampleClient(c, "client-g"), 5, time.Hour)
+	wantErr(t, "registration beyond a larger limit", err, issuer.ErrClientLimit)
+	err = s.RegisterClient(ctx, sampleClient(c, "client-g"), 3, time.Hour)
+	wantErr(t, "registration beyond a limit that was passed already", err, issuer.ErrClientLimit)
+	for _, id := range []string{"client-b", "client-c", "client-d", "client-e", "client-f"} {
+		want := sampleClient(c, id)
+		checkClientLive(t, s, id, &want)
+	}
+	checkClientLive(t, s, "client-a", nil)
+	checkClientLive(t, s, "client-g", nil)
+}
+
+func testClientUnusedExpiry(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	unused, kept := sampleClient(c, "client-unused"), sampleClient(c, "client-kept")
+	register(t, s, unused, 2, time.Hour)
+	register(t, s, kept, 2, 0) // no unused TTL: kept until deleted
+
+	c.Advance(time.Hour - time.Second)
+	checkClientLive(t, s, unused.ID, &unused)
+	c.Advance(2 * time.Second)
+	checkClientLive(t, s, unused.ID, nil)
+	wantErr(t, "use of an expired client", s.UseClient(ctx, unused.ID), issuer.ErrNotFound)
+	wantErr(t, "deletion of an expired client", s.DeleteClient(ctx, unused.ID), issuer.ErrNotFound)
+	checkClientLive(t, s, kept.ID, &kept)
+
+	// The expired client no longer counts against the limit, and its ID
+	// may be registered again.
+	fresh := sampleClient(c, "client-fresh")
+	register(t, s, fresh, 2, time.Hour)
+	err := s.RegisterClient(ctx, sampleClient(c, "client-more"), 2, time.Hour)
+	wantErr(t, "registration beyond the limit", err, issuer.ErrClientLimit)
+	again := sampleClient(c, unused.ID)
+	register(t, s, again, 3, time.Hour)
+	checkClientLive(t, s, unused.ID, &again)
+
+	c.Advance(100 * 24 * time.Hour)
+	checkClientLive(t, s, kept.ID, &kept)
+	checkClientLive(t, s, fresh.ID, nil)
+	checkClientLive(t, s, unused.ID, nil)
+	register(t, s, sampleClient(c, "client-more"), 2, time.Hour)
+
+	// A client that expired unread no longer counts either, however soon
+	// after its end the next registration comes.
+	register(t, s, sampleClient(c, "client-short"), 3, 30*time.Second)
+	err = s.RegisterClient(ctx, sampleClient(c, "client-after"), 3, time.Hour)
+	wantErr(t, "registration beyond the limit before the short-lived client ended", err, issuer.ErrClientLimit)
+	c.Advance(31 * time.Second)
+	register(t, s, sampleClient(c, "client-after"), 3, time.Hour)
+	checkClientLive(t, s, "client-short", nil)
+}
+
+func testClientUse(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	wantErr(t, "use of an unknown client", s.UseClient(ctx, "client-unknown"), issuer.ErrNotFound)
+
+	used := sampleClient(c, "client-used")
+	register(t, s, used, 2, time.Hour)
+	c.Advance(30 * time.Minute)
+	must(t, s.UseClient(ctx, used.ID))
+	must(t, s.UseClient(ctx, used.ID)) // again: not an error
+
+	// A used client outlives its unused TTL, and keeps counting.
+	c.Advance(2 * time.Hour)
+	checkClientLive(t, s, used.ID, &used)
+	must(t, s.UseClient(ctx, used.ID))
+	other := sampleClient(c, "client-other")
+	register(t, s, other, 2, time.Hour)
+	err := s.RegisterClient(ctx, sampleClient(c, "client-third"), 2, time.Hour)
+	wantErr(t, "registration beyond the limit", err, issuer.ErrClientLimit)
+
+	c.Advance(100 * 24 * time.Hour)
+	checkClientLive(t, s, used.ID, &used)
+	checkClientLive(t, s, other.ID, nil)
+
+	// Using a client without an unused TTL changes nothing either.
+	forever := sampleClient(c, "client-forever")
+	register(t, s, forever, 0, 0)
+	must(t, s.UseClient(ctx, forever.ID))
+	checkClientLive(t, s, forever.ID, &forever)
+
+	// A used client ends when it is deleted.
+	must(t, s.DeleteClient(ctx, used.ID))
+	checkClientLive(t, s, used.ID, nil)
+	wantErr(t, "use of a deleted client", s.UseClient(ctx, used.ID), issuer.ErrNotFound)
+}
+
+func testClientDelete(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	wantErr(t, "deletion of an unknown client", s.DeleteClient(ctx, "client-unknown"), issuer.ErrNotFound)
+
+	a, b := sampleClient(c, "client-a"), sampleClient(c, "client-b")
+	register(t, s, a, 2, time.Hour)
+	register(t, s, b, 2, 0)
+	must(t, s.DeleteClient(ctx, a.ID))
+	checkClientLive(t, s, a.ID, nil)
+	wantErr(t, "use of a deleted client", s.UseClient(ctx, a.ID), issuer.ErrNotFound)
+	wantErr(t, "second deletion", s.DeleteClient(ctx, a.ID), issuer.ErrNotFound)
+	checkClientLive(t, s, b.ID, &b) // others are untouched
+
+	// The ID is free again, and so is the slot.
+	again := sampleClient(c, a.ID)
+	again.Name = "Another app"
+	register(t, s, again, 2, time.Hour)
+	checkClientLive(t, s, a.ID, &again)
+
+	must(t, s.DeleteClient(ctx, b.ID)) // one without an unused TTL
+	checkClientLive(t, s, b.ID, nil)
+	register(t, s, sampleClient(c, "client-c"), 2, time.Hour)
+	err := s.RegisterClient(ctx, sampleClient(c, "client-d"), 2, time.Hour)
+	wantErr(t, "registration beyond the limit", err, issuer.ErrClientLimit)
+}
+
+func testClientConcurrentLimit(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	const n, limit = 20, 5
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  [n]error
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = s.RegisterClient(ctx, sampleClient(c, fmt.Sprint("client-", i)), limit, time.Hour)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	won := 0
+	for i, err := range errs {
+		id := fmt.Sprint("client-", i)
+		switch {
+		case err == nil:
+			won++
+			want := sampleClient(c, id)
+			checkClientLive(t, s, id, &want)
+		case errors.Is(err, issuer.ErrClientLimit):
+			checkClientLive(t, s, id, nil)
+		default:
+			t.Errorf("registration %d: got %v, want nil or %v", i, err, issuer.ErrClientLimit)
+		}
+	}
+	if won != limit {
+		t.Errorf("%d registrations succeeded, want %d", won, limit)
+	}
+}
+
+func testClientConcurrentRegister(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	const n = 20
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  [n]error
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			cl := sampleClient(c, "client-1")
+			cl.Name = fmt.Sprint("app-", i)
+			errs[i] = s.RegisterClient(ctx, cl, 0, time.Hour)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("registrations %d and %d of one ID both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, issuer.ErrExists):
+			t.Errorf("registration %d: got %v, want %v", i, err, issuer.ErrExists)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no registration succeeded")
+	}
+	want := sampleClient(c, "client-1")
+	want.Name = fmt.Sprint("app-", winner)
+	checkClientLive(t, s, "client-1", &want)
+}
+
 func testPing(t *testing.T, s issuer.Store, _ *Clock) {
 	must(t, s.Ping(t.Context()))
 }
@@ -584,6 +860,17 @@ func checkSession(t *testing.T, what string, got, want issuer.Session) {
 	}
 	if got != want {
 		t.Errorf("%s: got session %+v, want %+v", what, got, want)
+	}
+}
+
+func checkClient(t *testing.T, what string, got, want issuer.RegisteredClient) {
+	t.Helper()
+	for _, c := range []*issuer.RegisteredClient{&got, &want} {
+		c.IssuedAt = norm(c.IssuedAt)
+		c.RedirectURIs, c.GrantTypes, c.Scopes = normSlice(c.RedirectURIs), normSlice(c.GrantTypes), normSlice(c.Scopes)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: got client\n%+v\nwant\n%+v", what, got, want)
 	}
 }
 
