@@ -26,6 +26,7 @@ type authRequest struct {
 	nonce       string
 	challenge   string
 	scopes      []string
+	resources   []string // RFC 8707 resource indicators
 	prompt      []string
 	maxAge      int // -1 when absent
 	params      url.Values
@@ -56,7 +57,7 @@ func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 		i.errorPage(w, http.StatusMethodNotAllowed, "Method not allowed", "A sign-in starts from the application's link. Go back to the application and sign in again.")
 		return
 	}
-	req, ok := i.parseAuthorize(w, params)
+	req, ok := i.parseAuthorize(w, r, params)
 	if !ok {
 		return
 	}
@@ -81,20 +82,24 @@ func (i *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 // are known good, errors are shown as a page: redirecting to an
 // unregistered URI would make the issuer an open redirector (RFC 6749
 // §4.1.2.1). After that, errors go back to the client.
-func (i *Issuer) parseAuthorize(w http.ResponseWriter, p url.Values) (*authRequest, bool) {
+func (i *Issuer) parseAuthorize(w http.ResponseWriter, r *http.Request, p url.Values) (*authRequest, bool) {
 	for _, k := range authParams {
 		if len(p[k]) > 1 {
 			i.errorPage(w, http.StatusBadRequest, "Invalid request", "The application's sign-in request names "+k+" more than once, so it was not accepted. Go back to the application and try again; if this keeps happening, tell its administrator.")
 			return nil, false
 		}
 	}
-	client := i.clients[p.Get("client_id")]
+	client, err := i.client(r.Context(), p.Get("client_id"))
+	if err != nil {
+		i.storeError(w, err)
+		return nil, false
+	}
 	if client == nil {
 		i.errorPage(w, http.StatusBadRequest, "Unknown application", "The application asking you to sign in is not registered here, so this sign-in cannot go on. Go back to it and tell its administrator.")
 		return nil, false
 	}
 	redirect := p.Get("redirect_uri")
-	if !slices.Contains(client.RedirectURIs, redirect) {
+	if !client.redirectAllowed(redirect) {
 		i.errorPage(w, http.StatusBadRequest, "Invalid redirect", "The application asked to be answered at an address that is not registered for it, so this sign-in cannot go on.",
 			pages.Link{Text: "Go to " + client.displayName(), Href: client.home()})
 		return nil, false
@@ -107,6 +112,9 @@ func (i *Issuer) parseAuthorize(w http.ResponseWriter, p url.Values) (*authReque
 		if v := p.Get(k); v != "" {
 			req.params.Set(k, v)
 		}
+	}
+	if rs := p["resource"]; len(rs) > 0 {
+		req.params["resource"] = slices.Clone(rs[:min(len(rs), maxResources+1)])
 	}
 	fail := func(code, desc string) (*authRequest, bool) {
 		i.redirectTo(w, nil, req, url.Values{"error": {code}, "error_description": {desc}})
@@ -137,6 +145,10 @@ func (i *Issuer) parseAuthorize(w http.ResponseWriter, p url.Values) (*authReque
 		if !slices.Contains(client.Scopes, s) {
 			return fail("invalid_scope", "scope "+s+" is not allowed for this client")
 		}
+	}
+	var oe *oauthError
+	if req.resources, oe = i.checkResources(p["resource"]); oe != nil {
+		return fail(oe.code, oe.desc)
 	}
 	req.prompt = strings.Fields(p.Get("prompt"))
 	if slices.Contains(req.prompt, "none") && len(req.prompt) > 1 {
@@ -181,7 +193,7 @@ func (i *Issuer) authorizePost(w http.ResponseWriter, r *http.Request, req *auth
 			i.redirectError(w, r, req, "access_denied", "the user denied the request")
 			return
 		}
-		if i.cfg.ConsentTTL > 0 {
+		if i.cfg.ConsentTTL > 0 && !req.client.registered {
 			err := i.cfg.Store.SaveConsent(r.Context(), sess.Subject, req.client.ID, req.scopes, i.now().Add(i.cfg.ConsentTTL))
 			if err != nil {
 				i.storeError(w, err)
@@ -287,12 +299,18 @@ func (i *Issuer) login(w http.ResponseWriter, r *http.Request, req *authRequest)
 // afterLogin asks for consent where needed, then issues the code.
 func (i *Issuer) afterLogin(w http.ResponseWriter, r *http.Request, req *authRequest, sess *Session, sid string) {
 	if !req.client.FirstParty {
-		granted, err := i.cfg.Store.GetConsent(r.Context(), sess.Subject, req.client.ID)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			i.storeError(w, err)
-			return
+		var granted []string
+		if !req.client.registered {
+			// A client that registered itself is a stranger: the user is
+			// asked every time, never from a remembered consent.
+			var err error
+			granted, err = i.cfg.Store.GetConsent(r.Context(), sess.Subject, req.client.ID)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				i.storeError(w, err)
+				return
+			}
 		}
-		if slices.Contains(req.prompt, "consent") || i.cfg.ConsentTTL < 0 || !subset(req.scopes, granted) {
+		if req.client.registered || slices.Contains(req.prompt, "consent") || i.cfg.ConsentTTL < 0 || !subset(req.scopes, granted) {
 			if slices.Contains(req.prompt, "none") {
 				i.redirectError(w, r, req, "consent_required", "the user has not consented")
 				return
@@ -321,7 +339,7 @@ func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, req *authRequ
 	code := randomToken()
 	err := i.cfg.Store.SaveCode(r.Context(), hashToken(code), AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Subject: sess.Subject,
-		Scopes: req.scopes, Nonce: req.nonce, CodeChallenge: req.challenge,
+		Scopes: req.scopes, Resources: req.resources, Nonce: req.nonce, CodeChallenge: req.challenge,
 		AuthTime: sess.AuthTime, SessionID: sid, Expiry: i.now().Add(i.cfg.CodeTTL),
 	})
 	if err != nil {

@@ -294,7 +294,7 @@ func (i *Issuer) logout(w http.ResponseWriter, r *http.Request) {
 			clientID = aud
 		}
 	}
-	c := i.clients[clientID]
+	c, _ := i.client(r.Context(), clientID) // a store failure reads as unknown: no redirect
 	target := p.Get("post_logout_redirect_uri")
 	switch {
 	case why != "" || target == "":

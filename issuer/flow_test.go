@@ -127,12 +127,18 @@ func post(t *testing.T, c *http.Client, u string, v url.Values) (*http.Response,
 // authorization URL and returns the final redirect to the client.
 func (p *idp) login(t *testing.T, c *http.Client, authURL, password string) *url.URL {
 	t.Helper()
+	return p.loginAt(t, c, authURL, password, "http://app.test/")
+}
+
+// loginAt is login for a client whose redirect URIs start with back.
+func (p *idp) loginAt(t *testing.T, c *http.Client, authURL, password, back string) *url.URL {
+	t.Helper()
 	res, page := get(t, c, authURL)
 	for range 5 {
 		switch {
 		case res.StatusCode == http.StatusFound || res.StatusCode == http.StatusSeeOther:
 			loc, _ := res.Location()
-			if strings.HasPrefix(loc.String(), "http://app.test/") {
+			if strings.HasPrefix(loc.String(), back) {
 				return loc
 			}
 			res, page = get(t, c, loc.String())

@@ -1,11 +1,16 @@
 package issuer_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/internal/uripattern"
+	"github.com/portcullis-dev/portcullis/issuer"
 )
 
 // FuzzForms sends arbitrary bodies and query strings to every endpoint that
@@ -117,4 +122,59 @@ func TestEndpointErrors(t *testing.T) {
 			_ = http.StatusOK
 		})
 	}
+}
+
+// FuzzRegister sends arbitrary client metadata to the registration
+// endpoint. Nothing may panic or answer 5xx, and a client it registers may
+// have only loopback redirect URIs or ones under the configured pattern,
+// the grant types and scopes registration offers, and a known method.
+func FuzzRegister(f *testing.F) {
+	for _, s := range []string{
+		`{"redirect_uris":["http://127.0.0.1:3000/callback"],"client_name":"cli"}`,
+		`{"redirect_uris":["https://app.example.com/callback"],"token_endpoint_auth_method":"client_secret_basic","scope":"openid offline_access"}`,
+		`{"redirect_uris":["http://[::1]:1/cb"],"grant_types":["authorization_code","refresh_token"],"response_types":["code"]}`,
+		`{"redirect_uris":"x"}`, `[]`, `{"redirect_uris":["https://a.b.example.com/callback"]}`, `{"jwks":{}}`,
+	} {
+		f.Add(s)
+	}
+	p := newRegIDP(f, func(r *issuer.Registration) { r.MaxClients = 1 << 30; r.AddressLimit = 1 << 30 })
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", p.url+"/register", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		p.iss.ServeHTTP(rec, req)
+		switch {
+		case rec.Code >= 500:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		case rec.Code != http.StatusCreated:
+			return
+		}
+		var out struct {
+			RedirectURIs []string `json:"redirect_uris"`
+			GrantTypes   []string `json:"grant_types"`
+			Scope        string   `json:"scope"`
+			Method       string   `json:"token_endpoint_auth_method"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.RedirectURIs) == 0 {
+			t.Fatalf("answer %s: %v", rec.Body, err)
+		}
+		for _, u := range out.RedirectURIs {
+			if !uripattern.Loopback(u) && !uripattern.MustParse("https://*.example.com/callback").Match(u) {
+				t.Fatalf("registered redirect URI %q", u)
+			}
+		}
+		for _, g := range out.GrantTypes {
+			if g != "authorization_code" && g != "refresh_token" {
+				t.Fatalf("registered grant type %q", g)
+			}
+		}
+		for _, s := range strings.Fields(out.Scope) {
+			if !slices.Contains([]string{"openid", "profile", "email", "offline_access"}, s) {
+				t.Fatalf("registered scope %q", s)
+			}
+		}
+		if !slices.Contains([]string{"none", "client_secret_basic", "client_secret_post"}, out.Method) {
+			t.Fatalf("registered method %q", out.Method)
+		}
+	})
 }

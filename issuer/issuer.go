@@ -25,6 +25,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis-dev/portcullis/jwks"
@@ -61,6 +62,14 @@ type Client struct {
 	// claim in its logout tokens. The issuer sends sid whenever it knows
 	// the session, and with this set sends no logout token without one.
 	BackchannelLogoutSessionRequired bool
+
+	// registered marks a client from dynamic registration: it always sees
+	// the consent page, never remembered, and its loopback redirect URIs
+	// match on any port (RFC 8252 §7.3).
+	registered bool
+	// secretSHA is a registered confidential client's secret hash (see
+	// [RegisteredClient.SecretHash]).
+	secretSHA string
 }
 
 // User is a person who can sign in.
@@ -139,6 +148,15 @@ type Config struct {
 	// LogoutSentFailed. It is called from the delivering goroutine and
 	// must be safe for concurrent use.
 	LogoutSent func(result string)
+	// Resources are the resource indicators (RFC 8707) the issuer issues
+	// access tokens for: a request naming any other gets invalid_target.
+	// An access token asked for resources has them, and only them, as its
+	// "aud". Each is an absolute URI without fragment, compared byte for
+	// byte.
+	Resources []string
+	// Registration, when set, opens dynamic client registration (RFC 7591)
+	// at the issuer's /register endpoint; nil serves none.
+	Registration *Registration
 }
 
 // Reasons a sign-in on the login page fails, as Config.LoginFailed is told.
@@ -164,6 +182,8 @@ type Issuer struct {
 	log       *slog.Logger
 	dummyHash []byte
 	logouts   *logoutSender
+	resources atomic.Pointer[map[string]bool] // see SetResources
+	reg       *registration                   // nil: registration is off
 }
 
 // New checks cfg and builds the Issuer. Release it with [Issuer.Close].
@@ -213,6 +233,12 @@ func New(cfg Config) (*Issuer, error) {
 	}
 	if i.dummyHash, err = dummyBcrypt(cfg.Users); err != nil {
 		return nil, err
+	}
+	i.SetResources(cfg.Resources)
+	if cfg.Registration != nil {
+		if i.reg, err = newRegistration(*cfg.Registration); err != nil {
+			return nil, err
+		}
 	}
 	if i.discovery, err = i.buildDiscovery(); err != nil {
 		return nil, err
@@ -272,6 +298,28 @@ func setDefaults(c *Config) {
 // PathPrefix is the path under which the issuer serves, "" for the root.
 func (i *Issuer) PathPrefix() string { return i.base }
 
+// SetResources replaces Config.Resources, the resource indicators the
+// issuer issues tokens for, while it runs: a configuration reload that
+// changes the gateway's routes keeps the issuer, its keys and its state.
+// Requests already past the check are not affected.
+func (i *Issuer) SetResources(resources []string) {
+	m := make(map[string]bool, len(resources))
+	for _, r := range resources {
+		m[r] = true
+	}
+	i.resources.Store(&m)
+}
+
+// RootPaths are the paths the issuer serves outside its PathPrefix: for an
+// issuer with a path, its metadata at the path-inserted well-known URIs
+// (RFC 8414 §3.1); none for a host-root issuer.
+func (i *Issuer) RootPaths() []string {
+	if i.base == "" {
+		return nil
+	}
+	return []string{"/.well-known/oauth-authorization-server" + i.base, "/.well-known/openid-configuration" + i.base}
+}
+
 // URL is the issuer identifier.
 func (i *Issuer) URL() string { return i.url }
 
@@ -283,6 +331,16 @@ func (i *Issuer) routes() *http.ServeMux {
 	p := i.base
 	mux.HandleFunc("GET "+p+"/.well-known/openid-configuration", i.serveDiscovery)
 	mux.HandleFunc("GET "+p+"/.well-known/oauth-authorization-server", i.serveDiscovery)
+	if p != "" {
+		// RFC 8414 §3.1: for an issuer with a path, the metadata is at the
+		// well-known URI with the path inserted after it. Some clients look
+		// for OpenID's document the same way.
+		mux.HandleFunc("GET /.well-known/oauth-authorization-server"+p, i.serveDiscovery)
+		mux.HandleFunc("GET /.well-known/openid-configuration"+p, i.serveDiscovery)
+	}
+	if i.reg != nil {
+		mux.HandleFunc(p+"/register", postOnly(i.register))
+	}
 	mux.Handle("GET "+p+"/jwks", i.cfg.Keys.JWKSHandler())
 	mux.HandleFunc(p+"/authorize", i.authorize)
 	mux.HandleFunc(p+"/token", postOnly(i.token))
@@ -321,6 +379,16 @@ func (i *Issuer) buildDiscovery() ([]byte, error) {
 			}
 		}
 		for _, g := range c.GrantTypes {
+			grants[g] = true
+		}
+	}
+	if i.reg != nil {
+		for _, s := range i.reg.cfg.Scopes {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+		for _, g := range i.reg.cfg.GrantTypes {
 			grants[g] = true
 		}
 	}
@@ -364,6 +432,9 @@ func (i *Issuer) buildDiscovery() ([]byte, error) {
 		"authorization_response_iss_parameter_supported": true,
 		"backchannel_logout_supported":                   true,
 		"backchannel_logout_session_supported":           true,
+	}
+	if i.reg != nil {
+		doc["registration_endpoint"] = i.url + "/register"
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

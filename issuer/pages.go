@@ -3,8 +3,10 @@ package issuer
 import (
 	"bytes"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 
@@ -42,7 +44,7 @@ var loginPage = template.Must(template.Must(layout.Clone()).New("body").Funcs(pa
 {{if .Scopes}}<p class="sub">It will be able to: {{range $i, $s := .Scopes}}{{if $i}}, {{end}}{{lowerFirst $s}}{{end}}.</p>{{end}}
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="{{.Action}}">
-{{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{range .Params}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
 <input type="hidden" name="action" value="login">
 <label for="username">Username</label>
@@ -55,8 +57,10 @@ var loginPage = template.Must(template.Must(layout.Clone()).New("body").Funcs(pa
 var consentPage = template.Must(template.Must(layout.Clone()).New("body").Funcs(pageFuncs).Parse(`
 <h1>{{.Client}} wants to:</h1>
 <ul>{{range .Scopes}}<li>{{upperFirst .}}</li>{{end}}</ul>
+{{if .Resources}}<p class="sub">with access to {{range $i, $r := .Resources}}{{if $i}}, {{end}}<strong>{{$r}}</strong>{{end}}.</p>{{end}}
+{{if .Registered}}<p class="error" role="note">This application registered itself: its name is not verified. Allow only if you started this sign-in. It will return you to <strong>{{.RedirectHost}}</strong>.</p>{{end}}
 <form method="post" action="{{.Action}}">
-{{range $k, $v := .Params}}<input type="hidden" name="{{$k}}" value="{{$v}}">
+{{range .Params}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
 {{end}}<input type="hidden" name="csrf" value="{{.CSRF}}">
 <button type="submit" name="action" value="allow">Allow</button>
 <button type="submit" name="action" value="deny" class="secondary">Deny</button>
@@ -125,13 +129,31 @@ func upperFirst(s string) string {
 	return string(unicode.ToUpper(r)) + s[n:]
 }
 
-// formParams flattens the request parameters for hidden fields.
-func formParams(v url.Values) map[string]string {
-	out := make(map[string]string, len(v))
-	for k := range v {
-		out[k] = v.Get(k)
+// formParam is one hidden field carrying a request parameter.
+type formParam struct{ Name, Value string }
+
+// formParams lists the request parameters for hidden fields, sorted by
+// name; a parameter given more than once (resource) gets a field for each
+// value.
+func formParams(v url.Values) []formParam {
+	names := slices.Sorted(maps.Keys(v))
+	out := make([]formParam, 0, len(names))
+	for _, k := range names {
+		for _, val := range v[k] {
+			out = append(out, formParam{k, val})
+		}
 	}
 	return out
+}
+
+// redirectHost is the host the browser is sent back to, as the consent
+// page shows it.
+func redirectHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Host
 }
 
 // origin is scheme://host of a URL, for form-action.
@@ -154,6 +176,7 @@ func (i *Issuer) loginPage(w http.ResponseWriter, r *http.Request, req *authRequ
 func (i *Issuer) consentPage(w http.ResponseWriter, r *http.Request, req *authRequest, _ *Session) {
 	render(w, consentPage, http.StatusOK, origin(req.redirectURI), map[string]any{
 		"Title": "Allow access", "Client": req.client.Name, "Scopes": i.describeScopes(req.scopes),
+		"Resources": req.resources, "Registered": req.client.registered, "RedirectHost": redirectHost(req.redirectURI),
 		"Action": i.base + "/authorize", "Params": formParams(req.params), "CSRF": i.csrfToken(w, r),
 	})
 }

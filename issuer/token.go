@@ -72,7 +72,7 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauthError)
 		return nil, errInvalidRequest("the form could not be read")
 	}
 	for k, v := range r.PostForm {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" { // RFC 8707 §2: resource may repeat
 			return nil, errInvalidRequest("parameter " + k + " sent more than once")
 		}
 	}
@@ -100,13 +100,21 @@ func (i *Issuer) authenticateClient(r *http.Request, form url.Values) (*Client, 
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	}
 	bad := &oauthError{status: 401, code: "invalid_client", desc: "client authentication failed", basic: basic}
-	c := i.clients[id]
-	if c == nil {
+	c, err := i.client(r.Context(), id)
+	switch {
+	case err != nil:
+		return nil, storeFailure(err)
+	case c == nil:
 		return nil, bad
 	}
 	switch {
 	case c.Public:
 		if secret != "" {
+			return nil, bad
+		}
+	case c.secretSHA != "":
+		got := hashToken(secret)
+		if secret == "" || subtle.ConstantTimeCompare([]byte(got), []byte(c.secretSHA)) != 1 {
 			return nil, bad
 		}
 	case c.SecretHash != "":
@@ -184,7 +192,7 @@ func (i *Issuer) grant(r *http.Request, c *Client, form url.Values) (*tokenRespo
 	case "refresh_token":
 		return i.refreshGrant(r, c, form)
 	}
-	return i.clientCredentialsGrant(c, form)
+	return i.clientCredentialsGrant(r, c, form)
 }
 
 // storeFailure maps a store error that is not a verdict to a 503. The
@@ -254,8 +262,25 @@ func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values) (*tokenR
 			return nil, storeFailure(err)
 		}
 	}
+	resources, oe := i.narrowResources(form["resource"], ac.Resources)
+	if oe != nil {
+		return nil, oe
+	}
+	if c.registered {
+		// A client issued a token is no longer removed as unused.
+		switch err := i.cfg.Store.UseClient(ctx, c.ID); {
+		case errors.Is(err, ErrNotFound):
+			return nil, &oauthError{status: 401, code: "invalid_client", desc: "the client is no longer registered"}
+		case err != nil:
+			return nil, storeFailure(err)
+		}
+	}
 	g := grantInfo{client: c, subject: ac.Subject, scopes: ac.Scopes, authTime: ac.AuthTime,
-		sid: ac.SessionID, nonce: ac.Nonce, jti: issued.AccessJTI, now: now}
+		sid: ac.SessionID, nonce: ac.Nonce, jti: issued.AccessJTI, now: now,
+		resources: resources, grantResources: ac.Resources}
+	if len(g.grantResources) == 0 {
+		g.grantResources = resources
+	}
 	if i.offline(c, ac.Scopes) {
 		g.familyID = issued.FamilyID
 	}
@@ -319,11 +344,15 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 			return nil, &oauthError{status: 400, code: "invalid_scope", desc: "a refresh cannot widen the scope"}
 		}
 	}
+	resources, oe := i.narrowResources(form["resource"], cur.Resources)
+	if oe != nil {
+		return nil, oe
+	}
 	now := i.now()
 	next := randomToken()
 	jti := randomToken()
 	rt := RefreshToken{FamilyID: cur.FamilyID, ClientID: c.ID, Subject: cur.Subject, Scopes: cur.Scopes,
-		AuthTime: cur.AuthTime, SessionID: cur.SessionID, FamilyExpiry: cur.FamilyExpiry,
+		Resources: cur.Resources, AuthTime: cur.AuthTime, SessionID: cur.SessionID, FamilyExpiry: cur.FamilyExpiry,
 		Expiry: minTime(now.Add(i.cfg.RefreshTTL), cur.FamilyExpiry)}
 	_, err = i.cfg.Store.RotateRefresh(ctx, hashToken(old), hashToken(next), rt, jti, now.Add(i.cfg.AccessTTL))
 	switch {
@@ -343,15 +372,19 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 		return nil, storeFailure(err)
 	}
 	g := grantInfo{client: c, subject: cur.Subject, scopes: scopes, authTime: cur.AuthTime,
-		sid: cur.SessionID, jti: jti, now: now, refresh: next}
+		sid: cur.SessionID, jti: jti, now: now, refresh: next, resources: resources}
 	return i.issue(r, g)
 }
 
 // clientCredentialsGrant issues an access token to a machine client
 // (RFC 6749 §4.4): no refresh token, no id_token.
-func (i *Issuer) clientCredentialsGrant(c *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (i *Issuer) clientCredentialsGrant(_ *http.Request, c *Client, form url.Values) (*tokenResponse, *oauthError) {
 	if c.Public {
 		return nil, &oauthError{status: 400, code: "unauthorized_client", desc: "public clients cannot use client_credentials"}
+	}
+	resources, oe := i.checkResources(form["resource"])
+	if oe != nil {
+		return nil, oe
 	}
 	var scopes []string
 	if s := form.Get("scope"); s != "" {
@@ -369,7 +402,7 @@ func (i *Issuer) clientCredentialsGrant(c *Client, form url.Values) (*tokenRespo
 		}
 	}
 	now := i.now()
-	tok, _, exp, err := i.mintAccess(c, c.ID, scopes, time.Time{}, randomToken(), now, now.Add(i.cfg.AccessTTL))
+	tok, _, exp, err := i.mintAccess(c, c.ID, scopes, resources, time.Time{}, randomToken(), now, now.Add(i.cfg.AccessTTL))
 	if err != nil {
 		return nil, &oauthError{status: 500, code: "server_error", desc: err.Error()}
 	}
@@ -389,6 +422,10 @@ type grantInfo struct {
 	now      time.Time
 	familyID string // code grant: start a refresh family
 	refresh  string // refresh grant: the rotated token to return
+	// resources are the access token's audience (RFC 8707); none means
+	// the client's audiences. grantResources, for a new family, are the
+	// resources its refreshes may ask for.
+	resources, grantResources []string
 }
 
 // issue mints the access token, the id_token for openid requests, and a
@@ -397,7 +434,7 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 	if _, ok := i.bySubject[g.subject]; !ok {
 		return nil, errInvalidGrant("the user no longer exists")
 	}
-	at, _, exp, err := i.mintAccess(g.client, g.subject, g.scopes, g.authTime, g.jti, g.now, g.now.Add(i.cfg.AccessTTL))
+	at, _, exp, err := i.mintAccess(g.client, g.subject, g.scopes, g.resources, g.authTime, g.jti, g.now, g.now.Add(i.cfg.AccessTTL))
 	if err != nil {
 		return nil, &oauthError{status: 500, code: "server_error", desc: err.Error()}
 	}
@@ -413,7 +450,7 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 		famExp := g.now.Add(i.cfg.RefreshTTL)
 		err := i.cfg.Store.CreateRefresh(r.Context(), hashToken(rt), RefreshToken{
 			FamilyID: g.familyID, ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			AuthTime: g.authTime, SessionID: g.sid, Expiry: famExp, FamilyExpiry: famExp,
+			Resources: g.grantResources, AuthTime: g.authTime, SessionID: g.sid, Expiry: famExp, FamilyExpiry: famExp,
 		})
 		switch {
 		case errors.Is(err, ErrRevoked):
@@ -428,15 +465,20 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 	return res, nil
 }
 
-// mintAccess signs an RFC 9068 access token.
-func (i *Issuer) mintAccess(c *Client, sub string, scopes []string, authTime time.Time, jti string, now, exp time.Time) (string, string, time.Time, error) {
+// mintAccess signs an RFC 9068 access token, for the resources when
+// there are any (RFC 8707), else for the client's audiences.
+func (i *Issuer) mintAccess(c *Client, sub string, scopes, resources []string, authTime time.Time, jti string, now, exp time.Time) (string, string, time.Time, error) {
 	claims := jwt.MapClaims{
 		"iss": i.url, "sub": sub, "client_id": c.ID, "iat": now.Unix(), "exp": exp.Unix(), "jti": jti,
 	}
-	if len(c.Audiences) == 1 {
-		claims["aud"] = c.Audiences[0]
+	aud := c.Audiences
+	if len(resources) > 0 {
+		aud = resources
+	}
+	if len(aud) == 1 {
+		claims["aud"] = aud[0]
 	} else {
-		claims["aud"] = c.Audiences
+		claims["aud"] = aud
 	}
 	if len(scopes) > 0 {
 		claims["scope"] = strings.Join(scopes, " ")
@@ -538,7 +580,7 @@ func (i *Issuer) MintAccessToken(clientID, subject string, scopes []string, ttl 
 		ttl = i.cfg.AccessTTL
 	}
 	now := i.now()
-	tok, _, _, err := i.mintAccess(c, subject, scopes, time.Time{}, randomToken(), now, now.Add(ttl))
+	tok, _, _, err := i.mintAccess(c, subject, scopes, nil, time.Time{}, randomToken(), now, now.Add(ttl))
 	return tok, err
 }
 

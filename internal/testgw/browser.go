@@ -49,7 +49,7 @@ var hiddenField = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value=
 func HiddenFields(page string) url.Values {
 	f := url.Values{}
 	for _, m := range hiddenField.FindAllStringSubmatch(page, -1) {
-		f.Set(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
+		f.Add(html.UnescapeString(m[1]), html.UnescapeString(m[2]))
 	}
 	return f
 }
