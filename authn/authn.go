@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -82,6 +83,10 @@ type Policy struct {
 	// Audiences, when non-empty, replace the issuer's audiences: "aud" must
 	// contain one of them.
 	Audiences []string
+	// Resource, when set, is accepted as an audience besides Audiences (or
+	// the issuer's): the route's resource identifier, the "aud" of tokens
+	// asked for it with a resource indicator (RFC 8707).
+	Resource string
 	// Scopes must all be granted.
 	Scopes []string
 	// Claims maps a claim name (or dotted path) to accepted values.
@@ -200,7 +205,7 @@ func (a *Authenticator) Authorize(id *Identity, p *Policy) error {
 			auds = iss.Audiences
 		}
 	}
-	if !anyIn(id.Audience, auds) {
+	if !anyIn(id.Audience, auds) && (p.Resource == "" || !slices.Contains(id.Audience, p.Resource)) {
 		return invalidToken(ReasonAudience, "aud does not match")
 	}
 	var missing []string

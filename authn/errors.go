@@ -77,11 +77,21 @@ func invalidRequest(desc string) *Error {
 var errMissing = &Error{Status: http.StatusUnauthorized, Reason: ReasonMissing, Description: "no token"}
 
 // Challenge returns the RFC 6750 WWW-Authenticate value for e.
-func (e *Error) Challenge(realm string) string {
+func (e *Error) Challenge(realm string) string { return e.ChallengeFor(realm, "") }
+
+// ChallengeFor is Challenge with RFC 9728 §5.1's resource_metadata
+// parameter, the URL of the protected resource's metadata, when
+// resourceMetadata is not "".
+func (e *Error) ChallengeFor(realm, resourceMetadata string) string {
 	var b strings.Builder
 	b.WriteString(`Bearer realm="`)
 	b.WriteString(quotable(realm))
 	b.WriteByte('"')
+	if resourceMetadata != "" {
+		b.WriteString(`, resource_metadata="`)
+		b.WriteString(quotable(resourceMetadata))
+		b.WriteByte('"')
+	}
 	if e.Code != "" {
 		b.WriteString(`, error="`)
 		b.WriteString(e.Code)
@@ -103,9 +113,13 @@ func (e *Error) Challenge(realm string) string {
 // WriteError answers the request with e: its status, a WWW-Authenticate
 // challenge for realm and a one-line plain-text body. Nothing else about the
 // token is revealed.
-func WriteError(w http.ResponseWriter, realm string, e *Error) {
+func WriteError(w http.ResponseWriter, realm string, e *Error) { WriteErrorFor(w, realm, "", e) }
+
+// WriteErrorFor is WriteError with the resource_metadata parameter of
+// [Error.ChallengeFor].
+func WriteErrorFor(w http.ResponseWriter, realm, resourceMetadata string, e *Error) {
 	h := w.Header()
-	h.Set("WWW-Authenticate", e.Challenge(realm))
+	h.Set("WWW-Authenticate", e.ChallengeFor(realm, resourceMetadata))
 	httpsec.Set(h, "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(e.Status)
 	msg := e.Description

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/oidcclient"
 )
 
@@ -38,16 +39,7 @@ type RevokeResult struct {
 func (gw *Gateway) revokeSessions(w http.ResponseWriter, r *http.Request) {
 	g := gw.enter()
 	defer g.leave()
-	w.Header().Set("Cache-Control", "no-store")
-	if g.adminToken == nil {
-		adminError(w, http.StatusNotFound, "not_found", "the endpoint is off; set admin.token to turn it on")
-		return
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	sum := sha256.Sum256([]byte(got))
-	if !ok || subtle.ConstantTimeCompare(sum[:], g.adminToken) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis admin"`)
-		adminError(w, http.StatusUnauthorized, "invalid_token", "send Authorization: Bearer with admin.token")
+	if !g.adminAuthorized(w, r) {
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -74,6 +66,62 @@ func (gw *Gateway) revokeSessions(w http.ResponseWriter, r *http.Request) {
 	g.log.Info("admin: sessions revoked", "sub", res.Subject, "sid", res.SID)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(res)
+}
+
+// adminAuthorized checks the admin bearer secret, answering itself when it
+// is off or wrong.
+func (g *generation) adminAuthorized(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Set("Cache-Control", "no-store")
+	if g.adminToken == nil {
+		adminError(w, http.StatusNotFound, "not_found", "the endpoint is off; set admin.token to turn it on")
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(got))
+	if !ok || subtle.ConstantTimeCompare(sum[:], g.adminToken) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis admin"`)
+		adminError(w, http.StatusUnauthorized, "invalid_token", "send Authorization: Bearer with admin.token")
+		return false
+	}
+	return true
+}
+
+// ClientsPath is the admin endpoint under which DELETE ClientsPath+"/{id}"
+// removes a client that registered itself at the built-in issuer.
+const ClientsPath = "/admin/clients"
+
+// deleteClient serves DELETE ClientsPath/{client_id} behind admin.token:
+// the registered client can no longer authorize, redeem codes or refresh
+// (204); its access tokens live until they expire.
+func (gw *Gateway) deleteClient(w http.ResponseWriter, r *http.Request) {
+	g := gw.enter()
+	defer g.leave()
+	if !g.adminAuthorized(w, r) {
+		return
+	}
+	if r.Method != http.MethodDelete {
+		w.Header().Set("Allow", "DELETE")
+		adminError(w, http.StatusMethodNotAllowed, "invalid_request", "use DELETE")
+		return
+	}
+	id := r.PathValue("id")
+	if g.builtin == nil {
+		adminError(w, http.StatusNotFound, "not_found", "there is no built-in issuer")
+		return
+	}
+	switch err := g.builtin.iss.DeleteClient(r.Context(), id); {
+	case errors.Is(err, issuer.ErrNotFound):
+		adminError(w, http.StatusNotFound, "not_found", "no registered client has that id")
+	case errors.Is(err, issuer.ErrConfiguredClient):
+		adminError(w, http.StatusConflict, "invalid_request", "the client is configured; remove it from the configuration")
+	case err != nil:
+		g.log.Error("admin: client not deleted", "client", id, "err", err)
+		w.Header().Set("Retry-After", "5")
+		adminError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the store cannot be reached")
+	default:
+		g.log.Info("admin: registered client deleted", "client", id)
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // revoke ends res's sessions at the built-in issuer and at the gateway.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/issuer"
@@ -14,13 +15,16 @@ type builtin struct {
 	keys  *jwks.KeyRing
 	store issuer.Store
 	base  string // path prefix; "" mounts only the endpoint paths at the root
+	// roots are the paths it serves outside base: its metadata at the
+	// path-inserted well-known URIs (RFC 8414 §3.1).
+	roots []string
 }
 
 // rootEndpoints are the issuer's paths when its URL has no path.
 var rootEndpoints = map[string]bool{
 	"/.well-known/openid-configuration": true, "/.well-known/oauth-authorization-server": true,
 	"/jwks": true, "/authorize": true, "/token": true, "/userinfo": true,
-	"/revoke": true, "/introspect": true, "/logout": true,
+	"/revoke": true, "/introspect": true, "/logout": true, "/register": true,
 }
 
 // owns reports whether a cleaned path belongs to the issuer; it is matched
@@ -29,7 +33,7 @@ func (b *builtin) owns(path string) bool {
 	if b.base == "" {
 		return rootEndpoints[path]
 	}
-	return path == b.base || strings.HasPrefix(path, b.base+"/")
+	return path == b.base || strings.HasPrefix(path, b.base+"/") || slices.Contains(b.roots, path)
 }
 
 // serveIssuer hands a request to the built-in issuer.

@@ -62,6 +62,13 @@ func (g *generation) buildRoute(rs *Route) (*route, error) {
 		rt.allow = strings.Join(rt.methods, ", ")
 	}
 	rt.preflight = rs.PassPreflight
+	if rs.Metadata != nil {
+		m, err := newResourceMeta(rs)
+		if err != nil {
+			return nil, err
+		}
+		rt.meta = m
+	}
 	if rs.Rules.Len() > 0 {
 		rt.rules = rs.Rules
 		for i := range rt.rules.Len() {

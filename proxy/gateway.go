@@ -125,6 +125,7 @@ type route struct {
 	preflight    bool     // CORS preflights pass without a token
 	rules        *rules.Set
 	proxy        *httputil.ReverseProxy
+	meta         *resourceMeta // RFC 9728 metadata; nil for none
 	// Metrics of the hot path, bound once.
 	upstreamT prometheus.Observer
 	// ruleDecisions counts the decisions of each rule, by index, and of
@@ -177,7 +178,7 @@ func newGeneration(s Spec, log *slog.Logger, now func() time.Time, sleep func(co
 	}
 	var ownURLs = []string{s.PublicURL}
 	if b := s.Issuer; b != nil {
-		g.builtin = &builtin{iss: b.Issuer, keys: b.Keys, store: b.Store, base: b.Issuer.PathPrefix()}
+		g.builtin = &builtin{iss: b.Issuer, keys: b.Keys, store: b.Store, base: b.Issuer.PathPrefix(), roots: b.Issuer.RootPaths()}
 		ownURLs = append(ownURLs, b.Issuer.URL())
 	}
 	if l := s.Login; l != nil {
@@ -254,6 +255,9 @@ func (g *generation) handle(w http.ResponseWriter, r *http.Request) (*reqState, 
 		// Forward-auth for API-only gateways: tokens, no sessions.
 		notGRPC(w)
 		g.serveForwardAuth(w, r, defaultPrefix, key)
+		return nil, nil
+	}
+	if strings.HasPrefix(key, wellKnownResource) && g.serveResourceMetadata(w, r, requestHost(r.Host), key) {
 		return nil, nil
 	}
 	rt := g.routeFor(w, requestHost(r.Host), raw, key, http.StatusNotFound)
@@ -476,7 +480,7 @@ func (g *generation) writeDenial(w http.ResponseWriter, r *http.Request, rt *rou
 		if ae.Code != "" {
 			msg = ae.Code + ": " + ae.Description
 		}
-		w.Header().Set("WWW-Authenticate", ae.Challenge(g.realm))
+		w.Header().Set("WWW-Authenticate", ae.ChallengeFor(g.realm, rt.metadataURL()))
 		writeGRPCStatus(w, code, msg)
 		return
 	}
@@ -484,7 +488,7 @@ func (g *generation) writeDenial(w http.ResponseWriter, r *http.Request, rt *rou
 		g.forbiddenPage(w, rt, ae)
 		return
 	}
-	authn.WriteError(w, g.realm, ae)
+	authn.WriteErrorFor(w, g.realm, rt.metadataURL(), ae)
 }
 
 // forbiddenPage answers a browser navigation whose sign-in lacks a scope
@@ -507,7 +511,7 @@ func (g *generation) forbiddenPage(w http.ResponseWriter, rt *route, ae *authn.E
 			need = "your account's " + name + " to be " + strings.Join(want, " or ")
 		}
 	}
-	w.Header().Set("WWW-Authenticate", ae.Challenge(g.realm))
+	w.Header().Set("WWW-Authenticate", ae.ChallengeFor(g.realm, rt.metadataURL()))
 	pages.Write(w, http.StatusForbidden, pages.Message{
 		Title:  "Access denied",
 		Text:   "You are signed in, but this page needs " + need + ".",

@@ -14,12 +14,14 @@ import (
 )
 
 // AdminHandler serves /metrics, /healthz (the process is up), /readyz
-// (every issuer's keys are loaded) and, with an admin token, [RevokePath]. It belongs on its own listener, never on
-// the public one.
+// (every issuer's keys are loaded) and, with an admin token, [RevokePath]
+// and [ClientsPath]. It belongs on its own listener, never on the public
+// one.
 func (gw *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gw.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc(RevokePath, gw.revokeSessions)
+	mux.HandleFunc(ClientsPath+"/{id}", gw.deleteClient)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -198,6 +198,11 @@ type Route struct {
 	// Methods, when non-nil, are the only methods the route serves: any
 	// other is refused with 405 and Allow, before authentication.
 	Methods []string
+	// Metadata, when set, is published as the route's OAuth protected
+	// resource metadata (RFC 9728), and every 401 and 403 of the route
+	// points to it (resource_metadata). Policy.Resource should be its
+	// Resource.
+	Metadata *ResourceMetadata
 	// PassPreflight sends CORS preflights (OPTIONS with Origin and
 	// Access-Control-Request-Method) to the upstream without a token,
 	// whatever Methods and Rules say.

@@ -57,7 +57,7 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 		}
 	}
 	for i := range c.Routes {
-		rt, err := routeSpec(&c.Routes[i], c.RuleLimits())
+		rt, err := routeSpec(c, i)
 		if err != nil {
 			return g, spec, err
 		}
@@ -169,8 +169,9 @@ func allAudiences(c *config.Config) []string {
 	return out
 }
 
-// routeSpec converts one configured route.
-func routeSpec(cr *config.Route, lim rules.Limits) (proxy.Route, error) {
+// routeSpec converts the configured route c.Routes[i].
+func routeSpec(c *config.Config, i int) (proxy.Route, error) {
+	cr, lim := &c.Routes[i], c.RuleLimits()
 	u, err := url.Parse(cr.Upstream)
 	if err != nil {
 		return proxy.Route{}, fmt.Errorf("serve: route %s: upstream: %w", cr.Name, err)
@@ -185,6 +186,13 @@ func routeSpec(cr *config.Route, lim rules.Limits) (proxy.Route, error) {
 		PreserveHost:   cr.PreserveHost,
 		MaxBodyBytes:   cr.MaxBodyBytes,
 		Policy:         authn.Policy{Audiences: cr.Audiences, Scopes: cr.RequireScopes},
+	}
+	if res := c.RouteResource(i); res != "" {
+		// RFC 9728: the route publishes where its tokens come from, and
+		// takes tokens asked for it by name (RFC 8707) as its audience.
+		rt.Policy.Resource = res
+		rt.Metadata = &proxy.ResourceMetadata{Resource: res, AuthorizationServers: issuerURLs(c),
+			Name: cr.ResourceName, Documentation: cr.ResourceDocumentation}
 	}
 	switch cr.Auth {
 	case config.AuthOptional:
@@ -399,7 +407,18 @@ func sessionCacheEntries(sc config.SessionCache) int {
 	return sc.Entries
 }
 
-// sameIssuer reports whether a and b build the same built-in issuer: the
+// issuerURLs are the configured issuers' identifiers, the authorization
+// servers of every route's protected resource metadata.
+func issuerURLs(c *config.Config) []string {
+	out := make([]string, 0, len(c.Issuers))
+	for _, i := range c.Issuers {
+		out = append(out, i.Issuer)
+	}
+	return out
+}
+
+// sameIssuer reports whether a and b build the same built-in issuer (the
+// resources it serves aside, which Reload hands over): the
 // same issuer section, and the same login settings that its clients take
 // from the gateway (post-logout and back-channel logout URIs).
 func sameIssuer(a, b *config.Config) bool {

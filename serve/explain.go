@@ -130,7 +130,7 @@ func Explain(ctx context.Context, opts Options, route, token string, req Request
 			return nil, err
 		}
 	}
-	rt, err := routeSpec(&c.Routes[i], c.RuleLimits())
+	rt, err := routeSpec(c, i)
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,13 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 	if ic.ConsentTTL == 0 {
 		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time
 	}
+	ic.Resources = c.ProtectedResources()
+	if r := bi.Registration; r.Enabled {
+		ic.Registration = &issuer.Registration{
+			RedirectURIs: r.RedirectURIs, GrantTypes: r.GrantTypes, Scopes: r.Scopes,
+			MaxClients: r.MaxClients, UnusedTTL: r.UnusedTTL.D(), InitialAccessToken: r.InitialAccessToken,
+		}
+	}
 	for _, cl := range bi.Clients {
 		ic.Clients = append(ic.Clients, issuer.Client{
 			ID: cl.ID, Name: cl.Name, Secret: cl.Secret, SecretHash: cl.SecretHash, Public: cl.Public,

@@ -181,6 +181,10 @@ func (s *Server) Reload(c *config.Config) error {
 		s.CountReload("error")
 		return fmt.Errorf("serve: reload: %w", err)
 	}
+	if g.builtin != nil {
+		// A kept issuer serves the resources of the new routes.
+		g.builtin.iss.SetResources(c.ProtectedResources())
+	}
 	s.cur = g
 	s.keySets.retain(g.remotes)
 	s.CountReload("ok")
