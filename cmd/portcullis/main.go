@@ -17,9 +17,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -176,7 +178,22 @@ func check(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "back-channel logout URI: %s (%s)\n", u, how)
 	}
+	for i, rt := range cfg.Routes {
+		if res := cfg.RouteResource(i); res != "" {
+			fmt.Fprintf(stdout, "route %s: resource %s, metadata at %s\n", rt.Name, res, resourceMetadataURL(res))
+		}
+	}
 	return nil
+}
+
+// resourceMetadataURL is where RFC 9728 §3.1 puts the metadata of
+// resource: the well-known URI inserted between its host and its path.
+func resourceMetadataURL(resource string) string {
+	u, err := url.Parse(resource)
+	if err != nil {
+		return "?"
+	}
+	return u.Scheme + "://" + u.Host + "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/")
 }
 
 // count is "1 route", "2 routes".

@@ -25,7 +25,8 @@ func TestCheck(t *testing.T) {
 		stdout []string
 		stderr []string
 	}{
-		{"example is valid", []string{"check", "--config", "../../config.example.yaml"}, 0, []string{"ok (2 routes, 1 issuer)", "back-channel logout URI: http://localhost:8080/oauth2/backchannel_logout (the built-in issuer's client portcullis has it registered)"}, nil},
+		{"example is valid", []string{"check", "--config", "../../config.example.yaml"}, 0, []string{"ok (2 routes, 1 issuer)", "back-channel logout URI: http://localhost:8080/oauth2/backchannel_logout (the built-in issuer's client portcullis has it registered)",
+			"route app: resource http://localhost:8080, metadata at http://localhost:8080/.well-known/oauth-protected-resource\n"}, nil},
 		{"broken config: every error with file:line", []string{"check", "--config", "testdata/broken.yaml"}, 1, nil, []string{
 			"testdata/broken.yaml:2: server.listen:",
 			"testdata/broken.yaml:5: issuers[0].algorithms",
