@@ -401,9 +401,23 @@ func TestBackchannelFailureDoesNotFailLogout(t *testing.T) {
 		t.Fatalf("SignIn: %d %q", res.StatusCode, body)
 	}
 	p.EndSession(t, b) // fails the test unless the provider answers 303
-	if out := p.Output(); !strings.Contains(out, "back-channel logout to broken") || !strings.Contains(out, "500") {
-		t.Errorf("provider output without the failed back-channel logout:\n%s", out)
+	// The provider logs the failure after the logout page is answered:
+	// wait for the line, not for time.
+	logged := func() bool {
+		out := p.Output()
+		return strings.Contains(out, "back-channel logout to broken") && strings.Contains(out, "500")
 	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	for deadline := time.After(10 * time.Second); !logged(); {
+		select {
+		case <-tick.C:
+			continue
+		case <-deadline:
+		}
+		t.Errorf("provider output without the failed back-channel logout:\n%s", p.Output())
+		break
+	}
+	tick.Stop()
 	// Without a session at the provider there is nothing to confirm and
 	// nobody to tell.
 	p.EndSession(t, b)
