@@ -75,6 +75,9 @@ type Config struct {
 	// Tracer, when set, gives each verification a span (issuer, cache hit,
 	// the reason of a refusal; never the token). Nil traces nothing.
 	Tracer trace.Tracer
+	// DPoP, when set, accepts DPoP-bound tokens (cnf.jkt) as
+	// "Authorization: DPoP" with a proof; nil refuses them.
+	DPoP *DPoP
 }
 
 // Policy is what one route requires of a token. The zero value accepts any
@@ -93,6 +96,8 @@ type Policy struct {
 	Claims map[string][]string
 	// Sources are where to look for a token; nil means the header only.
 	Sources []Source
+	// RequireDPoP refuses tokens that are not DPoP-bound (RFC 9449).
+	RequireDPoP bool
 }
 
 // Authenticator verifies tokens. It is safe for concurrent use.
@@ -103,6 +108,7 @@ type Authenticator struct {
 	allowAlg map[string]bool
 	cache    *tokenCache  // nil when off
 	tracer   trace.Tracer // nil: not traced
+	dpop     *DPoP        // nil: DPoP-bound tokens cannot be presented
 }
 
 // supportedAlgs maps every algorithm portcullis verifies to its key family.
@@ -125,6 +131,7 @@ func New(cfg Config) (*Authenticator, error) {
 		now:      cfg.Now,
 		allowAlg: map[string]bool{},
 		tracer:   cfg.Tracer,
+		dpop:     cfg.DPoP,
 	}
 	if a.maxLen <= 0 {
 		a.maxLen = 16 << 10
@@ -181,12 +188,18 @@ func New(cfg Config) (*Authenticator, error) {
 // a technical failure (the issuer's keys could not be loaded) and the
 // request should be answered 503.
 func (a *Authenticator) Authenticate(r *http.Request, p *Policy) (*Identity, error) {
-	tok, src, err := Extract(r, p.Sources, a.maxLen)
+	tok, src, scheme, err := extract(r, p.Sources, a.maxLen)
 	if err != nil || tok == "" {
 		return nil, err
 	}
 	id, err := a.Verify(r.Context(), tok)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkSender(r, id, scheme, p); err != nil {
+		if ae, ok := err.(*Error); ok && ae.Scheme == SchemeDPoP && a.dpop != nil {
+			ae.DPoPAlgs = a.dpop.Verifier.Algorithms()
+		}
 		return nil, err
 	}
 	id.Source = src

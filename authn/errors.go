@@ -55,6 +55,13 @@ type Error struct {
 	Reason string
 	// Scope lists the scopes required, for insufficient_scope.
 	Scope string
+	// Scheme is SchemeDPoP for a refusal concerning DPoP, answered with a
+	// DPoP challenge (RFC 9449 §7.1) besides the Bearer one; "" otherwise.
+	Scheme string
+	// Nonce, for use_dpop_nonce, goes in the DPoP-Nonce header.
+	Nonce string
+	// DPoPAlgs are the proof algorithms the DPoP challenge lists.
+	DPoPAlgs []string
 }
 
 func (e *Error) Error() string {
@@ -110,6 +117,25 @@ func (e *Error) ChallengeFor(realm, resourceMetadata string) string {
 	return b.String()
 }
 
+// SetChallenges sets the WWW-Authenticate headers of e: the Bearer
+// challenge of [Error.ChallengeFor] and, for a refusal that concerns DPoP,
+// a DPoP challenge (with the error when it is the proof's, and the
+// accepted algorithms) and DPoP-Nonce.
+func (e *Error) SetChallenges(h http.Header, realm, resourceMetadata string) {
+	if e.Scheme != SchemeDPoP {
+		h.Set("WWW-Authenticate", e.ChallengeFor(realm, resourceMetadata))
+		return
+	}
+	// The error is the DPoP challenge's; the Bearer one only says where
+	// the resource's metadata is.
+	bare := &Error{}
+	h.Set("WWW-Authenticate", bare.ChallengeFor(realm, resourceMetadata))
+	h.Add("WWW-Authenticate", e.dpopChallenge(e.DPoPAlgs))
+	if e.Nonce != "" {
+		h.Set("DPoP-Nonce", e.Nonce)
+	}
+}
+
 // WriteError answers the request with e: its status, a WWW-Authenticate
 // challenge for realm and a one-line plain-text body. Nothing else about the
 // token is revealed.
@@ -119,7 +145,7 @@ func WriteError(w http.ResponseWriter, realm string, e *Error) { WriteErrorFor(w
 // [Error.ChallengeFor].
 func WriteErrorFor(w http.ResponseWriter, realm, resourceMetadata string, e *Error) {
 	h := w.Header()
-	h.Set("WWW-Authenticate", e.ChallengeFor(realm, resourceMetadata))
+	e.SetChallenges(h, realm, resourceMetadata)
 	httpsec.Set(h, "text/plain; charset=utf-8", httpsec.PlainCSP)
 	w.WriteHeader(e.Status)
 	msg := e.Description

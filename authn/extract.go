@@ -63,35 +63,46 @@ var DefaultSources = []Source{{Kind: SourceHeader}}
 // token, is an [Error] with status 400. An Authorization header with another
 // scheme (Basic, say) is not a bearer token and is ignored here.
 func Extract(r *http.Request, sources []Source, maxLen int) (string, Source, error) {
+	tok, src, _, err := extract(r, sources, maxLen)
+	return tok, src, err
+}
+
+// extract is Extract that also says the header token's scheme: "Bearer",
+// or SchemeDPoP for "Authorization: DPoP" (RFC 9449 §7.1); "" for a token
+// from a cookie or the query.
+func extract(r *http.Request, sources []Source, maxLen int) (string, Source, string, error) {
 	if len(sources) == 0 {
 		sources = DefaultSources
 	}
 	var (
-		token string
-		found Source
-		n     int
+		token, scheme string
+		found         Source
+		n             int
 	)
 	for _, src := range sources {
 		t, ok, err := extractOne(r, src)
 		if err != nil {
-			return "", Source{}, err
+			return "", Source{}, "", err
 		}
 		if !ok {
 			continue
 		}
 		n++
-		token, found = t, src
+		token, found, scheme = t, src, ""
+		if src.Kind == SourceHeader {
+			scheme = authScheme(r.Header)
+		}
 	}
 	if n > 1 {
-		return "", Source{}, invalidRequest("token sent in more than one place")
+		return "", Source{}, "", invalidRequest("token sent in more than one place")
 	}
 	if n == 0 {
-		return "", Source{}, nil
+		return "", Source{}, "", nil
 	}
 	if maxLen > 0 && len(token) > maxLen {
-		return "", Source{}, invalidToken(ReasonMalformed, "token too long")
+		return "", Source{}, "", invalidToken(ReasonMalformed, "token too long")
 	}
-	return token, found, nil
+	return token, found, scheme, nil
 }
 
 func extractOne(r *http.Request, src Source) (string, bool, error) {
@@ -106,7 +117,21 @@ func extractOne(r *http.Request, src Source) (string, bool, error) {
 	return "", false, nil
 }
 
-// bearer reads an RFC 6750 §2.1 bearer token; the scheme is case-insensitive.
+// authScheme is the scheme of the Authorization header when it is one a
+// token comes in: "Bearer" (RFC 6750 §2.1) or "DPoP" (RFC 9449 §7.1),
+// case-insensitive; "" for any other.
+func authScheme(h http.Header) string {
+	v := h.Get("Authorization")
+	for _, s := range [...]string{"Bearer", SchemeDPoP} {
+		if len(v) >= len(s) && strings.EqualFold(v[:len(s)], s) && (len(v) == len(s) || v[len(s)] == ' ' || v[len(s)] == '\t') {
+			return s
+		}
+	}
+	return ""
+}
+
+// bearer reads an RFC 6750 §2.1 bearer token, or a DPoP-bound token of
+// RFC 9449 §7.1; the scheme is case-insensitive.
 func bearer(h http.Header) (string, bool, error) {
 	vals := h["Authorization"]
 	switch len(vals) {
@@ -117,8 +142,8 @@ func bearer(h http.Header) (string, bool, error) {
 		return "", false, invalidRequest("more than one Authorization header")
 	}
 	v := vals[0]
-	const scheme = "bearer"
-	if len(v) < len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+	scheme := authScheme(h)
+	if scheme == "" {
 		return "", false, nil
 	}
 	rest := v[len(scheme):]

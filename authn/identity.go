@@ -29,6 +29,10 @@ type Identity struct {
 	Token string
 	// Source is where the token was found.
 	Source Source
+	// Binding is how the token is sender-constrained: BindingNone,
+	// BindingDPoP (cnf.jkt) or BindingX5T (cnf["x5t#S256"]); BindingValue
+	// is the thumbprint.
+	Binding, BindingValue string
 }
 
 // registered are the claims that describe the token rather than the user;

@@ -340,6 +340,7 @@ func typMatches(h any, want string) bool {
 func (a *Authenticator) verifyClaims(token string, iss *Issuer, m map[string]any) (*Identity, error) {
 	now := a.now()
 	id := &Identity{Issuer: iss.Issuer, Claims: m, Token: token}
+	id.Binding, id.BindingValue = binding(m)
 	exp, ok, err := numericDate(m, "exp")
 	switch {
 	case err != nil:

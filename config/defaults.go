@@ -20,6 +20,7 @@ const (
 	defaultTokenCacheEntries = 20000
 	defaultTokenCacheBytes   = 16 << 20
 	defaultTokenCacheMaxAge  = 5 * time.Minute
+	defaultDPoPMaxAge        = 60 * time.Second
 	defaultAdminListen       = "127.0.0.1:9090"
 	defaultLogLevel          = "info"
 	defaultLogFormat         = "text"
@@ -50,6 +51,10 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		s.TokenCache.Bytes = defaultTokenCacheBytes
 	}
 	orDuration(set, "server.token_cache.max_age", &s.TokenCache.MaxAge, defaultTokenCacheMaxAge)
+	orDuration(set, "server.dpop.max_age", &s.DPoP.MaxAge, defaultDPoPMaxAge)
+	if !set("server.dpop.algorithms") {
+		s.DPoP.Algorithms = []string{"ES256", "ES384", "RS256", "PS256", "EdDSA"}
+	}
 	if !set("server.rules.max_list_size") {
 		s.Rules.MaxListSize = rules.DefaultMaxListSize
 	}

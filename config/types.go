@@ -91,6 +91,28 @@ type Server struct {
 	TokenCache TokenCache `yaml:"token_cache"`
 	// Rules bounds what the routes' rules may cost.
 	Rules RuleLimits `yaml:"rules"`
+	// DPoP configures how DPoP proofs (RFC 9449) are checked, beside
+	// DPoP-bound tokens at the routes and at the built-in issuer's token
+	// endpoint.
+	DPoP DPoP `yaml:"dpop"`
+}
+
+// DPoP configures the checking of DPoP proofs. A token whose claims carry
+// cnf.jkt is accepted only as "Authorization: DPoP" with a proof signed by
+// that key; a proof is accepted once.
+type DPoP struct {
+	// Algorithms are the accepted proof algorithms: ES256, ES384, ES512,
+	// RS256, RS384, RS512, PS256, PS384, PS512, EdDSA. Default [ES256,
+	// ES384, RS256, PS256, EdDSA].
+	Algorithms []string `yaml:"algorithms"`
+	// MaxAge is how old a proof's iat may be, from 1s to 10m, plus the
+	// issuer's leeway. Default 60s. Each proof is remembered that long, in
+	// memory (at most 100 000 at once; past that, proofs are refused with
+	// 503 until the oldest age out).
+	MaxAge Duration `yaml:"max_age"`
+	// Nonce requires server nonces (RFC 9449 §8): a proof without the
+	// current DPoP-Nonce gets use_dpop_nonce. Default false.
+	Nonce bool `yaml:"nonce"`
 }
 
 // RuleLimits bound the routes' rules, which are refused at load when their
@@ -267,6 +289,11 @@ type Route struct {
 	// whatever methods and rules say, as browsers send preflights without
 	// credentials). Default check.
 	CORSPreflight string `yaml:"cors_preflight"`
+	// RequireSenderConstraint, when "dpop", refuses tokens that are not
+	// DPoP-bound (RFC 9449) on the route: a plain bearer token gets 401.
+	// Default "": bearer tokens and DPoP-bound tokens (with their proof)
+	// alike.
+	RequireSenderConstraint string `yaml:"require_sender_constraint"`
 	// Rules are CEL expressions evaluated in order after authentication
 	// and require_scopes/require_claims; the first that is true decides,
 	// and when none is, the request is denied (403).

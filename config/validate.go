@@ -84,6 +84,7 @@ func (v *validator) server() {
 	if s.MaxHeaderBytes <= 0 {
 		v.errorf("server.max_header_bytes", "is %d; want a positive number of bytes, such as 32768", s.MaxHeaderBytes)
 	}
+	v.dpop()
 	tc := s.TokenCache
 	if tc.Entries < 0 {
 		v.errorf("server.token_cache.entries", "is %d; want a number of tokens such as 20000, or 0 to turn the cache off", tc.Entries)
@@ -304,4 +305,23 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// dpopAlgorithms are the algorithms server.dpop.algorithms may list.
+var dpopAlgorithms = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+
+// dpop checks server.dpop.
+func (v *validator) dpop() {
+	d := v.c.Server.DPoP
+	if len(d.Algorithms) == 0 && v.c.has("server.dpop.algorithms") {
+		v.errorf("server.dpop.algorithms", "lists no algorithm; want some of %s, or leave the key out for the default", strings.Join(dpopAlgorithms, ", "))
+	}
+	for j, a := range d.Algorithms {
+		if !slices.Contains(dpopAlgorithms, a) {
+			v.errorf(indexPath("server.dpop.algorithms", j), "%q is not a DPoP proof algorithm; want one of %s (asymmetric only: a proof is signed with the client's own key)", a, strings.Join(dpopAlgorithms, ", "))
+		}
+	}
+	if m := d.MaxAge.D(); m != 0 && (m < time.Second || m > 10*time.Minute) || m == 0 && v.c.has("server.dpop.max_age") {
+		v.errorf("server.dpop.max_age", "is %s; want from 1s to 10m, such as 60s", m)
+	}
 }

@@ -150,6 +150,15 @@ func (v *validator) routeMethods(i int) {
 	if r.Methods != nil && len(r.Methods) == 0 {
 		v.errorf(p+".methods", "is empty, which would refuse every request; list the methods the route serves, or remove the key to serve all")
 	}
+	switch r.RequireSenderConstraint {
+	case "":
+	case "dpop":
+		if r.Auth == AuthPublic {
+			v.errorf(p+".require_sender_constraint", "has no effect on a public route, which checks no tokens; remove it, or set auth: required or optional")
+		}
+	default:
+		v.errorf(p+".require_sender_constraint", "%q is not a constraint; want dpop (only DPoP-bound tokens, RFC 9449), or leave it out for bearer tokens too", r.RequireSenderConstraint)
+	}
 	switch r.CORSPreflight {
 	case "", CORSPreflightCheck, CORSPreflightPass:
 	default:

@@ -101,6 +101,15 @@ func TestValidate(t *testing.T) {
 			`t.yaml:5: routes[0].name: is required; name the route with letters, digits, ".", "_" or "-"`}},
 		{name: "route name unique", src: base + "  - name: app\n    upstream: http://127.0.0.1:3001\n    path_prefix: /b\n", want: []string{
 			`t.yaml:7: routes[1].name: route name "app" is already used at line 5; names must be unique`}},
+		// server.dpop, require_sender_constraint
+		{name: "dpop", src: "server:\n  dpop: {algorithms: [ES256, EdDSA], max_age: 2m, nonce: true}\n" + base},
+		{name: "dpop HMAC", src: "server:\n  dpop: {algorithms: [HS256]}\n" + base, want: []string{
+			`t.yaml:2: server.dpop.algorithms[0]: "HS256" is not a DPoP proof algorithm; want one of ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA (asymmetric only: a proof is signed with the client's own key)`}},
+		{name: "dpop max_age", src: "server:\n  dpop: {max_age: 1h}\n" + base, want: []string{
+			`t.yaml:2: server.dpop.max_age: is 1h0m0s; want from 1s to 10m, such as 60s`}},
+		{name: "sender constraint", src: route("require_sender_constraint: dpop")},
+		{name: "sender constraint unknown", src: route("require_sender_constraint: mtls"), want: []string{
+			`t.yaml:7: routes[0].require_sender_constraint: "mtls" is not a constraint; want dpop (only DPoP-bound tokens, RFC 9449), or leave it out for bearer tokens too`}},
 		// methods, cors_preflight, rules
 		{name: "methods", src: route("methods: [GET, HEAD, PROPFIND]", "cors_preflight: pass")},
 		{name: "methods lower case", src: route("methods: [GET, post]"), want: []string{

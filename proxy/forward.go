@@ -198,6 +198,9 @@ func (g *generation) forwardToken(out *http.Request, rt *route, id *authn.Identi
 		if rt.forwardToken.Mode != TokenBearer {
 			out.Header.Del("Authorization")
 		}
+		// A DPoP proof was spent here, for this hop's URL; it is of no
+		// use to the upstream.
+		out.Header.Del("Dpop")
 	case authn.SourceQuery:
 		q := out.URL.Query()
 		q.Del(id.Source.Name)
@@ -207,7 +210,11 @@ func (g *generation) forwardToken(out *http.Request, rt *route, id *authn.Identi
 	}
 	switch rt.forwardToken.Mode {
 	case TokenBearer:
-		out.Header.Set("Authorization", "Bearer "+id.Token)
+		scheme := "Bearer "
+		if id.Binding == authn.BindingDPoP {
+			scheme = "DPoP " // as it came: the upstream sees it is bound
+		}
+		out.Header.Set("Authorization", scheme+id.Token)
 	case TokenHeader:
 		out.Header.Set(rt.forwardToken.Header, id.Token)
 	}
@@ -246,8 +253,11 @@ func ClientAddr(trusted []netip.Prefix, r *http.Request) string {
 	return addr.String()
 }
 
-func (g *generation) isTrusted(remoteAddr string) bool {
-	if len(g.trusted) == 0 {
+func (g *generation) isTrusted(remoteAddr string) bool { return isTrustedAddr(g.trusted, remoteAddr) }
+
+// isTrustedAddr reports whether remoteAddr is in trusted.
+func isTrustedAddr(trusted []netip.Prefix, remoteAddr string) bool {
+	if len(trusted) == 0 {
 		return false
 	}
 	ap, err := netip.ParseAddrPort(remoteAddr)
@@ -255,7 +265,7 @@ func (g *generation) isTrusted(remoteAddr string) bool {
 		return false
 	}
 	a := ap.Addr().Unmap()
-	for _, p := range g.trusted {
+	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
 		}

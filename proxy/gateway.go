@@ -480,7 +480,7 @@ func (g *generation) writeDenial(w http.ResponseWriter, r *http.Request, rt *rou
 		if ae.Code != "" {
 			msg = ae.Code + ": " + ae.Description
 		}
-		w.Header().Set("WWW-Authenticate", ae.ChallengeFor(g.realm, rt.metadataURL()))
+		ae.SetChallenges(w.Header(), g.realm, rt.metadataURL())
 		writeGRPCStatus(w, code, msg)
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -152,4 +153,45 @@ func (rt *route) metadataURL() string {
 		return ""
 	}
 	return rt.meta.url
+}
+
+// DPoPURL returns the function that gives a request's URL as its client
+// saw it, the htu of its DPoP proofs (RFC 9449 §4.3): an absolute URL as
+// forward-auth rebuilt it from a trusted proxy's headers; else
+// X-Forwarded-Proto and X-Forwarded-Host from a trusted proxy, or the
+// public URL's scheme and the request's host when it is the public URL's
+// or one a route names exactly, the public URL's host otherwise (so a
+// proof made for another server cannot be replayed by naming its host).
+func DPoPURL(publicURL string, trusted []netip.Prefix, hosts []string) func(*http.Request) string {
+	pub, _ := url.Parse(publicURL)
+	own := map[string]bool{}
+	if pub != nil {
+		own[strings.ToLower(pub.Hostname())] = true
+	}
+	for _, h := range hosts {
+		if h != "" && !strings.HasPrefix(h, "*.") {
+			own[strings.ToLower(h)] = true
+		}
+	}
+	return func(r *http.Request) string {
+		if r.URL.IsAbs() && r.URL.Host != "" {
+			return r.URL.Scheme + "://" + r.URL.Host + r.URL.EscapedPath()
+		}
+		scheme, host := "https", r.Host
+		if pub != nil {
+			scheme = pub.Scheme
+			if !own[requestHost(r.Host)] {
+				host = pub.Host
+			}
+		}
+		if isTrustedAddr(trusted, r.RemoteAddr) {
+			if v := strings.ToLower(r.Header.Get("X-Forwarded-Proto")); v == "http" || v == "https" {
+				scheme = v
+			}
+			if v := r.Header.Get("X-Forwarded-Host"); v != "" {
+				host = v
+			}
+		}
+		return scheme + "://" + host + r.URL.EscapedPath()
+	}
 }

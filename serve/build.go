@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/internal/redislog"
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
@@ -47,6 +48,9 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 	if len(issuers) > 0 {
 		ac := authnConfig(c, issuers, s.opts.Now)
 		ac.Tracer = s.tracer()
+		if ac.DPoP, err = s.dpopConfig(c, spec.TrustedProxies); err != nil {
+			return g, spec, err
+		}
 		if spec.Authn, err = authn.New(ac); err != nil {
 			return g, spec, err
 		}
@@ -156,6 +160,30 @@ func authnConfig(c *config.Config, issuers []authn.Issuer, now func() time.Time)
 	return ac
 }
 
+// dpopConfig is server.dpop as the authenticator checks proofs: for the
+// URL the client saw, within max_age plus the largest issuer leeway, each
+// proof once (the replay cache outlives reloads).
+func (s *Server) dpopConfig(c *config.Config, trusted []netip.Prefix) (*authn.DPoP, error) {
+	d := c.Server.DPoP
+	var leeway time.Duration
+	for _, i := range c.Issuers {
+		leeway = max(leeway, i.Leeway.D())
+	}
+	cfg := dpop.Config{Algorithms: d.Algorithms, MaxAge: d.MaxAge.D(), Leeway: leeway, Now: s.opts.Now, Replay: s.dpopReplay}
+	if d.Nonce {
+		cfg.Nonces = s.dpopNonces
+	}
+	v, err := dpop.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("serve: server.dpop: %w", err)
+	}
+	hosts := make([]string, 0, len(c.Routes))
+	for _, r := range c.Routes {
+		hosts = append(hosts, r.Host)
+	}
+	return &authn.DPoP{Verifier: v, URL: proxy.DPoPURL(c.Server.PublicURL, trusted, hosts)}, nil
+}
+
 // allAudiences is every audience any issuer or route accepts, for endpoints
 // that are not a route.
 func allAudiences(c *config.Config) []string {
@@ -185,7 +213,8 @@ func routeSpec(c *config.Config, i int) (proxy.Route, error) {
 		ForwardHeaders: cr.ForwardHeaders,
 		PreserveHost:   cr.PreserveHost,
 		MaxBodyBytes:   cr.MaxBodyBytes,
-		Policy:         authn.Policy{Audiences: cr.Audiences, Scopes: cr.RequireScopes},
+		Policy: authn.Policy{Audiences: cr.Audiences, Scopes: cr.RequireScopes,
+			RequireDPoP: cr.RequireSenderConstraint == "dpop"},
 	}
 	if res := c.RouteResource(i); res != "" {
 		// RFC 9728: the route publishes where its tokens come from, and

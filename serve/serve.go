@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/internal/telemetry"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/oidcclient"
@@ -71,6 +72,10 @@ type Server struct {
 	log     *slog.Logger
 	keySets *remoteCache
 	tracing *telemetry.Tracing // nil: tracing is off
+	// DPoP proofs seen and the key of server nonces outlive reloads, so a
+	// reload never lets a proof be used twice or a nonce go stale.
+	dpopReplay *dpop.MemoryReplay
+	dpopNonces *dpop.Nonces
 
 	mu  sync.Mutex // serialises reloads
 	cur *generation
@@ -106,7 +111,8 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, errors.New("serve: no configuration")
 	}
 	opts.defaults()
-	s := &Server{ctx: ctx, opts: opts, log: opts.Logger, keySets: newRemoteCache(ctx)}
+	s := &Server{ctx: ctx, opts: opts, log: opts.Logger, keySets: newRemoteCache(ctx),
+		dpopReplay: dpop.NewMemoryReplay(0, opts.Now), dpopNonces: dpop.NewNonces(nil, 0, opts.Now)}
 	tr, err := telemetry.New(ctx, tracingConfig(opts.Config, opts, func(reason string, n int) {
 		s.CountTraceDrop(reason, n) // s.Gateway is set before any span ends
 	}))

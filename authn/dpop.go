@@ -1,0 +1,112 @@
+package authn
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/internal/dpop"
+)
+
+// DPoP checks the proofs of DPoP-bound tokens (RFC 9449).
+type DPoP struct {
+	// Verifier checks proofs and remembers them.
+	Verifier *dpop.Verifier
+	// URL is the request's URL as the client saw it, the htu its proof
+	// must name: the public URL, or the original URL a trusted proxy
+	// reports.
+	URL func(*http.Request) string
+}
+
+// ReasonDPoP is a refusal for DPoP: a bad or missing proof, a bound token
+// sent as a bearer token, a bearer token where only bound ones pass.
+const ReasonDPoP = "dpop"
+
+// SchemeDPoP is the Error.Scheme of refusals that concern DPoP.
+const SchemeDPoP = "DPoP"
+
+// Binding kinds of a token (Identity.Binding).
+const (
+	BindingNone = ""
+	BindingDPoP = "dpop" // cnf.jkt (RFC 9449)
+	BindingX5T  = "x5t"  // cnf["x5t#S256"] (RFC 8705)
+)
+
+// binding reads the token's confirmation claim (RFC 7800 cnf).
+func binding(m map[string]any) (kind, value string) {
+	cnf, ok := m["cnf"].(map[string]any)
+	if !ok {
+		return BindingNone, ""
+	}
+	if j, ok := cnf["jkt"].(string); ok && j != "" {
+		return BindingDPoP, j
+	}
+	if x, ok := cnf["x5t#S256"].(string); ok && x != "" {
+		return BindingX5T, x
+	}
+	return BindingNone, ""
+}
+
+func dpopError(code, desc string) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: code, Reason: ReasonDPoP, Description: desc, Scheme: SchemeDPoP}
+}
+
+// checkSender checks that a token is presented as its binding says: a
+// DPoP-bound token with "Authorization: DPoP" and a valid proof of its key
+// for this request, any other token as a bearer token (and not where the
+// policy wants DPoP).
+func (a *Authenticator) checkSender(r *http.Request, id *Identity, scheme string, p *Policy) error {
+	kind, value := id.Binding, id.BindingValue
+	switch {
+	case kind == BindingX5T:
+		return invalidToken(ReasonDPoP, "certificate-bound tokens (RFC 8705) are not accepted here")
+	case scheme != SchemeDPoP && kind == BindingDPoP:
+		// RFC 9449 §7.1: a DPoP-bound token as a bearer token is refused.
+		return dpopError(CodeInvalidToken, "the token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof")
+	case scheme != SchemeDPoP && p.RequireDPoP:
+		return dpopError(CodeInvalidToken, "this route takes DPoP-bound tokens only")
+	case scheme != SchemeDPoP:
+		return nil
+	case a.dpop == nil:
+		return dpopError(CodeInvalidToken, "DPoP is not accepted here")
+	case kind != BindingDPoP:
+		return dpopError(CodeInvalidToken, "the token is not bound to a DPoP key; send it as a bearer token")
+	}
+	proofs := r.Header.Values("Dpop")
+	if len(proofs) != 1 {
+		return dpopError(dpop.CodeInvalidProof, "send exactly one DPoP header")
+	}
+	_, err := a.dpop.Verifier.Verify(r.Context(), proofs[0], dpop.Request{
+		Method: r.Method, URL: a.dpop.URL(r), AccessToken: id.Token, JKT: value,
+	})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		e := dpopError(de.Code, de.Description)
+		if n := a.dpop.Verifier.Nonces(); n != nil && de.Code == dpop.CodeUseNonce {
+			e.Nonce = n.Current()
+		}
+		return e
+	case err != nil:
+		return err // the replay cache cannot say: 503
+	}
+	return nil
+}
+
+// dpopChallenge is the DPoP challenge of e (RFC 9449 §7.1).
+func (e *Error) dpopChallenge(algs []string) string {
+	var b strings.Builder
+	b.WriteString("DPoP")
+	sep := " "
+	if e.Code != "" {
+		b.WriteString(` error="` + e.Code + `"`)
+		sep = ", "
+		if e.Description != "" {
+			b.WriteString(`, error_description="` + quotable(e.Description) + `"`)
+		}
+	}
+	if len(algs) > 0 {
+		b.WriteString(sep + `algs="` + strings.Join(algs, " ") + `"`)
+	}
+	return b.String()
+}

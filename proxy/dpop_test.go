@@ -1,0 +1,94 @@
+package proxy_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
+)
+
+// dpopRoute takes DPoP-bound tokens only.
+const dpopRoute = `  - name: dpoponly
+    path_prefix: /dpoponly
+    upstream: {{upstream}}
+    require_sender_constraint: dpop
+    forward_headers: {X-Auth-Request-User: sub}
+`
+
+// sendDPoP sends token as "Authorization: DPoP" with proof (none when "").
+func (e *env) sendDPoP(method, path, token, proof string) *http.Response {
+	e.t.Helper()
+	h := http.Header{"Authorization": {"DPoP " + token}}
+	if proof != "" {
+		h.Set("DPoP", proof)
+	}
+	return e.do(method, path, "", h)
+}
+
+func TestDPoPBoundTokens(t *testing.T) {
+	e := newEnv(t, dpopRoute)
+	k, other := prooftest.NewKey(t), prooftest.NewKey(t)
+	now := e.clock.Now()
+	c := e.claims("alice")
+	c["cnf"] = map[string]any{"jkt": k.JKT}
+	bound := e.mint("ES256", c, nil)
+	plain := e.mint("ES256", e.claims("bob"), nil)
+	u := e.url + "/orders/7"
+
+	// A good proof passes, twice over with fresh proofs (the second from
+	// the token cache); the upstream sees neither token nor proof.
+	for range 2 {
+		got := e.echo(e.sendDPoP("GET", "/orders/7", bound, k.Proof(t, "GET", u, bound, now, nil)))
+		if http.Header(got.Headers).Get("X-Auth-Request-User") != "alice" || http.Header(got.Headers).Get("Authorization") != "" || http.Header(got.Headers).Get("Dpop") != "" {
+			t.Fatalf("upstream saw %v", got.Headers)
+		}
+	}
+	replayed := k.Proof(t, "GET", u, bound, now, nil)
+	e.echo(e.sendDPoP("GET", "/orders/7", bound, replayed))
+
+	cases := []struct {
+		name, proof, token string
+		bearer             bool
+		code               string
+	}{
+		{"replayed", replayed, bound, false, "invalid_dpop_proof"},
+		{"wrong htm", k.Proof(t, "POST", u, bound, now, nil), bound, false, "invalid_dpop_proof"},
+		{"wrong htu", k.Proof(t, "GET", e.url+"/orders/8", bound, now, nil), bound, false, "invalid_dpop_proof"},
+		{"proof for another key", other.Proof(t, "GET", u, bound, now, nil), bound, false, "invalid_token"},
+		{"stale iat", k.Proof(t, "GET", u, bound, now.Add(-5*time.Minute), nil), bound, false, "invalid_dpop_proof"},
+		{"missing ath", k.Proof(t, "GET", u, "", now, nil), bound, false, "invalid_dpop_proof"},
+		{"no proof", "", bound, false, "invalid_dpop_proof"},
+		{"bound token as Bearer", k.Proof(t, "GET", u, bound, now, nil), bound, true, "invalid_token"},
+		{"unbound token as DPoP", k.Proof(t, "GET", u, plain, now, nil), plain, false, "invalid_token"},
+	}
+	for _, tc := range cases {
+		var res *http.Response
+		if tc.bearer {
+			res = e.do("GET", "/orders/7", tc.token, http.Header{"DPoP": {tc.proof}})
+		} else {
+			res = e.sendDPoP("GET", "/orders/7", tc.token, tc.proof)
+		}
+		chal := strings.Join(res.Header.Values("WWW-Authenticate"), " | ")
+		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(chal, `DPoP error="`+tc.code+`"`) ||
+			!strings.Contains(chal, `algs="ES256 ES384 RS256 PS256 EdDSA"`) || !strings.Contains(chal, "Bearer realm=") {
+			t.Errorf("%s: %d %s", tc.name, res.StatusCode, chal)
+		}
+	}
+
+	// require_sender_constraint: dpop refuses bearer tokens, takes bound ones.
+	if res := e.do("GET", "/dpoponly/x", plain, nil); res.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(strings.Join(res.Header.Values("WWW-Authenticate"), " "), `DPoP error="invalid_token"`) {
+		t.Errorf("bearer token on a DPoP-only route: %d", res.StatusCode)
+	}
+	e.echo(e.sendDPoP("GET", "/dpoponly/x", bound, k.Proof(t, "GET", e.url+"/dpoponly/x", bound, now, nil)))
+	// Unbound bearer tokens still pass elsewhere.
+	e.echo(e.do("GET", "/orders/7", plain, nil))
+	// A certificate-bound token cannot be checked here: refused.
+	c = e.claims("carol")
+	c["cnf"] = map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+	if res := e.do("GET", "/orders/7", e.mint("ES256", c, nil), nil); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("certificate-bound token: %d", res.StatusCode)
+	}
+}
