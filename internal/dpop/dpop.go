@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -74,6 +75,62 @@ type Verifier struct {
 	now    func() time.Time
 	replay ReplayCache
 	nonces *Nonces
+
+	// keys caches parsed jwk headers: a client signs every proof with the
+	// same key, so its JSON repeats byte for byte.
+	keyMu sync.Mutex
+	keys  map[string]publicKey
+}
+
+// publicKey is a proof's jwk, parsed.
+type publicKey struct {
+	raw any    // *ecdsa.PublicKey, *rsa.PublicKey or ed25519.PublicKey
+	kty string // its JWK kty
+	jkt string // its RFC 7638 thumbprint
+}
+
+// maxCachedKeys bounds Verifier.keys; past it the cache starts over.
+const maxCachedKeys = 4096
+
+// publicKey parses a proof's jwk header for alg, from the cache when the
+// same JSON was seen before.
+func (v *Verifier) publicKey(jwkJSON json.RawMessage, alg string) (publicKey, error) {
+	v.keyMu.Lock()
+	pk, ok := v.keys[string(jwkJSON)]
+	v.keyMu.Unlock()
+	if !ok {
+		var members map[string]json.RawMessage
+		if err := json.Unmarshal(jwkJSON, &members); err != nil {
+			return pk, invalid("the proof's jwk is not a JSON object")
+		}
+		for _, m := range privateMembers {
+			if _, ok := members[m]; ok {
+				return pk, invalid("the proof's jwk holds a private key")
+			}
+		}
+		key, err := jwk.ParseKey(jwkJSON)
+		if err != nil {
+			return pk, invalid("the proof's jwk is not a public key")
+		}
+		if err := jwk.Export(key, &pk.raw); err != nil {
+			return pk, invalid("the proof's jwk is not a public key")
+		}
+		thumb, err := key.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return pk, invalid("the proof's jwk has no thumbprint")
+		}
+		pk.kty, pk.jkt = key.KeyType().String(), base64.RawURLEncoding.EncodeToString(thumb)
+		v.keyMu.Lock()
+		if len(v.keys) >= maxCachedKeys {
+			v.keys = map[string]publicKey{}
+		}
+		v.keys[string(jwkJSON)] = pk
+		v.keyMu.Unlock()
+	}
+	if pk.kty != keyFamily[alg] {
+		return pk, invalid("the proof's jwk does not fit alg %s", alg)
+	}
+	return pk, nil
 }
 
 // Config configures a [Verifier].
@@ -96,7 +153,8 @@ type Config struct {
 
 // New checks cfg and returns a Verifier.
 func New(cfg Config) (*Verifier, error) {
-	v := &Verifier{algs: cfg.Algorithms, maxAge: cfg.MaxAge, leeway: cfg.Leeway, now: cfg.Now, replay: cfg.Replay, nonces: cfg.Nonces}
+	v := &Verifier{algs: cfg.Algorithms, maxAge: cfg.MaxAge, leeway: cfg.Leeway, now: cfg.Now, replay: cfg.Replay, nonces: cfg.Nonces,
+		keys: map[string]publicKey{}}
 	if v.algs == nil {
 		v.algs = DefaultAlgorithms
 	}
@@ -191,26 +249,11 @@ func (v *Verifier) Verify(ctx context.Context, proof string, r Request) (*Proof,
 	case len(h.JWK) == 0:
 		return nil, invalid("the proof has no jwk header")
 	}
-	var members map[string]json.RawMessage
-	if err := json.Unmarshal(h.JWK, &members); err != nil {
-		return nil, invalid("the proof's jwk is not a JSON object")
+	pk, perr := v.publicKey(h.JWK, h.Alg)
+	if perr != nil {
+		return nil, perr
 	}
-	for _, m := range privateMembers {
-		if _, ok := members[m]; ok {
-			return nil, invalid("the proof's jwk holds a private key")
-		}
-	}
-	key, err := jwk.ParseKey(h.JWK)
-	if err != nil {
-		return nil, invalid("the proof's jwk is not a public key")
-	}
-	if key.KeyType().String() != keyFamily[h.Alg] {
-		return nil, invalid("the proof's jwk does not fit alg %s", h.Alg)
-	}
-	var raw any
-	if err := jwk.Export(key, &raw); err != nil {
-		return nil, invalid("the proof's jwk is not a public key")
-	}
+	raw := pk.raw
 	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
 	if err != nil {
 		return nil, invalid("the proof's signature is not base64url")
@@ -229,11 +272,7 @@ func (v *Verifier) Verify(ctx context.Context, proof string, r Request) (*Proof,
 	if err := dec.Decode(&c); err != nil {
 		return nil, invalid("the proof's claims are not a JSON object")
 	}
-	thumb, err := key.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return nil, invalid("the proof's jwk has no thumbprint")
-	}
-	p := &Proof{JKT: base64.RawURLEncoding.EncodeToString(thumb), JTI: c.JTI}
+	p := &Proof{JKT: pk.jkt, JTI: c.JTI}
 	if err := v.checkClaims(&c, r, p); err != nil {
 		return nil, err
 	}
