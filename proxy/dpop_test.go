@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
+	"github.com/portcullis-dev/portcullis/internal/testgw"
+	"github.com/portcullis-dev/portcullis/internal/testidp"
 )
 
 // dpopRoute takes DPoP-bound tokens only.
@@ -144,5 +147,51 @@ func BenchmarkDPoP(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestReadmeDPoPExample runs README.md's DPoP example as written, with a
+// real upstream and an issuer to trust.
+func TestReadmeDPoPExample(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, _ := strings.Cut(string(b), "## Sender-constrained tokens (DPoP)")
+	_, block, _ := strings.Cut(sec, "```yaml\n")
+	block, _, ok := strings.Cut(block, "```")
+	if !ok || !strings.Contains(block, `upstream: "http://127.0.0.1:9000"`) || !strings.Contains(block, "require_sender_constraint: dpop") {
+		t.Fatalf("README.md's DPoP example changed:\n%s", block)
+	}
+	idp, keys := testgw.NewIssuer(t)
+	up := upstream(t)
+	g := testgw.Start(t, testgw.Options{Config: func(base string) string {
+		return strings.Replace(strings.Replace(block, "http://127.0.0.1:9000", up, 1), "server:\n", "server:\n  public_url: \""+base+"\"\n", 1) +
+			"admin: {listen: off}\nissuers:\n  - issuer: \"" + idp.Issuer + "\"\n    audiences: [api]\n    algorithms: [ES256]\n"
+	}})
+	k := prooftest.NewKey(t)
+	c := testgw.Claims(idp, "alice", time.Now())
+	c["cnf"] = map[string]any{"jkt": k.JKT}
+	bound := testidp.Mint(t, keys["ES256"], c, nil)
+	plain := testidp.Mint(t, keys["ES256"], testgw.Claims(idp, "bob", time.Now()), nil)
+	u := g.URL + "/payments/1"
+	send := func(scheme, tok, proof string) int {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", scheme+" "+tok)
+		if proof != "" {
+			req.Header.Set("DPoP", proof)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := send("DPoP", bound, k.Proof(t, "GET", u, bound, time.Now(), nil)); st != 200 {
+		t.Errorf("bound token with its proof: %d", st)
+	}
+	if st := send("Bearer", plain, ""); st != 401 {
+		t.Errorf("bearer token on the DPoP-only route: %d", st)
 	}
 }
