@@ -1,6 +1,7 @@
 package authn
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -109,4 +110,52 @@ func (e *Error) dpopChallenge(algs []string) string {
 		b.WriteString(sep + `algs="` + strings.Join(algs, " ") + `"`)
 	}
 	return b.String()
+}
+
+// ExplainDPoP adds the sender-constraint check to e, an explanation of
+// token on policy p, as the gateway runs it for a request with method and
+// url (absolute) carrying proof in its DPoP header ("" for none; the token
+// then counts as sent as a bearer token). The proof is checked by v, whose
+// replay cache should be the explainer's own. Nothing is added for an
+// unbound token sent without a proof where bearer tokens pass.
+func (e *Explanation) ExplainDPoP(ctx context.Context, v *dpop.Verifier, p *Policy, token, proof, method, url string) {
+	if e.Err != nil || e.Identity == nil {
+		if proof != "" {
+			e.Checks = append(e.Checks, Check{Name: "dpop", Status: Skip, Detail: "the token is refused before the proof is checked"})
+		}
+		return
+	}
+	fail := func(err *Error) {
+		err.DPoPAlgs = v.Algorithms()
+		e.Err, e.Identity = err, nil
+		e.Checks = append(e.Checks, Check{Name: "dpop", Status: Fail, Detail: err.Description})
+	}
+	id := e.Identity
+	switch {
+	case id.Binding == BindingX5T:
+		fail(invalidToken(ReasonDPoP, "certificate-bound tokens (RFC 8705) are not accepted here"))
+		return
+	case proof == "" && id.Binding == BindingDPoP:
+		fail(dpopError(CodeInvalidToken, "the token is DPoP-bound (cnf.jkt "+id.BindingValue+"): pass its proof with --dpop, and --method and --url"))
+		return
+	case proof == "" && p.RequireDPoP:
+		fail(dpopError(CodeInvalidToken, "this route takes DPoP-bound tokens only"))
+		return
+	case proof == "":
+		return
+	case id.Binding != BindingDPoP:
+		fail(dpopError(CodeInvalidToken, "the token is not bound to a DPoP key; send it as a bearer token"))
+		return
+	}
+	pr, err := v.Verify(ctx, proof, dpop.Request{Method: method, URL: url, AccessToken: token, JKT: id.BindingValue})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		fail(dpopError(de.Code, de.Description))
+	case err != nil:
+		fail(&Error{Status: http.StatusServiceUnavailable, Reason: ReasonDPoP, Description: err.Error()})
+	default:
+		e.Checks = append(e.Checks, Check{Name: "dpop", Status: Pass,
+			Detail: "a proof of the token's key " + pr.JKT + " for " + method + " " + url})
+	}
 }

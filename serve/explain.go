@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/authn"
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
 	"github.com/portcullis-dev/portcullis/rules"
@@ -56,6 +57,9 @@ type Explanation struct {
 // path the rules see (the route's prefix when empty), and its host.
 type Request struct {
 	Method, Path, Host string
+	// URL and DPoP are the request's absolute URL and DPoP proof, for a
+	// DPoP-bound token; DPoP "" means the token comes as a bearer token.
+	URL, DPoP string
 }
 
 // Public reports whether the route is public: the gateway forwards every
@@ -157,6 +161,13 @@ func Explain(ctx context.Context, opts Options, route, token string, req Request
 	e.MethodRefused = rt.Methods != nil && !slices.Contains(rt.Methods, e.Method)
 	if az != nil {
 		e.Explanation = az.Explain(ctx, token, &rt.Policy)
+		d := c.Server.DPoP
+		v, err := dpop.New(dpop.Config{Algorithms: d.Algorithms, MaxAge: d.MaxAge.D(), Now: opts.Now,
+			Replay: dpop.NewMemoryReplay(1, opts.Now)})
+		if err != nil {
+			return nil, err
+		}
+		e.ExplainDPoP(ctx, v, &rt.Policy, token, req.DPoP, e.Method, req.URL)
 		if id := e.Identity; id != nil && !e.Public() {
 			e.Headers = proxy.IdentityHeaders(&rt, id)
 		}

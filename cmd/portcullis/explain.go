@@ -18,7 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/serve"
 )
 
-const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [--method METHOD] [--path PATH] [TOKEN | -]"
+const explainUsage = "usage: portcullis explain --config FILE (--route NAME | --url URL) [--at TIME] [--method METHOD] [--path PATH] [--dpop PROOF] [TOKEN | -]"
 
 // errRefused makes explain exit 1: the gateway would not let the request
 // through.
@@ -35,6 +35,7 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	target := fs.String("url", "", "judge the token for the route the gateway would choose for this URL")
 	at := fs.String("at", "", "judge the token as at this time (RFC 3339) instead of now")
 	method := fs.String("method", "GET", "the request's method, for the route's methods and rules")
+	proof := fs.String("dpop", "", "the DPoP proof sent with a DPoP-bound token (RFC 9449); needs --url")
 	reqPath := fs.String("path", "", "the request's path, for the route's rules (default: the path of --url, or the route's path_prefix)")
 	// Flags may come before or after the token.
 	var positional []string
@@ -74,7 +75,11 @@ func explain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	chosen := ""
-	req := serve.Request{Method: *method}
+	req := serve.Request{Method: *method, URL: *target, DPoP: *proof}
+	if *proof != "" && *target == "" {
+		fmt.Fprintln(stderr, "portcullis explain: --dpop needs --url, the request's URL the proof is for")
+		return errUsage
+	}
 	if *target != "" {
 		if u, err := url.Parse(*target); err == nil {
 			req.Path, req.Host = u.EscapedPath(), u.Hostname()
@@ -148,11 +153,14 @@ func readToken(stdin io.Reader, stderr io.Writer) (string, error) {
 	return line, nil
 }
 
-// trimToken drops surrounding space and a pasted "Bearer " prefix.
+// trimToken drops surrounding space and a pasted "Bearer " or "DPoP "
+// prefix.
 func trimToken(s string) string {
 	s = strings.TrimSpace(s)
 	if len(s) > 7 && strings.EqualFold(s[:7], "bearer ") {
 		s = strings.TrimSpace(s[7:])
+	} else if len(s) > 5 && strings.EqualFold(s[:5], "dpop ") {
+		s = strings.TrimSpace(s[5:])
 	}
 	return s
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
 )
 
@@ -72,6 +73,9 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	valid := testidp.Mint(t, key, claims(nil), nil)
+	dk := prooftest.NewKey(t)
+	bound := testidp.Mint(t, key, claims(func(c map[string]any) { c["cnf"] = map[string]any{"jkt": dk.JKT} }), nil)
+	proofFor := func(u string) string { return dk.Proof(t, "GET", u, bound, now, nil) }
 
 	cases := []struct {
 		name   string
@@ -98,6 +102,18 @@ func TestExplain(t *testing.T) {
 			"result: the gateway forwards the request to the upstream",
 			"identity headers: X-Auth-Request-User: alice",
 		}, nil},
+		{"DPoP-bound with its proof", []string{"--url", "https://gw.example/orders", "--dpop", proofFor("https://gw.example/orders"), bound}, "", 0, []string{
+			"PASS  dpop          a proof of the token's key " + dk.JKT + " for GET https://gw.example/orders",
+			"result: the gateway forwards the request to the upstream",
+		}, nil},
+		{"DPoP-bound without a proof", []string{"--route", "app", bound}, "", 1, []string{
+			"FAIL  dpop          the token is DPoP-bound",
+			"result: the gateway answers 401 invalid_token",
+		}, []string{"refuse"}},
+		{"DPoP proof for another URL", []string{"--url", "https://gw.example/orders", "--dpop", proofFor("https://gw.example/other"), bound}, "", 1, []string{
+			"FAIL  dpop          the proof's htu is not the request's URL",
+		}, []string{"refuse"}},
+		{"--dpop without --url", []string{"--route", "app", "--dpop", "x", bound}, "", 2, nil, []string{"--dpop needs --url"}},
 		{"token on stdin", []string{"--route", "app", "-"}, "Bearer " + valid + "\n", 0, []string{"PASS  signature     valid"}, nil},
 		{"token on stdin, no argument", []string{"--route", "app"}, valid, 0, []string{"result: the gateway forwards"}, nil},
 		{"flags after the token", []string{valid, "--route", "app"}, "", 0, []string{"result: the gateway forwards"}, nil},
