@@ -78,6 +78,12 @@ type Config struct {
 	// DPoP, when set, accepts DPoP-bound tokens (cnf.jkt) as
 	// "Authorization: DPoP" with a proof; nil refuses them.
 	DPoP *DPoP
+	// ClientCert, when set, returns the SHA-256 of the DER of the
+	// request's client certificate (from its TLS connection, or from a
+	// trusted proxy's header), base64url, or "" when it has none; tokens
+	// bound to a certificate (cnf["x5t#S256"], RFC 8705 §3) pass only with
+	// that certificate. Nil refuses them.
+	ClientCert func(*http.Request) string
 }
 
 // Policy is what one route requires of a token. The zero value accepts any
@@ -96,8 +102,11 @@ type Policy struct {
 	Claims map[string][]string
 	// Sources are where to look for a token; nil means the header only.
 	Sources []Source
-	// RequireDPoP refuses tokens that are not DPoP-bound (RFC 9449).
-	RequireDPoP bool
+	// RequireBinding refuses tokens that are not sender-constrained:
+	// BindingDPoP (DPoP-bound, RFC 9449), BindingX5T (bound to the client
+	// certificate, RFC 8705) or BindingAny (either); "" takes bearer
+	// tokens too.
+	RequireBinding string
 }
 
 // Authenticator verifies tokens. It is safe for concurrent use.
@@ -109,6 +118,7 @@ type Authenticator struct {
 	cache    *tokenCache  // nil when off
 	tracer   trace.Tracer // nil: not traced
 	dpop     *DPoP        // nil: DPoP-bound tokens cannot be presented
+	cert     func(*http.Request) string
 }
 
 // supportedAlgs maps every algorithm portcullis verifies to its key family.
@@ -132,6 +142,7 @@ func New(cfg Config) (*Authenticator, error) {
 		allowAlg: map[string]bool{},
 		tracer:   cfg.Tracer,
 		dpop:     cfg.DPoP,
+		cert:     cfg.ClientCert,
 	}
 	if a.maxLen <= 0 {
 		a.maxLen = 16 << 10

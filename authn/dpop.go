@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -31,6 +32,8 @@ const (
 	BindingNone = ""
 	BindingDPoP = "dpop" // cnf.jkt (RFC 9449)
 	BindingX5T  = "x5t"  // cnf["x5t#S256"] (RFC 8705)
+	// BindingAny, as Policy.RequireBinding, takes either binding.
+	BindingAny = "any"
 )
 
 // binding reads the token's confirmation claim (RFC 7800 cnf).
@@ -58,14 +61,20 @@ func dpopError(code, desc string) *Error {
 // policy wants DPoP).
 func (a *Authenticator) checkSender(r *http.Request, id *Identity, scheme string, p *Policy) error {
 	kind, value := id.Binding, id.BindingValue
+	if want := p.RequireBinding; want != "" && kind != want && (want != BindingAny || kind == BindingNone) {
+		what := map[string]string{BindingDPoP: "DPoP-bound tokens", BindingX5T: "tokens bound to the client certificate",
+			BindingAny: "sender-constrained tokens (DPoP or client certificate)"}[want]
+		if want == BindingX5T {
+			return invalidToken(ReasonDPoP, "this route takes "+what+" only")
+		}
+		return dpopError(CodeInvalidToken, "this route takes "+what+" only")
+	}
 	switch {
 	case kind == BindingX5T:
-		return invalidToken(ReasonDPoP, "certificate-bound tokens (RFC 8705) are not accepted here")
+		return a.checkCert(r, value, scheme)
 	case scheme != SchemeDPoP && kind == BindingDPoP:
 		// RFC 9449 §7.1: a DPoP-bound token as a bearer token is refused.
 		return dpopError(CodeInvalidToken, "the token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof")
-	case scheme != SchemeDPoP && p.RequireDPoP:
-		return dpopError(CodeInvalidToken, "this route takes DPoP-bound tokens only")
 	case scheme != SchemeDPoP:
 		return nil
 	case a.dpop == nil:
@@ -90,6 +99,26 @@ func (a *Authenticator) checkSender(r *http.Request, id *Identity, scheme string
 		return e
 	case err != nil:
 		return err // the replay cache cannot say: 503
+	}
+	return nil
+}
+
+// checkCert checks a token bound to a client certificate (RFC 8705 §3):
+// the request's certificate must be the one whose SHA-256 thumbprint the
+// token names.
+func (a *Authenticator) checkCert(r *http.Request, x5t, scheme string) error {
+	if scheme == SchemeDPoP {
+		return dpopError(CodeInvalidToken, "the token is bound to a client certificate, not to a DPoP key; send it as a bearer token")
+	}
+	if a.cert == nil {
+		return invalidToken(ReasonDPoP, "certificate-bound tokens (RFC 8705) are not accepted here: no client certificates are configured")
+	}
+	got := a.cert(r)
+	switch {
+	case got == "":
+		return invalidToken(ReasonDPoP, "the token is bound to a client certificate and the request has none")
+	case subtle.ConstantTimeCompare([]byte(got), []byte(x5t)) != 1:
+		return invalidToken(ReasonDPoP, "the token is bound to another client certificate")
 	}
 	return nil
 }
@@ -133,12 +162,12 @@ func (e *Explanation) ExplainDPoP(ctx context.Context, v *dpop.Verifier, p *Poli
 	id := e.Identity
 	switch {
 	case id.Binding == BindingX5T:
-		fail(invalidToken(ReasonDPoP, "certificate-bound tokens (RFC 8705) are not accepted here"))
+		fail(invalidToken(ReasonDPoP, "the token is bound to a client certificate (RFC 8705), which explain cannot present"))
 		return
 	case proof == "" && id.Binding == BindingDPoP:
 		fail(dpopError(CodeInvalidToken, "the token is DPoP-bound (cnf.jkt "+id.BindingValue+"): pass its proof with --dpop, and --method and --url"))
 		return
-	case proof == "" && p.RequireDPoP:
+	case proof == "" && p.RequireBinding != "":
 		fail(dpopError(CodeInvalidToken, "this route takes DPoP-bound tokens only"))
 		return
 	case proof == "":

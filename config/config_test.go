@@ -178,7 +178,7 @@ func TestUnknownKeys(t *testing.T) {
 		{"top level", "Login: {}\n" + base, []string{
 			`t.yaml:1: unknown key "Login" at the top level (did you mean login?); valid keys: server, admin, log, issuers, login, routes, issuer, telemetry`}},
 		{"nested struct", "server:\n  tls:\n    cert: a.pem\n" + base, []string{
-			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file`}},
+			`t.yaml:3: unknown key "cert" in server.tls; valid keys: cert_file, key_file, client_ca_file, client_auth, client_cert_header`}},
 		{"route with suggestion", base + "    pathPrefix: /api\n", []string{
 			`t.yaml:7: unknown key "pathPrefix" in routes[0] (did you mean path_prefix?); valid keys: name, host, path_prefix, upstream, preserve_host, auth, on_unauthenticated, audiences, resource, resource_name, resource_documentation, require_scopes, require_claims, forward_headers, forward_token, token_from, timeout, upstream_ca_file, max_body_bytes, methods, cors_preflight, require_sender_constraint, rules`}},
 		{"free maps accept any key", base + "    require_claims: {any.claim: x}\n    forward_headers: {X-Anything: sub}\n", nil},

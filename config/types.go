@@ -147,6 +147,30 @@ type TokenCache struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	// ClientCAFile is a PEM bundle of the CAs client certificates are
+	// checked against; set, the listener asks clients for certificates,
+	// and tokens bound to one (RFC 8705 §3) pass with it. Needs cert_file
+	// and key_file. Default "": no client certificates.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is optional (a client may send no certificate) or require
+	// (the handshake fails without one). Default optional.
+	ClientAuth string `yaml:"client_auth"`
+	// ClientCertHeader, behind a proxy that ends TLS, is the header that
+	// proxy puts the client's certificate in; believed only from
+	// server.trusted_proxies.
+	ClientCertHeader ClientCertHeader `yaml:"client_cert_header"`
+}
+
+// ClientCertHeader names the header a TLS-terminating proxy passes the
+// client certificate in.
+type ClientCertHeader struct {
+	// Name is the header, such as X-Forwarded-Client-Cert. Default "":
+	// none is read.
+	Name string `yaml:"name"`
+	// Format is xfcc (Envoy's Hash=…;Cert="…", the last element) or pem
+	// (URL-escaped PEM, as nginx's $ssl_client_escaped_cert). Default
+	// xfcc.
+	Format string `yaml:"format"`
 }
 
 // Admin configures the admin listener (/metrics, /healthz, /readyz).
@@ -289,10 +313,11 @@ type Route struct {
 	// whatever methods and rules say, as browsers send preflights without
 	// credentials). Default check.
 	CORSPreflight string `yaml:"cors_preflight"`
-	// RequireSenderConstraint, when "dpop", refuses tokens that are not
-	// DPoP-bound (RFC 9449) on the route: a plain bearer token gets 401.
-	// Default "": bearer tokens and DPoP-bound tokens (with their proof)
-	// alike.
+	// RequireSenderConstraint refuses tokens that are not
+	// sender-constrained on the route: dpop (DPoP-bound, RFC 9449), mtls
+	// (bound to the client certificate, RFC 8705) or any (either); a plain
+	// bearer token gets 401. Default "": bearer tokens and bound tokens
+	// (with their proof or certificate) alike.
 	RequireSenderConstraint string `yaml:"require_sender_constraint"`
 	// Rules are CEL expressions evaluated in order after authentication
 	// and require_scopes/require_claims; the first that is true decides,

@@ -140,6 +140,31 @@ func (v *validator) tls() {
 			}
 		}
 	}
+	if t.ClientCAFile != "" {
+		if t.CertFile == "" {
+			v.errorf("server.tls.client_ca_file", "needs cert_file and key_file: client certificates come with TLS on this listener (behind a proxy that ends TLS, use client_cert_header)")
+		} else if msg := checkReadable(t.ClientCAFile); msg != "" {
+			v.errorf("server.tls.client_ca_file", "%s", msg)
+		}
+	}
+	switch t.ClientAuth {
+	case "", "optional":
+	case "require":
+		if t.ClientCAFile == "" {
+			v.errorf("server.tls.client_auth", "require needs client_ca_file, the CAs client certificates are checked against")
+		}
+	default:
+		v.errorf("server.tls.client_auth", "%q is not a mode; want optional (a client may send no certificate) or require", t.ClientAuth)
+	}
+	h := t.ClientCertHeader
+	switch {
+	case h.Name == "" && h.Format != "":
+		v.errorf("server.tls.client_cert_header.format", "has no effect without name; set name, such as X-Forwarded-Client-Cert")
+	case h.Format != "" && h.Format != "xfcc" && h.Format != "pem":
+		v.errorf("server.tls.client_cert_header.format", "%q is not a format; want xfcc (Envoy's X-Forwarded-Client-Cert) or pem (URL-escaped PEM, nginx's $ssl_client_escaped_cert)", h.Format)
+	case h.Name != "" && len(v.c.Server.TrustedProxies) == 0:
+		v.errorf("server.tls.client_cert_header.name", "is read only from server.trusted_proxies, and none are listed; list the proxy that ends TLS there")
+	}
 }
 
 // checkReadable reports why name is not a regular file that can be opened.

@@ -150,14 +150,18 @@ func (v *validator) routeMethods(i int) {
 	if r.Methods != nil && len(r.Methods) == 0 {
 		v.errorf(p+".methods", "is empty, which would refuse every request; list the methods the route serves, or remove the key to serve all")
 	}
-	switch r.RequireSenderConstraint {
+	switch c := r.RequireSenderConstraint; c {
 	case "":
-	case "dpop":
-		if r.Auth == AuthPublic {
+	case "dpop", "mtls", "any":
+		t := v.c.Server.TLS
+		switch {
+		case r.Auth == AuthPublic:
 			v.errorf(p+".require_sender_constraint", "has no effect on a public route, which checks no tokens; remove it, or set auth: required or optional")
+		case c == "mtls" && t.ClientCAFile == "" && t.ClientCertHeader.Name == "":
+			v.errorf(p+".require_sender_constraint", "mtls needs client certificates: set server.tls.client_ca_file, or server.tls.client_cert_header behind a proxy that ends TLS")
 		}
 	default:
-		v.errorf(p+".require_sender_constraint", "%q is not a constraint; want dpop (only DPoP-bound tokens, RFC 9449), or leave it out for bearer tokens too", r.RequireSenderConstraint)
+		v.errorf(p+".require_sender_constraint", "%q is not a constraint; want dpop (DPoP-bound tokens, RFC 9449), mtls (bound to the client certificate, RFC 8705) or any (either), or leave it out for bearer tokens too", c)
 	}
 	switch r.CORSPreflight {
 	case "", CORSPreflightCheck, CORSPreflightPass:

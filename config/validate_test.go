@@ -108,8 +108,16 @@ func TestValidate(t *testing.T) {
 		{name: "dpop max_age", src: "server:\n  dpop: {max_age: 1h}\n" + base, want: []string{
 			`t.yaml:2: server.dpop.max_age: is 1h0m0s; want from 1s to 10m, such as 60s`}},
 		{name: "sender constraint", src: route("require_sender_constraint: dpop")},
-		{name: "sender constraint unknown", src: route("require_sender_constraint: mtls"), want: []string{
-			`t.yaml:7: routes[0].require_sender_constraint: "mtls" is not a constraint; want dpop (only DPoP-bound tokens, RFC 9449), or leave it out for bearer tokens too`}},
+		{name: "sender constraint unknown", src: route("require_sender_constraint: tls"), want: []string{
+			`t.yaml:7: routes[0].require_sender_constraint: "tls" is not a constraint; want dpop (DPoP-bound tokens, RFC 9449), mtls (bound to the client certificate, RFC 8705) or any (either), or leave it out for bearer tokens too`}},
+		{name: "mtls without client certificates", src: route("require_sender_constraint: mtls"), want: []string{
+			`t.yaml:7: routes[0].require_sender_constraint: mtls needs client certificates: set server.tls.client_ca_file, or server.tls.client_cert_header behind a proxy that ends TLS`}},
+		{name: "client cert header", src: "server:\n  trusted_proxies: [10.0.0.1]\n  tls: {client_cert_header: {name: X-Forwarded-Client-Cert, format: xfcc}}\n" + route("require_sender_constraint: mtls")},
+		{name: "client cert header untrusted", src: "server:\n  tls: {client_cert_header: {name: X-Client-Cert, format: der}}\n" + base, want: []string{
+			`t.yaml:2: server.tls.client_cert_header.format: "der" is not a format; want xfcc (Envoy's X-Forwarded-Client-Cert) or pem (URL-escaped PEM, nginx's $ssl_client_escaped_cert)`}},
+		{name: "client CA without TLS", src: "server:\n  tls: {client_ca_file: /etc/ca.pem, client_auth: always}\n" + base, want: []string{
+			`t.yaml:2: server.tls.client_auth: "always" is not a mode; want optional (a client may send no certificate) or require`,
+			`t.yaml:2: server.tls.client_ca_file: needs cert_file and key_file: client certificates come with TLS on this listener (behind a proxy that ends TLS, use client_cert_header)`}},
 		// methods, cors_preflight, rules
 		{name: "methods", src: route("methods: [GET, HEAD, PROPFIND]", "cors_preflight: pass")},
 		{name: "methods lower case", src: route("methods: [GET, post]"), want: []string{

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -100,6 +101,13 @@ func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 			return err
 		}
 		srv.TLSConfig = serverTLSConfig(certs)
+		if s.ClientCAs != nil {
+			srv.TLSConfig.ClientCAs = s.ClientCAs
+			srv.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
+			if s.RequireClientCert {
+				srv.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
+			}
+		}
 	}
 	errc := make(chan error, 2)
 	go func() {

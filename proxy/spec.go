@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
 	"net/netip"
 	"net/url"
@@ -25,6 +26,10 @@ type Config struct {
 	// TLSCertFile and TLSKeyFile, when set, serve HTTPS on Listen; the
 	// files are read again when they change.
 	TLSCertFile, TLSKeyFile string
+	// ClientCAs, with TLS, asks clients for certificates and checks them
+	// against these CAs; RequireClientCert fails handshakes without one.
+	ClientCAs         *x509.CertPool
+	RequireClientCert bool
 	// The http.Server's bounds; zero means none, as in net/http.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int

@@ -51,6 +51,13 @@ func (s *Server) build(c *config.Config, prev *generation) (*generation, proxy.S
 		if ac.DPoP, err = s.dpopConfig(c, spec.TrustedProxies); err != nil {
 			return g, spec, err
 		}
+		if t := c.Server.TLS; t.ClientCAFile != "" || t.ClientCertHeader.Name != "" {
+			format := t.ClientCertHeader.Format
+			if format == "" {
+				format = proxy.CertHeaderXFCC
+			}
+			ac.ClientCert = proxy.ClientCertThumbprint(spec.TrustedProxies, t.ClientCertHeader.Name, format)
+		}
 		if spec.Authn, err = authn.New(ac); err != nil {
 			return g, spec, err
 		}
@@ -214,7 +221,7 @@ func routeSpec(c *config.Config, i int) (proxy.Route, error) {
 		PreserveHost:   cr.PreserveHost,
 		MaxBodyBytes:   cr.MaxBodyBytes,
 		Policy: authn.Policy{Audiences: cr.Audiences, Scopes: cr.RequireScopes,
-			RequireDPoP: cr.RequireSenderConstraint == "dpop"},
+			RequireBinding: map[string]string{"dpop": authn.BindingDPoP, "mtls": authn.BindingX5T, "any": authn.BindingAny}[cr.RequireSenderConstraint]},
 	}
 	if res := c.RouteResource(i); res != "" {
 		// RFC 9728: the route publishes where its tokens come from, and

@@ -20,15 +20,24 @@ func upstreamTLS(caFile string) (*tls.Config, error) {
 	if caFile == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := caPool(caFile, "upstream ca")
 	if err != nil {
-		return nil, fmt.Errorf("upstream ca: %w", err)
+		return nil, err
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+}
+
+// caPool reads a PEM bundle of CA certificates; what names it in errors.
+func caPool(file, what string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("upstream ca: %s holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("%s: %s holds no PEM certificate", what, file)
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}, nil
+	return pool, nil
 }
 
 // remoteCache keeps issuers' key sets across reloads, keyed by everything

@@ -121,6 +121,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	s.tracing = tr
 	pc := listeners(opts.Config, opts)
+	if f := opts.Config.Server.TLS.ClientCAFile; f != "" {
+		if pc.ClientCAs, err = caPool(f, "server.tls.client_ca_file"); err != nil {
+			if tr != nil {
+				_ = tr.Shutdown(context.Background())
+			}
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		pc.RequireClientCert = opts.Config.Server.TLS.ClientAuth == "require"
+	}
 	if tr != nil {
 		pc.Tracing = &proxy.Tracing{Tracer: tr.Tracer(), Propagator: tr.Propagator(), Trust: traceTrust(opts.Config)}
 		s.log.Info("tracing on", "endpoint", tracingEndpoint(opts.Config, opts))
