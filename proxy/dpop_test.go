@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -193,5 +194,42 @@ func TestReadmeDPoPExample(t *testing.T) {
 	}
 	if st := send("Bearer", plain, ""); st != 401 {
 		t.Errorf("bearer token on the DPoP-only route: %d", st)
+	}
+}
+
+// TestDPoPNonce: with server.dpop.nonce, a proof without the gateway's
+// nonce gets use_dpop_nonce and a DPoP-Nonce to retry with (RFC 9449 §8).
+func TestDPoPNonce(t *testing.T) {
+	idp, keys := testgw.NewIssuer(t)
+	up := upstream(t)
+	g := testgw.Start(t, testgw.Options{Config: func(base string) string {
+		return fmt.Sprintf("server:\n  public_url: %q\n  dpop: {nonce: true}\nadmin: {listen: off}\nissuers:\n  - issuer: %q\n    audiences: [api]\n    algorithms: [ES256]\nroutes:\n  - name: app\n    path_prefix: /\n    upstream: %q\n", base, idp.Issuer, up)
+	}})
+	k := prooftest.NewKey(t)
+	c := testgw.Claims(idp, "alice", time.Now())
+	c["cnf"] = map[string]any{"jkt": k.JKT}
+	tok := testidp.Mint(t, keys["ES256"], c, nil)
+	u := g.URL + "/x"
+	send := func(proof string) *http.Response {
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", proof)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	res := send(k.Proof(t, "GET", u, tok, time.Now(), nil))
+	nonce := res.Header.Get("DPoP-Nonce")
+	if res.StatusCode != 401 || nonce == "" || !strings.Contains(strings.Join(res.Header.Values("WWW-Authenticate"), " "), `DPoP error="use_dpop_nonce"`) {
+		t.Fatalf("without the nonce: %d %q %v", res.StatusCode, nonce, res.Header.Values("WWW-Authenticate"))
+	}
+	if res := send(k.Proof(t, "GET", u, tok, time.Now(), func(_, c map[string]any) { c["nonce"] = nonce })); res.StatusCode != 200 {
+		t.Errorf("with the nonce: %d %v", res.StatusCode, res.Header.Values("WWW-Authenticate"))
+	}
+	if res := send(k.Proof(t, "GET", u, tok, time.Now(), func(_, c map[string]any) { c["nonce"] = "made-up" })); res.StatusCode != 401 {
+		t.Errorf("with a made-up nonce: %d", res.StatusCode)
 	}
 }
