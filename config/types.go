@@ -106,13 +106,18 @@ type DPoP struct {
 	// ES384, RS256, PS256, EdDSA].
 	Algorithms []string `yaml:"algorithms"`
 	// MaxAge is how old a proof's iat may be, from 1s to 10m, plus the
-	// issuer's leeway. Default 60s. Each proof is remembered that long, in
-	// memory (at most 100 000 at once; past that, proofs are refused with
+	// issuer's leeway. Default 60s. Each proof is remembered that long (in
+	// memory at most 100 000 at once; past that, proofs are refused with
 	// 503 until the oldest age out).
 	MaxAge Duration `yaml:"max_age"`
 	// Nonce requires server nonces (RFC 9449 §8): a proof without the
 	// current DPoP-Nonce gets use_dpop_nonce. Default false.
 	Nonce bool `yaml:"nonce"`
+	// ReplayStore is where proofs seen are remembered: memory (this
+	// process), or a Redis URL redis://… or rediss://… that replicas
+	// share, so a proof used at one is refused at all. Read at start only.
+	// Default memory. The URL may hold a password.
+	ReplayStore string `yaml:"replay_store"`
 }
 
 // RuleLimits bound the routes' rules, which are refused at load when their

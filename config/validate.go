@@ -346,6 +346,9 @@ func (v *validator) dpop() {
 			v.errorf(indexPath("server.dpop.algorithms", j), "%q is not a DPoP proof algorithm; want one of %s (asymmetric only: a proof is signed with the client's own key)", a, strings.Join(dpopAlgorithms, ", "))
 		}
 	}
+	if r := d.ReplayStore; r != "" && r != StoreMemory && !strings.HasPrefix(r, "redis://") && !strings.HasPrefix(r, "rediss://") {
+		v.errorf("server.dpop.replay_store", "%q is not a store; want memory or a Redis URL redis://host:6379/0 (rediss:// for TLS)", RedactStore(r))
+	}
 	if m := d.MaxAge.D(); m != 0 && (m < time.Second || m > 10*time.Minute) || m == 0 && v.c.has("server.dpop.max_age") {
 		v.errorf("server.dpop.max_age", "is %s; want from 1s to 10m, such as 60s", m)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 	"github.com/portcullis-dev/portcullis/internal/testidp"
+	"github.com/portcullis-dev/portcullis/internal/testredis"
 )
 
 // dpopRoute takes DPoP-bound tokens only.
@@ -231,5 +232,39 @@ func TestDPoPNonce(t *testing.T) {
 	}
 	if res := send(k.Proof(t, "GET", u, tok, time.Now(), func(_, c map[string]any) { c["nonce"] = "made-up" })); res.StatusCode != 401 {
 		t.Errorf("with a made-up nonce: %d", res.StatusCode)
+	}
+}
+
+// TestDPoPReplayAcrossReplicas: with server.dpop.replay_store on Redis, a
+// proof used at one replica is refused at the other.
+func TestDPoPReplayAcrossReplicas(t *testing.T) {
+	redisURL, _, _ := testredis.Start(t)
+	idp, keys := testgw.NewIssuer(t)
+	up := upstream(t)
+	ln, pub := testgw.Listen(t)
+	conf := func(string) string {
+		return fmt.Sprintf("server:\n  public_url: %q\n  dpop: {replay_store: %q}\nadmin: {listen: off}\nissuers:\n  - issuer: %q\n    audiences: [api]\n    algorithms: [ES256]\nroutes:\n  - name: app\n    path_prefix: /\n    upstream: %q\n", pub, redisURL, idp.Issuer, up)
+	}
+	a := testgw.Start(t, testgw.Options{Listener: ln, Config: conf})
+	b := testgw.Start(t, testgw.Options{Config: conf})
+	k := prooftest.NewKey(t)
+	c := testgw.Claims(idp, "alice", time.Now())
+	c["cnf"] = map[string]any{"jkt": k.JKT}
+	tok := testidp.Mint(t, keys["ES256"], c, nil)
+	// Both answer for the public URL, as behind one load balancer.
+	proof := k.Proof(t, "GET", pub+"/x", tok, time.Now(), nil)
+	for i, base := range []string{a.URL, b.URL} {
+		req, _ := http.NewRequest("GET", base+"/x", nil)
+		req.Host = strings.TrimPrefix(pub, "http://")
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", proof)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := []int{200, 401}[i]; res.StatusCode != want {
+			t.Errorf("replica %d: %d, want %d", i, res.StatusCode, want)
+		}
 	}
 }

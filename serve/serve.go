@@ -74,7 +74,7 @@ type Server struct {
 	tracing *telemetry.Tracing // nil: tracing is off
 	// DPoP proofs seen and the key of server nonces outlive reloads, so a
 	// reload never lets a proof be used twice or a nonce go stale.
-	dpopReplay *dpop.MemoryReplay
+	dpopReplay dpop.ReplayCache
 	dpopNonces *dpop.Nonces
 
 	mu  sync.Mutex // serialises reloads
@@ -113,6 +113,14 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	opts.defaults()
 	s := &Server{ctx: ctx, opts: opts, log: opts.Logger, keySets: newRemoteCache(ctx),
 		dpopReplay: dpop.NewMemoryReplay(0, opts.Now), dpopNonces: dpop.NewNonces(nil, 0, opts.Now)}
+	if r := opts.Config.Server.DPoP.ReplayStore; r != "" && r != config.StoreMemory {
+		rr, err := dpop.NewRedisReplay(r, opts.Now)
+		if err != nil {
+			return nil, fmt.Errorf("serve: server.dpop.replay_store %s: %w", config.RedactStore(r), err)
+		}
+		context.AfterFunc(ctx, func() { _ = rr.Close() })
+		s.dpopReplay = rr
+	}
 	tr, err := telemetry.New(ctx, tracingConfig(opts.Config, opts, func(reason string, n int) {
 		s.CountTraceDrop(reason, n) // s.Gateway is set before any span ends
 	}))

@@ -8,6 +8,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
+	"github.com/portcullis-dev/portcullis/internal/testredis"
 )
 
 type key struct{ *prooftest.Key }
@@ -142,4 +143,32 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("accepted %q twice", proof)
 		}
 	})
+}
+
+// TestRedisReplaySharedByReplicas: two verifiers on one Redis, as two
+// replicas: a proof accepted by one is a replay at the other.
+func TestRedisReplaySharedByReplicas(t *testing.T) {
+	url, _, _ := testredis.Start(t)
+	now := time.Now()
+	clock := func() time.Time { return now }
+	var vs []*dpop.Verifier
+	for range 2 {
+		r, err := dpop.NewRedisReplay(url, clock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = r.Close() })
+		v, _ := dpop.New(dpop.Config{Now: clock, Replay: r})
+		vs = append(vs, v)
+	}
+	k := newKey(t)
+	req := dpop.Request{Method: "GET", URL: "https://a.example.com/x", AccessToken: "tok"}
+	p := k.proof(t, "GET", req.URL, "tok", now, nil)
+	if _, err := vs[0].Verify(context.Background(), p, req); err != nil {
+		t.Fatal(err)
+	}
+	var de *dpop.Error
+	if _, err := vs[1].Verify(context.Background(), p, req); !errors.As(err, &de) || de.Code != dpop.CodeInvalidProof {
+		t.Errorf("replay at the other replica: %v", err)
+	}
 }
