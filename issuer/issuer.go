@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -154,6 +155,11 @@ type Config struct {
 	// "aud". Each is an absolute URI without fragment, compared byte for
 	// byte.
 	Resources []string
+	// DPoP, when set, binds access tokens to the key of the DPoP proof a
+	// token request carries (RFC 9449): cnf.jkt, token_type DPoP, and a
+	// public client's refresh tokens to that key too. Nil refuses token
+	// requests with a DPoP header.
+	DPoP *dpop.Verifier
 	// Registration, when set, opens dynamic client registration (RFC 7591)
 	// at the issuer's /register endpoint; nil serves none.
 	Registration *Registration
@@ -435,6 +441,9 @@ func (i *Issuer) buildDiscovery() ([]byte, error) {
 	}
 	if i.reg != nil {
 		doc["registration_endpoint"] = i.url + "/register"
+	}
+	if i.cfg.DPoP != nil {
+		doc["dpop_signing_alg_values_supported"] = i.cfg.DPoP.Algorithms()
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

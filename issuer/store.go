@@ -66,6 +66,9 @@ type RefreshToken struct {
 	// Resources are the resource indicators (RFC 8707) the grant is for;
 	// its access tokens are for all or some of them.
 	Resources []string
+	// JKT, when set, binds the family to a DPoP key (RFC 9449 §5): a
+	// refresh needs a proof of that key.
+	JKT       string
 	AuthTime  time.Time
 	SessionID string
 	// Expiry of this token; the family as a whole ends at FamilyExpiry

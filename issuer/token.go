@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -157,7 +158,10 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 				span.SetAttributes(attribute.String("oauth.grant_type", form.Get("grant_type")), attribute.String("oauth.client_id", c.ID))
 			}
 			var res *tokenResponse
-			res, oe = i.grant(r, c, form)
+			var jkt string
+			if jkt, oe = i.dpopProof(w, r); oe == nil {
+				res, oe = i.grant(r, c, form, jkt)
+			}
 			if oe == nil {
 				writeJSON(w, http.StatusOK, res)
 				return
@@ -174,7 +178,7 @@ func (i *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	writeOAuthError(w, oe)
 }
 
-func (i *Issuer) grant(r *http.Request, c *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (i *Issuer) grant(r *http.Request, c *Client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	gt := form.Get("grant_type")
 	switch gt {
 	case "authorization_code", "refresh_token", "client_credentials":
@@ -188,11 +192,11 @@ func (i *Issuer) grant(r *http.Request, c *Client, form url.Values) (*tokenRespo
 	}
 	switch gt {
 	case "authorization_code":
-		return i.codeGrant(r, c, form)
+		return i.codeGrant(r, c, form, jkt)
 	case "refresh_token":
-		return i.refreshGrant(r, c, form)
+		return i.refreshGrant(r, c, form, jkt)
 	}
-	return i.clientCredentialsGrant(r, c, form)
+	return i.clientCredentialsGrant(r, c, form, jkt)
 }
 
 // storeFailure maps a store error that is not a verdict to a 503. The
@@ -204,7 +208,7 @@ func storeFailure(err error) *oauthError {
 }
 
 // codeGrant redeems an authorization code (RFC 6749 §4.1.3, RFC 7636 §4.6).
-func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	code := form.Get("code")
 	if code == "" {
 		return nil, errInvalidRequest("code is missing")
@@ -277,7 +281,7 @@ func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values) (*tokenR
 	}
 	g := grantInfo{client: c, subject: ac.Subject, scopes: ac.Scopes, authTime: ac.AuthTime,
 		sid: ac.SessionID, nonce: ac.Nonce, jti: issued.AccessJTI, now: now,
-		resources: resources, grantResources: ac.Resources}
+		resources: resources, grantResources: ac.Resources, jkt: jkt}
 	if len(g.grantResources) == 0 {
 		g.grantResources = resources
 	}
@@ -321,7 +325,7 @@ func (i *Issuer) offline(c *Client, scopes []string) bool {
 }
 
 // refreshGrant rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2).
-func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	old := form.Get("refresh_token")
 	if old == "" {
 		return nil, errInvalidRequest("refresh_token is missing")
@@ -336,6 +340,11 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 	}
 	if cur.ClientID != c.ID {
 		return nil, errInvalidGrant("the refresh token was issued to another client")
+	}
+	if cur.JKT != "" && cur.JKT != jkt {
+		// RFC 9449 §5: a public client's refresh token is bound to the
+		// key of the proof it was issued with.
+		return nil, errInvalidGrant("the refresh token is bound to a DPoP key; send a DPoP proof of that key")
 	}
 	scopes := cur.Scopes
 	if s := form.Get("scope"); s != "" {
@@ -352,7 +361,7 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 	next := randomToken()
 	jti := randomToken()
 	rt := RefreshToken{FamilyID: cur.FamilyID, ClientID: c.ID, Subject: cur.Subject, Scopes: cur.Scopes,
-		Resources: cur.Resources, AuthTime: cur.AuthTime, SessionID: cur.SessionID, FamilyExpiry: cur.FamilyExpiry,
+		Resources: cur.Resources, JKT: cur.JKT, AuthTime: cur.AuthTime, SessionID: cur.SessionID, FamilyExpiry: cur.FamilyExpiry,
 		Expiry: minTime(now.Add(i.cfg.RefreshTTL), cur.FamilyExpiry)}
 	_, err = i.cfg.Store.RotateRefresh(ctx, hashToken(old), hashToken(next), rt, jti, now.Add(i.cfg.AccessTTL))
 	switch {
@@ -372,13 +381,13 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values) (*tok
 		return nil, storeFailure(err)
 	}
 	g := grantInfo{client: c, subject: cur.Subject, scopes: scopes, authTime: cur.AuthTime,
-		sid: cur.SessionID, jti: jti, now: now, refresh: next, resources: resources}
+		sid: cur.SessionID, jti: jti, now: now, refresh: next, resources: resources, jkt: jkt}
 	return i.issue(r, g)
 }
 
 // clientCredentialsGrant issues an access token to a machine client
 // (RFC 6749 §4.4): no refresh token, no id_token.
-func (i *Issuer) clientCredentialsGrant(_ *http.Request, c *Client, form url.Values) (*tokenResponse, *oauthError) {
+func (i *Issuer) clientCredentialsGrant(_ *http.Request, c *Client, form url.Values, jkt string) (*tokenResponse, *oauthError) {
 	if c.Public {
 		return nil, &oauthError{status: 400, code: "unauthorized_client", desc: "public clients cannot use client_credentials"}
 	}
@@ -402,11 +411,11 @@ func (i *Issuer) clientCredentialsGrant(_ *http.Request, c *Client, form url.Val
 		}
 	}
 	now := i.now()
-	tok, _, exp, err := i.mintAccess(c, c.ID, scopes, resources, time.Time{}, randomToken(), now, now.Add(i.cfg.AccessTTL))
+	tok, _, exp, err := i.mintAccess(c, c.ID, scopes, resources, jkt, time.Time{}, randomToken(), now, now.Add(i.cfg.AccessTTL))
 	if err != nil {
 		return nil, &oauthError{status: 500, code: "server_error", desc: err.Error()}
 	}
-	return &tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(now) / time.Second),
+	return &tokenResponse{AccessToken: tok, TokenType: tokenType(jkt), ExpiresIn: int64(exp.Sub(now) / time.Second),
 		Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -422,6 +431,8 @@ type grantInfo struct {
 	now      time.Time
 	familyID string // code grant: start a refresh family
 	refresh  string // refresh grant: the rotated token to return
+	// jkt, when set, binds the access token to a DPoP key (RFC 9449).
+	jkt string
 	// resources are the access token's audience (RFC 8707); none means
 	// the client's audiences. grantResources, for a new family, are the
 	// resources its refreshes may ask for.
@@ -434,11 +445,11 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 	if _, ok := i.bySubject[g.subject]; !ok {
 		return nil, errInvalidGrant("the user no longer exists")
 	}
-	at, _, exp, err := i.mintAccess(g.client, g.subject, g.scopes, g.resources, g.authTime, g.jti, g.now, g.now.Add(i.cfg.AccessTTL))
+	at, _, exp, err := i.mintAccess(g.client, g.subject, g.scopes, g.resources, g.jkt, g.authTime, g.jti, g.now, g.now.Add(i.cfg.AccessTTL))
 	if err != nil {
 		return nil, &oauthError{status: 500, code: "server_error", desc: err.Error()}
 	}
-	res := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(exp.Sub(g.now) / time.Second),
+	res := &tokenResponse{AccessToken: at, TokenType: tokenType(g.jkt), ExpiresIn: int64(exp.Sub(g.now) / time.Second),
 		Scope: strings.Join(g.scopes, " "), RefreshToken: g.refresh}
 	if slices.Contains(g.scopes, "openid") {
 		if res.IDToken, err = i.mintIDToken(g, at); err != nil {
@@ -450,7 +461,7 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 		famExp := g.now.Add(i.cfg.RefreshTTL)
 		err := i.cfg.Store.CreateRefresh(r.Context(), hashToken(rt), RefreshToken{
 			FamilyID: g.familyID, ClientID: g.client.ID, Subject: g.subject, Scopes: g.scopes,
-			Resources: g.grantResources, AuthTime: g.authTime, SessionID: g.sid, Expiry: famExp, FamilyExpiry: famExp,
+			Resources: g.grantResources, JKT: publicJKT(g.client, g.jkt), AuthTime: g.authTime, SessionID: g.sid, Expiry: famExp, FamilyExpiry: famExp,
 		})
 		switch {
 		case errors.Is(err, ErrRevoked):
@@ -467,9 +478,12 @@ func (i *Issuer) issue(r *http.Request, g grantInfo) (*tokenResponse, *oauthErro
 
 // mintAccess signs an RFC 9068 access token, for the resources when
 // there are any (RFC 8707), else for the client's audiences.
-func (i *Issuer) mintAccess(c *Client, sub string, scopes, resources []string, authTime time.Time, jti string, now, exp time.Time) (string, string, time.Time, error) {
+func (i *Issuer) mintAccess(c *Client, sub string, scopes, resources []string, jkt string, authTime time.Time, jti string, now, exp time.Time) (string, string, time.Time, error) {
 	claims := jwt.MapClaims{
 		"iss": i.url, "sub": sub, "client_id": c.ID, "iat": now.Unix(), "exp": exp.Unix(), "jti": jti,
+	}
+	if jkt != "" {
+		claims["cnf"] = map[string]any{"jkt": jkt} // RFC 9449 §6.1
 	}
 	aud := c.Audiences
 	if len(resources) > 0 {
@@ -580,7 +594,7 @@ func (i *Issuer) MintAccessToken(clientID, subject string, scopes []string, ttl 
 		ttl = i.cfg.AccessTTL
 	}
 	now := i.now()
-	tok, _, _, err := i.mintAccess(c, subject, scopes, nil, time.Time{}, randomToken(), now, now.Add(ttl))
+	tok, _, _, err := i.mintAccess(c, subject, scopes, nil, "", time.Time{}, randomToken(), now, now.Add(ttl))
 	return tok, err
 }
 
@@ -588,4 +602,54 @@ func (i *Issuer) MintAccessToken(clientID, subject string, scopes []string, ttl 
 func (i *Issuer) storeFailed(w http.ResponseWriter, err error) {
 	i.log.Error("issuer store", "err", err)
 	writeOAuthError(w, storeFailure(err))
+}
+
+// tokenType is the token_type of an access token bound to jkt, or not.
+func tokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
+}
+
+// publicJKT is the key a new refresh family is bound to: a public
+// client's DPoP key (RFC 9449 §5); confidential clients authenticate
+// anyway, and their refresh tokens stay unbound.
+func publicJKT(c *Client, jkt string) string {
+	if c.Public {
+		return jkt
+	}
+	return ""
+}
+
+// dpopProof checks the DPoP header of a token request (RFC 9449 §5) and
+// returns the thumbprint of its key, "" without one; a refused proof is
+// answered 400 with its error, use_dpop_nonce with a DPoP-Nonce to retry
+// with.
+func (i *Issuer) dpopProof(w http.ResponseWriter, r *http.Request) (string, *oauthError) {
+	proofs := r.Header.Values("Dpop")
+	v := i.cfg.DPoP
+	switch {
+	case len(proofs) == 0:
+		return "", nil
+	case v == nil:
+		return "", &oauthError{status: 400, code: dpop.CodeInvalidProof, desc: "DPoP is not supported here"}
+	case len(proofs) > 1:
+		return "", &oauthError{status: 400, code: dpop.CodeInvalidProof, desc: "send exactly one DPoP header"}
+	}
+	p, err := v.Verify(r.Context(), proofs[0], dpop.Request{Method: http.MethodPost, URL: i.url + "/token"})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		if n := v.Nonces(); n != nil && de.Code == dpop.CodeUseNonce {
+			w.Header().Set("DPoP-Nonce", n.Current())
+		}
+		return "", &oauthError{status: 400, code: de.Code, desc: de.Description}
+	case err != nil:
+		return "", storeFailure(err)
+	}
+	if n := v.Nonces(); n != nil {
+		w.Header().Set("DPoP-Nonce", n.Current())
+	}
+	return p.JKT, nil
 }

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -266,5 +267,51 @@ func TestDPoPReplayAcrossReplicas(t *testing.T) {
 		if want := []int{200, 401}[i]; res.StatusCode != want {
 			t.Errorf("replica %d: %d, want %d", i, res.StatusCode, want)
 		}
+	}
+}
+
+// TestBuiltinIssuerDPoPTokensAtTheGateway: the built-in issuer binds a
+// token to the key of the token request's proof; the gateway then takes
+// it with a proof of that key only.
+func TestBuiltinIssuerDPoPTokensAtTheGateway(t *testing.T) {
+	g := startResourceGateway(t)
+	k := prooftest.NewKey(t)
+	v := url.Values{"grant_type": {"client_credentials"}, "resource": {g.URL + "/mcp"}}
+	req, _ := http.NewRequest("POST", g.URL+"/idp/token", strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("machine", "machine-secret-0123456789")
+	req.Header.Set("DPoP", k.Proof(t, "POST", g.URL+"/idp/token", "", time.Now(), nil))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	res.Body.Close()
+	tok, _ := out["access_token"].(string)
+	if res.StatusCode != 200 || out["token_type"] != "DPoP" {
+		t.Fatalf("token: %d %v", res.StatusCode, out)
+	}
+	call := func(scheme, proof string) int {
+		r, _ := http.NewRequest("GET", g.URL+"/mcp/x", nil)
+		r.Header.Set("Authorization", scheme+" "+tok)
+		if proof != "" {
+			r.Header.Set("DPoP", proof)
+		}
+		res, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if st := call("DPoP", k.Proof(t, "GET", g.URL+"/mcp/x", tok, time.Now(), nil)); st != 200 {
+		t.Errorf("with its proof: %d", st)
+	}
+	if st := call("Bearer", ""); st != 401 {
+		t.Errorf("as a bearer token: %d", st)
+	}
+	if st := call("DPoP", prooftest.NewKey(t).Proof(t, "GET", g.URL+"/mcp/x", tok, time.Now(), nil)); st != 401 {
+		t.Errorf("with another key's proof: %d", st)
 	}
 }

@@ -171,6 +171,20 @@ func authnConfig(c *config.Config, issuers []authn.Issuer, now func() time.Time)
 // URL the client saw, within max_age plus the largest issuer leeway, each
 // proof once (the replay cache outlives reloads).
 func (s *Server) dpopConfig(c *config.Config, trusted []netip.Prefix) (*authn.DPoP, error) {
+	v, err := s.dpopVerifier(c)
+	if err != nil {
+		return nil, err
+	}
+	hosts := make([]string, 0, len(c.Routes))
+	for _, r := range c.Routes {
+		hosts = append(hosts, r.Host)
+	}
+	return &authn.DPoP{Verifier: v, URL: proxy.DPoPURL(c.Server.PublicURL, trusted, hosts)}, nil
+}
+
+// dpopVerifier checks DPoP proofs as server.dpop says, with the replay
+// cache and nonce key that outlive reloads.
+func (s *Server) dpopVerifier(c *config.Config) (*dpop.Verifier, error) {
 	d := c.Server.DPoP
 	var leeway time.Duration
 	for _, i := range c.Issuers {
@@ -184,11 +198,7 @@ func (s *Server) dpopConfig(c *config.Config, trusted []netip.Prefix) (*authn.DP
 	if err != nil {
 		return nil, fmt.Errorf("serve: server.dpop: %w", err)
 	}
-	hosts := make([]string, 0, len(c.Routes))
-	for _, r := range c.Routes {
-		hosts = append(hosts, r.Host)
-	}
-	return &authn.DPoP{Verifier: v, URL: proxy.DPoPURL(c.Server.PublicURL, trusted, hosts)}, nil
+	return v, nil
 }
 
 // allAudiences is every audience any issuer or route accepts, for endpoints
@@ -492,7 +502,12 @@ func (s *Server) buildBuiltin(g *generation, prev *generation) error {
 		g.builtin = prev.builtin
 		return nil
 	}
+	v, err := s.dpopVerifier(g.cfg)
+	if err != nil {
+		return err
+	}
 	iss, keys, store, err := newIssuer(g.cfg, s.opts, issuerHooks{
+		dpop:        v,
 		loginFailed: s.CountLoginFailure,
 		logoutSent:  func(result string) { s.CountBackchannelLogout("sent", result) },
 		gateway:     s.Gateway,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/config"
+	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/issuer"
 	"github.com/portcullis-dev/portcullis/jwks"
 	"github.com/portcullis-dev/portcullis/proxy"
@@ -35,6 +36,8 @@ type issuerHooks struct {
 	gateway http.Handler
 	// tracer, when set, traces token requests and Redis commands.
 	tracer trace.Tracer
+	// dpop, when set, checks the DPoP proofs of token requests.
+	dpop *dpop.Verifier
 }
 
 // newIssuer is [NewIssuer] with the gateway's hooks.
@@ -81,7 +84,7 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 		AddressAttempts: bi.LoginRateLimit.AddressAttempts, AddressMaxDelay: bi.LoginRateLimit.MaxDelay.D(),
 		DeviceTTL: bi.LoginRateLimit.DeviceTTL.D(), Sleep: opts.Sleep,
 		Now: opts.Now, Logger: opts.Logger, LoginFailed: hooks.loginFailed, LogoutSent: hooks.logoutSent,
-		HTTPClient: logoutClient(c, opts, hooks.gateway), Tracer: hooks.tracer,
+		HTTPClient: logoutClient(c, opts, hooks.gateway), Tracer: hooks.tracer, DPoP: hooks.dpop,
 	}
 	if ic.ConsentTTL == 0 {
 		ic.ConsentTTL = -1 // consent_ttl: 0s asks every time
