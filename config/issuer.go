@@ -201,6 +201,10 @@ type IssuerClient struct {
 	// BackchannelLogoutSessionRequired says the client needs the sid
 	// claim in logout tokens (the issuer always sends it). Default false.
 	BackchannelLogoutSessionRequired bool `yaml:"backchannel_logout_session_required"`
+	// DPoPBoundAccessTokens requires a DPoP proof (RFC 9449) with every
+	// token request of the client: its tokens are always bound to its key.
+	// Default false.
+	DPoPBoundAccessTokens bool `yaml:"dpop_bound_access_tokens"`
 }
 
 // IssuerUser is an account of the built-in issuer.

@@ -61,7 +61,7 @@ func TestIssuerValidate(t *testing.T) {
 		{name: "unknown key", src: idpKeys("tokens: {}"), want: []string{
 			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, resources, registration`}},
 		{name: "unknown client key", src: idpClient("redirectURIs: []"), want: []string{
-			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, backchannel_logout_uri, backchannel_logout_session_required`}},
+			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, backchannel_logout_uri, backchannel_logout_session_required, dpop_bound_access_tokens`}},
 		{name: "unknown user key", src: idpUser("password: alice"), want: []string{
 			`t.yaml:10: unknown key "password" in issuer.users[0]; valid keys: username, password_hash, subject, claims`}},
 		// url

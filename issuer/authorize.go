@@ -27,6 +27,7 @@ type authRequest struct {
 	challenge   string
 	scopes      []string
 	resources   []string // RFC 8707 resource indicators
+	dpopJKT     string   // RFC 9449 §10 dpop_jkt
 	prompt      []string
 	maxAge      int // -1 when absent
 	params      url.Values
@@ -35,7 +36,7 @@ type authRequest struct {
 // authParams are the authorization request parameters carried through the
 // login and consent forms; anything else a client sends is ignored.
 var authParams = []string{"response_type", "client_id", "redirect_uri", "scope", "state",
-	"nonce", "code_challenge", "code_challenge_method", "prompt", "max_age"}
+	"nonce", "code_challenge", "code_challenge_method", "prompt", "max_age", "dpop_jkt"}
 
 // authorize is the authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2).
 // GET starts or continues a request; POST carries the login and consent
@@ -149,6 +150,14 @@ func (i *Issuer) parseAuthorize(w http.ResponseWriter, r *http.Request, p url.Va
 	var oe *oauthError
 	if req.resources, oe = i.checkResources(p["resource"]); oe != nil {
 		return fail(oe.code, oe.desc)
+	}
+	if j := p.Get("dpop_jkt"); j != "" {
+		// RFC 9449 §10: the code is bound to this key; its redemption
+		// needs a proof of it.
+		if !validChallenge(j) {
+			return fail("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")
+		}
+		req.dpopJKT = j
 	}
 	req.prompt = strings.Fields(p.Get("prompt"))
 	if slices.Contains(req.prompt, "none") && len(req.prompt) > 1 {
@@ -339,7 +348,7 @@ func (i *Issuer) issueCode(w http.ResponseWriter, r *http.Request, req *authRequ
 	code := randomToken()
 	err := i.cfg.Store.SaveCode(r.Context(), hashToken(code), AuthCode{
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Subject: sess.Subject,
-		Scopes: req.scopes, Resources: req.resources, Nonce: req.nonce, CodeChallenge: req.challenge,
+		Scopes: req.scopes, Resources: req.resources, DPoPJKT: req.dpopJKT, Nonce: req.nonce, CodeChallenge: req.challenge,
 		AuthTime: sess.AuthTime, SessionID: sid, Expiry: i.now().Add(i.cfg.CodeTTL),
 	})
 	if err != nil {

@@ -112,3 +112,55 @@ func TestDPoPBoundTokensFromTheIssuer(t *testing.T) {
 		t.Errorf("discovery lacks dpop_signing_alg_values_supported")
 	}
 }
+
+// TestDPoPJKTAndBoundClients: dpop_jkt at the authorization endpoint binds
+// the code to a key (RFC 9449 §10); a client with DPoPBoundAccessTokens
+// gets no token without a proof.
+func TestDPoPJKTAndBoundClients(t *testing.T) {
+	var p *idp
+	p = newIDPWith(t, func(c *issuer.Config) {
+		c.Registration = &issuer.Registration{}
+		v, _ := dpop.New(dpop.Config{Now: c.Now, Replay: dpop.NewMemoryReplay(100, c.Now)})
+		c.DPoP = v
+		c.Clients = append(c.Clients, issuer.Client{ID: "bound", Secret: "bound-secret-0123456789",
+			GrantTypes: []string{"client_credentials"}, Scopes: []string{"read"}, DPoPBoundAccessTokens: true})
+	})
+	k, other := prooftest.NewKey(t), prooftest.NewKey(t)
+	proof := func(key *prooftest.Key) string { return key.Proof(t, "POST", p.url+"/token", "", p.clock.Now(), nil) }
+
+	cc := url.Values{"grant_type": {"client_credentials"}}
+	if st, out, _ := tokenWithProof(t, p, "bound", "bound-secret-0123456789", "", cc); st != 400 || out["error"] != "invalid_dpop_proof" {
+		t.Errorf("a DPoP-bound client without a proof: %d %v", st, out)
+	}
+	if st, out, _ := tokenWithProof(t, p, "bound", "bound-secret-0123456789", proof(k), cc); st != 200 || out["token_type"] != "DPoP" {
+		t.Errorf("a DPoP-bound client with a proof: %d %v", st, out)
+	}
+
+	_, reg := p.register(t, mcpClient(loopbackCB), "")
+	id := reg["client_id"].(string)
+	code := func() (string, string) {
+		authURL, verifier := p.pkceAuth(id, loopbackCB, url.Values{"dpop_jkt": {k.JKT}})
+		back := p.loginAt(t, browser(), authURL, "alice-password", "http://127.0.0.1:53682/")
+		return back.Query().Get("code"), verifier
+	}
+	exchange := func(c, verifier, pr string) (int, map[string]any) {
+		st, out, _ := tokenWithProof(t, p, id, "", pr, url.Values{"grant_type": {"authorization_code"},
+			"code": {c}, "redirect_uri": {loopbackCB}, "code_verifier": {verifier}})
+		return st, out
+	}
+	for name, pr := range map[string]string{"no proof": "", "another key": proof(other)} {
+		c, v := code()
+		if st, out := exchange(c, v, pr); st != 400 || out["error"] != "invalid_dpop_proof" {
+			t.Errorf("code with dpop_jkt, %s: %d %v", name, st, out)
+		}
+	}
+	c, v := code()
+	if st, out := exchange(c, v, proof(k)); st != 200 || out["token_type"] != "DPoP" {
+		t.Errorf("code with dpop_jkt and its key: %d %v", st, out)
+	}
+	authURL, _ := p.pkceAuth(id, loopbackCB, url.Values{"dpop_jkt": {"not-a-thumbprint"}})
+	res, _ := get(t, browser(), authURL)
+	if loc, _ := res.Location(); loc == nil || loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("a malformed dpop_jkt: %d %v", res.StatusCode, loc)
+	}
+}

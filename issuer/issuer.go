@@ -63,6 +63,9 @@ type Client struct {
 	// claim in its logout tokens. The issuer sends sid whenever it knows
 	// the session, and with this set sends no logout token without one.
 	BackchannelLogoutSessionRequired bool
+	// DPoPBoundAccessTokens requires a DPoP proof with every token request
+	// of the client (RFC 9449 §5.2): it only ever gets bound tokens.
+	DPoPBoundAccessTokens bool
 
 	// registered marks a client from dynamic registration: it always sees
 	// the consent page, never remembered, and its loopback redirect URIs

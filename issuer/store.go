@@ -37,6 +37,7 @@ type AuthCode struct {
 	Subject       string
 	Scopes        []string
 	Resources     []string // RFC 8707 resource indicators of the request
+	DPoPJKT       string   // RFC 9449 §10: the key the code's redemption must prove
 	Nonce         string
 	CodeChallenge string // S256 challenge; empty if the client sent none
 	AuthTime      time.Time

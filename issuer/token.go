@@ -190,6 +190,9 @@ func (i *Issuer) grant(r *http.Request, c *Client, form url.Values, jkt string) 
 	if !slices.Contains(c.GrantTypes, gt) {
 		return nil, &oauthError{status: 400, code: "unauthorized_client", desc: "the client may not use " + gt}
 	}
+	if c.DPoPBoundAccessTokens && jkt == "" {
+		return nil, &oauthError{status: 400, code: dpop.CodeInvalidProof, desc: "this client's tokens are DPoP-bound: send a DPoP proof"}
+	}
 	switch gt {
 	case "authorization_code":
 		return i.codeGrant(r, c, form, jkt)
@@ -265,6 +268,9 @@ func (i *Issuer) codeGrant(r *http.Request, c *Client, form url.Values, jkt stri
 		case err != nil:
 			return nil, storeFailure(err)
 		}
+	}
+	if ac.DPoPJKT != "" && ac.DPoPJKT != jkt {
+		return nil, &oauthError{status: 400, code: dpop.CodeInvalidProof, desc: "the code is bound to another DPoP key (dpop_jkt)"}
 	}
 	resources, oe := i.narrowResources(form["resource"], ac.Resources)
 	if oe != nil {

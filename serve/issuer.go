@@ -102,6 +102,7 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 			FirstParty: cl.FirstParty, RedirectURIs: cl.RedirectURIs, PostLogoutRedirectURIs: postLogoutURIs(c, cl),
 			GrantTypes: cl.GrantTypes, Scopes: cl.Scopes, Audiences: cl.Audiences,
 			BackchannelLogoutURI: backchannelURI(c, cl), BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
+			DPoPBoundAccessTokens: cl.DPoPBoundAccessTokens,
 		})
 	}
 	for _, u := range bi.Users {
