@@ -28,17 +28,24 @@
 //   - The logout confirmation answers only after every back-channel
 //     logout POST of the session has been answered (or has failed, after
 //     at most 2.5s); a failed one does not fail the logout, it is logged.
+//   - An access token is a JWT only when its request names a resource
+//     (RFC 8707 resource indicator, one per client_credentials request);
+//     otherwise it is opaque, for the userinfo endpoint. A JWT access token
+//     has typ "at+jwt"; one of a client_credentials grant has sub = the
+//     client_id. DPoP needs no nonce, and a proof's jti is accepted once.
 //
 // The provider (provider/server.mjs) also differs from oidc-provider's
 // defaults where tests need it: it lets back-channel POSTs reach loopback
 // addresses (oidc-provider refuses special-use addresses otherwise), puts
 // the claims of the granted scopes in the id_token (conformIdTokenClaims
-// off), and signs with an RSA key made at startup.
+// off), signs with an RSA key made at startup, and turns on DPoP, the
+// client_credentials grant and resource indicators.
 package nodeidp
 
 import (
 	"encoding/json"
 	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -57,8 +64,9 @@ import (
 )
 
 // Client is a relying party registered at the provider: a confidential
-// web client with response type code, grant types authorization_code and
-// refresh_token, and client_secret_basic at the token endpoint.
+// client with client_secret_basic at the token endpoint; by default a web
+// client with response type code and grant types authorization_code and
+// refresh_token.
 type Client struct {
 	ID                     string   // client_id
 	Secret                 string   // client_secret
@@ -71,6 +79,12 @@ type Client struct {
 	// BackchannelLogoutSessionRequired puts sid in the client's id_tokens
 	// and logout tokens; it takes effect only with BackchannelLogoutURI.
 	BackchannelLogoutSessionRequired bool
+
+	// GrantTypes replaces the default grant types; the client has
+	// response type code only when they hold authorization_code. A
+	// machine client has []string{"client_credentials"} (see
+	// [Provider.ClientCredentials]) and needs no RedirectURIs.
+	GrantTypes []string
 }
 
 // Provider is a running oidc-provider.
@@ -128,6 +142,7 @@ func Start(t testing.TB, clients ...Client) *Provider {
 		PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
 		BackchannelLogoutURI   string   `json:"backchannel_logout_uri,omitempty"`
 		SessionRequired        bool     `json:"backchannel_logout_session_required"`
+		GrantTypes             []string `json:"grant_types,omitempty"`
 	}
 	cfg := struct {
 		Issuer  string       `json:"issuer"`
@@ -144,6 +159,7 @@ func Start(t testing.TB, clients ...Client) *Provider {
 			PostLogoutRedirectURIs: nonNil(c.PostLogoutRedirectURIs),
 			BackchannelLogoutURI:   c.BackchannelLogoutURI,
 			SessionRequired:        c.BackchannelLogoutSessionRequired,
+			GrantTypes:             c.GrantTypes,
 		})
 	}
 	raw, err := json.Marshal(cfg)
@@ -210,6 +226,57 @@ func (p *Provider) Endpoint() oauth2.Endpoint {
 		TokenURL:  p.Discovery.TokenEndpoint,
 		AuthStyle: oauth2.AuthStyleInHeader,
 	}
+}
+
+// ClientCredentials asks the token endpoint for an access token with the
+// client_credentials grant as c (client_secret_basic), for resource (a
+// resource indicator, RFC 8707; "" for none) and scope ("" for none), with
+// dpopProof in a DPoP header unless it is "". It returns the access token
+// and its token_type, and fails the test unless the provider answers 200.
+//
+// With a resource, the access token is a JWT (RS256, typ at+jwt) with aud
+// resource, sub and client_id c.ID, and scope the requested ones among
+// the provider's resource scopes ("api:read api:write"); with a proof, it
+// is bound to the proof's key (cnf.jkt) and token_type is "DPoP". The
+// provider requires no DPoP nonce, and refuses a proof's jti seen before.
+func (p *Provider) ClientCredentials(t testing.TB, c Client, resource, scope, dpopProof string) (accessToken, tokenType string) {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	req, err := http.NewRequest("POST", p.Discovery.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ID), url.QueryEscape(c.Secret))
+	if dpopProof != "" {
+		req.Header.Set("DPoP", dpopProof)
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("nodeidp: POST %s: %v", p.Discovery.TokenEndpoint, err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("nodeidp: POST %s: %v", p.Discovery.TokenEndpoint, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("nodeidp: POST %s (client_credentials for %s): %s %s\n%s", p.Discovery.TokenEndpoint, c.ID, res.Status, body, p.Output())
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("nodeidp: POST %s: no access_token in %s (%v)", p.Discovery.TokenEndpoint, body, err)
+	}
+	return tok.AccessToken, tok.TokenType
 }
 
 // SignIn signs b in at the provider as the account sub. It follows

@@ -18,6 +18,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
 	"github.com/portcullis-dev/portcullis/internal/nodeidp"
 	"github.com/portcullis-dev/portcullis/internal/testgw"
 )
@@ -423,5 +424,49 @@ func TestBackchannelFailureDoesNotFailLogout(t *testing.T) {
 	p.EndSession(t, b)
 	if n := strings.Count(p.Output(), "back-channel logout to"); n != 1 {
 		t.Errorf("%d back-channel logouts after a second logout, want 1:\n%s", n, p.Output())
+	}
+}
+
+// TestClientCredentialsDPoP: a machine client gets a JWT access token for
+// a resource, bound to the DPoP key of the proof it sends to the token
+// endpoint, and a plain bearer JWT without a proof.
+func TestClientCredentialsDPoP(t *testing.T) {
+	machine := nodeidp.Client{ID: "machine", Secret: "machine-secret-0123456789", GrantTypes: []string{"client_credentials"}}
+	p := nodeidp.Start(t, machine)
+	const resource = "http://127.0.0.1:1/api"
+	claimsOf := func(tok string) (map[string]any, map[string]any) {
+		var h, c map[string]any
+		if err := json.Unmarshal(segment(t, tok, 0), &h); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(segment(t, tok, 1), &c); err != nil {
+			t.Fatal(err)
+		}
+		return h, c
+	}
+
+	k := prooftest.NewKey(t)
+	tok, typ := p.ClientCredentials(t, machine, resource, "api:read", k.Proof(t, "POST", p.Discovery.TokenEndpoint, "", time.Now(), nil))
+	if typ != "DPoP" {
+		t.Errorf("token_type %q, want DPoP", typ)
+	}
+	h, c := claimsOf(tok)
+	if h["alg"] != "RS256" || h["typ"] != "at+jwt" {
+		t.Errorf("header %v, want alg RS256, typ at+jwt", h)
+	}
+	cnf, _ := c["cnf"].(map[string]any)
+	if cnf["jkt"] != k.JKT {
+		t.Errorf("cnf %v, want jkt %s", c["cnf"], k.JKT)
+	}
+	if c["iss"] != p.Issuer || fmt.Sprint(c["aud"]) != resource || c["sub"] != "machine" || c["client_id"] != "machine" || c["scope"] != "api:read" {
+		t.Errorf("claims %v, want iss %s, aud %s, sub and client_id machine, scope api:read", c, p.Issuer, resource)
+	}
+
+	tok, typ = p.ClientCredentials(t, machine, resource, "api:read api:write", "")
+	if typ != "Bearer" {
+		t.Errorf("token_type %q without a proof, want Bearer", typ)
+	}
+	if _, c := claimsOf(tok); c["cnf"] != nil || c["scope"] != "api:read api:write" {
+		t.Errorf("claims without a proof %v, want no cnf, scope api:read api:write", c)
 	}
 }

@@ -11,14 +11,26 @@
 //       "client_id": "...", "client_secret": "...",
 //       "redirect_uris": ["..."], "post_logout_redirect_uris": ["..."],
 //       "backchannel_logout_uri": "...",
-//       "backchannel_logout_session_required": true
-//     }]
+//       "backchannel_logout_session_required": true,
+//       "grant_types": ["client_credentials"]
+//     }],
+//     "resource_scope": "api:read api:write"
 //   }
 //
-// Every client is a confidential web client with grant types
-// authorization_code and refresh_token, response type code and
-// client_secret_basic at the token endpoint. The account of login name L
-// has sub L and email L (L@example.test when L has no "@").
+// Every client is a confidential client with client_secret_basic at the
+// token endpoint: by default a web client with grant types
+// authorization_code and refresh_token and response type code; a client
+// with grant_types has those, and response type code only when they hold
+// authorization_code (a machine client: ["client_credentials"]). The
+// account of login name L has sub L and email L (L@example.test when L has
+// no "@").
+//
+// DPoP (RFC 9449, no nonce required), client_credentials and resource
+// indicators (RFC 8707) are on: a token request with resource=R (any
+// absolute URI) gets a JWT access token (RS256, typ at+jwt) with audience
+// R and the requested scopes among resource_scope (default
+// "api:read api:write"); a DPoP proof at the token endpoint binds it
+// (cnf.jkt, token_type DPoP). Without resource, access tokens stay opaque.
 //
 // It prints "nodeidp: ready <issuer>" once it listens, and logs every
 // back-channel logout it sends and every error to stdout and stderr.
@@ -48,8 +60,8 @@ const clients = (config.clients ?? []).map((c) => {
     client_secret: c.client_secret,
     redirect_uris: c.redirect_uris ?? [],
     post_logout_redirect_uris: c.post_logout_redirect_uris ?? [],
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
+    grant_types: c.grant_types ?? ['authorization_code', 'refresh_token'],
+    response_types: (c.grant_types ?? ['authorization_code']).includes('authorization_code') ? ['code'] : [],
     token_endpoint_auth_method: 'client_secret_basic',
   };
   if (c.backchannel_logout_uri) {
@@ -58,6 +70,8 @@ const clients = (config.clients ?? []).map((c) => {
   }
   return client;
 });
+
+const resourceScope = config.resource_scope ?? 'api:read api:write';
 
 function email(login) {
   return login.includes('@') ? login : `${login}@example.test`;
@@ -98,6 +112,21 @@ const provider = new Provider(issuer.href.replace(/\/$/, ''), {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },
     backchannelLogout: { enabled: true },
+    clientCredentials: { enabled: true },
+    dPoP: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      // Only what a request names: no resource, no JWT access token.
+      defaultResource: (_ctx, _client, oneOf) => oneOf,
+      useGrantedResource: () => false,
+      getResourceServerInfo: (_ctx, resourceIndicator) => ({
+        scope: resourceScope,
+        audience: resourceIndicator,
+        accessTokenFormat: 'jwt',
+        accessTokenTTL: 3600,
+        jwt: { sign: { alg: 'RS256' } },
+      }),
+    },
   },
   // oidc-provider refuses outgoing requests to special-use addresses
   // (loopback included) by giving fetch a guarded dispatcher; the
