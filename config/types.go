@@ -102,7 +102,8 @@ type Server struct {
 // that key; a proof is accepted once.
 type DPoP struct {
 	// Algorithms are the accepted proof algorithms: ES256, ES384, ES512,
-	// RS256, RS384, RS512, PS256, PS384, PS512, EdDSA. Default [ES256,
+	// RS256, RS384, RS512, PS256, PS384, PS512, EdDSA, Ed25519 (RFC 9864's
+	// name for EdDSA over Ed25519; EdDSA accepts it too). Default [ES256,
 	// ES384, RS256, PS256, EdDSA].
 	Algorithms []string `yaml:"algorithms"`
 	// MaxAge is how old a proof's iat may be, from 1s to 10m, plus the

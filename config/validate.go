@@ -333,7 +333,7 @@ func isToken(s string) bool {
 }
 
 // dpopAlgorithms are the algorithms server.dpop.algorithms may list.
-var dpopAlgorithms = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+var dpopAlgorithms = []string{"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA", "Ed25519"}
 
 // dpop checks server.dpop.
 func (v *validator) dpop() {

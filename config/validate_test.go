@@ -104,7 +104,7 @@ func TestValidate(t *testing.T) {
 		// server.dpop, require_sender_constraint
 		{name: "dpop", src: "server:\n  dpop: {algorithms: [ES256, EdDSA], max_age: 2m, nonce: true}\n" + base},
 		{name: "dpop HMAC", src: "server:\n  dpop: {algorithms: [HS256]}\n" + base, want: []string{
-			`t.yaml:2: server.dpop.algorithms[0]: "HS256" is not a DPoP proof algorithm; want one of ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA (asymmetric only: a proof is signed with the client's own key)`}},
+			`t.yaml:2: server.dpop.algorithms[0]: "HS256" is not a DPoP proof algorithm; want one of ES256, ES384, ES512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA, Ed25519 (asymmetric only: a proof is signed with the client's own key)`}},
 		{name: "dpop max_age", src: "server:\n  dpop: {max_age: 1h}\n" + base, want: []string{
 			`t.yaml:2: server.dpop.max_age: is 1h0m0s; want from 1s to 10m, such as 60s`}},
 		{name: "sender constraint", src: route("require_sender_constraint: dpop")},

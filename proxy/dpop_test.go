@@ -83,7 +83,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 		}
 		chal := strings.Join(res.Header.Values("WWW-Authenticate"), " | ")
 		if res.StatusCode != http.StatusUnauthorized || !strings.Contains(chal, `DPoP error="`+tc.code+`"`) ||
-			!strings.Contains(chal, `algs="ES256 ES384 RS256 PS256 EdDSA"`) || !strings.Contains(chal, "Bearer realm=") {
+			!strings.Contains(chal, `algs="ES256 ES384 RS256 PS256 EdDSA Ed25519"`) || !strings.Contains(chal, "Bearer realm=") {
 			t.Errorf("%s: %d %s", tc.name, res.StatusCode, chal)
 		}
 	}

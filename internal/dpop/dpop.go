@@ -33,7 +33,18 @@ var keyFamily = map[string]string{
 	"ES256": "EC", "ES384": "EC", "ES512": "EC",
 	"RS256": "RSA", "RS384": "RSA", "RS512": "RSA",
 	"PS256": "RSA", "PS384": "RSA", "PS512": "RSA",
-	"EdDSA": "OKP",
+	"EdDSA": "OKP", "Ed25519": "OKP",
+}
+
+// signingMethod is alg's JWS verifier. Ed25519 is the fully-specified name
+// of EdDSA over Ed25519 (RFC 9864), which clients such as oauth4webapi
+// sign proofs with; the Ed25519 key type check is the OKP family's and
+// the signature's own.
+func signingMethod(alg string) jwt.SigningMethod {
+	if alg == "Ed25519" {
+		return jwt.SigningMethodEdDSA
+	}
+	return jwt.GetSigningMethod(alg)
 }
 
 // privateMembers are JWK members only a private key has (RFC 7518 §6).
@@ -163,6 +174,11 @@ func New(cfg Config) (*Verifier, error) {
 			return nil, fmt.Errorf("dpop: algorithm %q is not an asymmetric JWS algorithm", a)
 		}
 	}
+	// EdDSA with the only curve a JWK verifier here takes is Ed25519: the
+	// one accepts the other's name too.
+	if slices.Contains(v.algs, "EdDSA") && !slices.Contains(v.algs, "Ed25519") {
+		v.algs = append(slices.Clone(v.algs), "Ed25519")
+	}
 	if v.maxAge <= 0 {
 		v.maxAge = 60 * time.Second
 	}
@@ -258,7 +274,7 @@ func (v *Verifier) Verify(ctx context.Context, proof string, r Request) (*Proof,
 	if err != nil {
 		return nil, invalid("the proof's signature is not base64url")
 	}
-	method := jwt.GetSigningMethod(h.Alg)
+	method := signingMethod(h.Alg)
 	if method == nil || method.Verify(parts[0]+"."+parts[1], sig, raw) != nil {
 		return nil, invalid("the proof's signature does not verify with its jwk")
 	}

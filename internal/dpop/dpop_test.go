@@ -1,10 +1,18 @@
 package dpop_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"slices"
+
 	"context"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/portcullis-dev/portcullis/internal/dpop"
 	"github.com/portcullis-dev/portcullis/internal/dpop/prooftest"
@@ -170,5 +178,60 @@ func TestRedisReplaySharedByReplicas(t *testing.T) {
 	var de *dpop.Error
 	if _, err := vs[1].Verify(context.Background(), p, req); !errors.As(err, &de) || de.Code != dpop.CodeInvalidProof {
 		t.Errorf("replay at the other replica: %v", err)
+	}
+}
+
+// Ed25519 (RFC 9864) is what oauth4webapi names its EdDSA proofs; EdDSA in
+// the algorithms accepts it, a list without EdDSA or Ed25519 does not, and
+// an EC key cannot pass for it.
+func TestEd25519IsEdDSA(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := func() time.Time { return now }
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jk, err := jwk.Import(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const u = "https://api.example.com/x"
+	sign := func(alg string, key any, jwkHeader any) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"jti": fmt.Sprint(time.Now().UnixNano()), "htm": "GET", "htu": u, "iat": now.Unix()})
+		tok.Header["typ"], tok.Header["jwk"], tok.Header["alg"] = "dpop+jwt", jwkHeader, alg
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		algs []string
+		alg  string
+		ok   bool
+	}{
+		{nil, "Ed25519", true},
+		{nil, "EdDSA", true},
+		{[]string{"Ed25519"}, "Ed25519", true},
+		{[]string{"Ed25519"}, "EdDSA", false},
+		{[]string{"ES256"}, "Ed25519", false},
+	} {
+		v, err := dpop.New(dpop.Config{Algorithms: tc.algs, Now: clock, Replay: dpop.NewMemoryReplay(100, clock)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(context.Background(), sign(tc.alg, priv, jk), dpop.Request{Method: "GET", URL: u})
+		if (err == nil) != tc.ok {
+			t.Errorf("algorithms %v, proof alg %s: %v", tc.algs, tc.alg, err)
+		}
+		if tc.algs == nil && !slices.Contains(v.Algorithms(), "Ed25519") {
+			t.Errorf("default algorithms %v lack Ed25519", v.Algorithms())
+		}
+	}
+	ec := prooftest.NewKey(t)
+	v, _ := dpop.New(dpop.Config{Now: clock, Replay: dpop.NewMemoryReplay(100, clock)})
+	p := ec.Proof(t, "GET", u, "", now, func(h, _ map[string]any) { h["alg"] = "Ed25519" })
+	if _, err := v.Verify(context.Background(), p, dpop.Request{Method: "GET", URL: u}); err == nil {
+		t.Error("an EC key passed as Ed25519")
 	}
 }
