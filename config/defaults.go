@@ -28,6 +28,9 @@ const (
 	defaultJWKSMinAge        = time.Minute
 	defaultJWKSMaxAge        = time.Hour
 	defaultJWKSRefetch       = 10 * time.Second
+	defaultJWKSFetchTimeout  = 5 * time.Second
+	defaultStoreTimeout      = time.Second
+	defaultRefreshRetryGrace = 10 * time.Second
 	defaultRouteTimeout      = 30 * time.Second
 )
 
@@ -85,6 +88,7 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 		orDuration(set, p+".jwks_min_age", &is.JWKSMinAge, defaultJWKSMinAge)
 		orDuration(set, p+".jwks_max_age", &is.JWKSMaxAge, defaultJWKSMaxAge)
 		orDuration(set, p+".jwks_refetch_interval", &is.JWKSRefetchInterval, defaultJWKSRefetch)
+		orDuration(set, p+".jwks_fetch_timeout", &is.JWKSFetchTimeout, defaultJWKSFetchTimeout)
 	}
 
 	for i := range c.Routes {
@@ -123,6 +127,8 @@ func (b *BuiltinIssuer) applyDefaults(set func(key string) bool) {
 	orDuration(set, "issuer.refresh_token_ttl", &b.RefreshTokenTTL, defaultRefreshTokenTTL)
 	orDuration(set, "issuer.session_ttl", &b.SessionTTL, defaultSessionTTL)
 	orDuration(set, "issuer.consent_ttl", &b.ConsentTTL, defaultConsentTTL)
+	orDuration(set, "issuer.store_timeout", &b.StoreTimeout, defaultStoreTimeout)
+	orDuration(set, "issuer.refresh_retry_grace", &b.RefreshRetryGrace, defaultRefreshRetryGrace)
 	orString(&b.Store, StoreMemory)
 	if !set("issuer.login_rate_limit.attempts") {
 		b.LoginRateLimit.Attempts = defaultLoginAttempts

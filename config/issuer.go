@@ -41,6 +41,17 @@ type BuiltinIssuer struct {
 	// redis://[:password@]host[:port][/db] or rediss://… for TLS. Default
 	// memory. The URL may hold a password: log it with [RedactStore].
 	Store string `yaml:"store"`
+	// StoreTimeout bounds each call to a Redis store, retries included,
+	// from 10ms to 30s. Default 1s. A call that runs out answers 503 for
+	// what needs the store; nothing is half-written (every decision is one
+	// atomic script).
+	StoreTimeout Duration `yaml:"store_timeout"`
+	// RefreshRetryGrace is how long after a refresh token was rotated the
+	// same client may present it again and get the very pair it was
+	// rotated to, as long as that pair is unused: a reply lost to a fault
+	// does not strand the client. Any other reuse revokes the family. From
+	// 0s (off) to 1m. Default 10s.
+	RefreshRetryGrace Duration `yaml:"refresh_retry_grace"`
 	// LoginRateLimit bounds failed logins.
 	LoginRateLimit LoginRateLimit `yaml:"login_rate_limit"`
 	// Clients are the relying parties allowed to get tokens. Default none.

@@ -57,9 +57,9 @@ func TestIssuerValidate(t *testing.T) {
 		{name: "empty section", src: "issuer:\n", want: []string{
 			`t.yaml:1: issuer.url: is required; write the URL the issuer is reached at, such as http://localhost:8080/idp, or remove the issuer: key`}},
 		{name: "not a mapping", src: "issuer: [a]\n", want: []string{
-			`t.yaml:1: issuer: want a mapping with keys url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, resources, registration, got a list`}},
+			`t.yaml:1: issuer: want a mapping with keys url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, store_timeout, refresh_retry_grace, login_rate_limit, clients, scopes, users, resources, registration, got a list`}},
 		{name: "unknown key", src: idpKeys("tokens: {}"), want: []string{
-			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, login_rate_limit, clients, scopes, users, resources, registration`}},
+			`t.yaml:10: unknown key "tokens" in issuer; valid keys: url, signing, access_token_ttl, id_token_ttl, refresh_token_ttl, session_ttl, consent_ttl, store, store_timeout, refresh_retry_grace, login_rate_limit, clients, scopes, users, resources, registration`}},
 		{name: "unknown client key", src: idpClient("redirectURIs: []"), want: []string{
 			`t.yaml:7: unknown key "redirectURIs" in issuer.clients[0] (did you mean redirect_uris?); valid keys: id, name, secret, secret_hash, public, first_party, redirect_uris, post_logout_redirect_uris, grant_types, scopes, audiences, backchannel_logout_uri, backchannel_logout_session_required, dpop_bound_access_tokens`}},
 		{name: "unknown user key", src: idpUser("password: alice"), want: []string{
@@ -236,6 +236,9 @@ func TestIssuerValidate(t *testing.T) {
 			`t.yaml:10: issuer.users[0].claims: want a mapping of names to values, got a list`}},
 		{name: "claims env", src: idpUser("claims: {team: '${TEAM}'}"), want: []string{
 			`t.yaml:10: issuer.users[0].claims.team: environment variable TEAM is not set`}},
+		{name: "store timeout and retry grace", src: idpKeys("store_timeout: 1m", "refresh_retry_grace: 2m"), want: []string{
+			`t.yaml:10: issuer.store_timeout: is 1m0s; want from 10ms to 30s, such as 1s`,
+			`t.yaml:11: issuer.refresh_retry_grace: is 2m0s; want from 0s (off) to 1m, such as 10s`}},
 		// routes and issuers around the section
 		{name: "with routes", src: idp + base},
 		{name: "builtin issuer in issuers", src: idp + "issuers:\n  - issuer: http://localhost:8080/idp\n    audiences: [portcullis]\nroutes:\n  - {name: app, upstream: 'http://127.0.0.1:3000'}\n"},
@@ -270,6 +273,7 @@ func TestIssuerDefaults(t *testing.T) {
 		SessionTTL:      config.Duration(12 * time.Hour),
 		ConsentTTL:      config.Duration(720 * time.Hour),
 		Store:           "memory",
+		StoreTimeout:    config.Duration(time.Second), RefreshRetryGrace: config.Duration(10 * time.Second),
 		LoginRateLimit: config.LoginRateLimit{Attempts: 10, Window: config.Duration(15 * time.Minute), AddressAttempts: 10,
 			MaxDelay: config.Duration(30 * time.Second), DeviceTTL: config.Duration(2160 * time.Hour)},
 		Clients: []config.IssuerClient{{

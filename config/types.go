@@ -226,6 +226,11 @@ type Issuer struct {
 	// JWKSRefetchInterval is the minimum time between refetches caused by
 	// an unknown "kid". Default 10s.
 	JWKSRefetchInterval Duration `yaml:"jwks_refetch_interval"`
+	// JWKSFetchTimeout bounds each discovery and key set request, from
+	// dialing to the end of the body, from 100ms to 1m. Default 5s. Until a
+	// key set first loads, requests wait for the first fetch at most this
+	// long; after a failed one they answer 503 at once.
+	JWKSFetchTimeout Duration `yaml:"jwks_fetch_timeout"`
 }
 
 // Auth modes of a route.

@@ -135,6 +135,12 @@ func (v *validator) issuerTTLs() {
 	} {
 		v.nonNegative(key, d)
 	}
+	if d := b.StoreTimeout; d < 0 || d > 0 && d < Duration(10*time.Millisecond) || d > Duration(30*time.Second) {
+		v.errorf("issuer.store_timeout", "is %s; want from 10ms to 30s, such as 1s", d.D())
+	}
+	if d := b.RefreshRetryGrace; d < 0 || d > Duration(time.Minute) {
+		v.errorf("issuer.refresh_retry_grace", "is %s; want from 0s (off) to 1m, such as 10s", d.D())
+	}
 	tokenTTL := func(key string, d Duration) {
 		if d >= 0 && (d < Duration(minTokenTTL) || d > Duration(maxTokenTTL)) {
 			v.errorf(key, "is %s; want from 1m to 24h, such as 15m", d.D())

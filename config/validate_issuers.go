@@ -3,6 +3,7 @@ package config
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // algorithms lists the JWS algorithms an issuer may allow, by the name RFC
@@ -65,6 +66,9 @@ func (v *validator) issuer(i int) {
 	v.nonNegative(p+".jwks_min_age", is.JWKSMinAge)
 	v.nonNegative(p+".jwks_max_age", is.JWKSMaxAge)
 	v.nonNegative(p+".jwks_refetch_interval", is.JWKSRefetchInterval)
+	if d := is.JWKSFetchTimeout; d < 0 || d > 0 && d < Duration(100*time.Millisecond) || d > Duration(time.Minute) {
+		v.errorf(p+".jwks_fetch_timeout", "is %s; want from 100ms to 1m, such as 5s", d.D())
+	}
 	if is.JWKSMinAge > is.JWKSMaxAge {
 		v.errorf(p+".jwks_min_age", "is %s, longer than jwks_max_age %s; want jwks_min_age <= jwks_max_age", is.JWKSMinAge.D(), is.JWKSMaxAge.D())
 	}

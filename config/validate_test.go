@@ -88,6 +88,8 @@ func TestValidate(t *testing.T) {
 		{name: "secret and asymmetric with jwks_uri", src: issuer("hmac_secret: ${S}", "algorithms: [HS256, RS256]", "jwks_uri: https://idp.example.com/certs"), vars: map[string]string{"S": strings.Repeat("s", 32)}},
 		{name: "secret without HS", src: issuer("hmac_secret: ${S}", "algorithms: [RS256]", "jwks_uri: https://idp.example.com/certs"), vars: map[string]string{"S": strings.Repeat("s", 32)}, want: []string{
 			`t.yaml:4: issuers[0].hmac_secret: is set but algorithms lists none of HS256, HS384, HS512; add one, or remove the secret`}},
+		{name: "jwks fetch timeout", src: issuer("jwks_fetch_timeout: 10ms"), want: []string{
+			`t.yaml:4: issuers[0].jwks_fetch_timeout: is 10ms; want from 100ms to 1m, such as 5s`}},
 		{name: "jwks ages", src: issuer("jwks_min_age: 2h"), want: []string{
 			`t.yaml:4: issuers[0].jwks_min_age: is 2h0m0s, longer than jwks_max_age 1h0m0s; want jwks_min_age <= jwks_max_age`}},
 		{name: "typ", src: issuer("typ: at jwt"), want: []string{

@@ -26,9 +26,10 @@ const (
 	// redisTimeout is the dial, read and write timeout unless the URL sets
 	// one (dial_timeout, read_timeout, write_timeout).
 	redisTimeout = 2 * time.Second
-	// redisCallTimeout bounds one store call, retries included, so a Redis
-	// that hangs costs a request a few seconds and not a minute.
-	redisCallTimeout = 5 * time.Second
+	// redisCallTimeout bounds one store call, retries included, unless
+	// RedisConfig.CallTimeout is set, so a Redis that hangs costs a request
+	// a second and not a minute.
+	redisCallTimeout = time.Second
 	// redisExpirySlack is added to every key's Redis TTL. Decisions compare
 	// the expiry kept in the value with the store's clock; the TTL only
 	// removes dead data, and the slack keeps a Redis whose clock runs ahead
@@ -43,6 +44,8 @@ type RedisConfig struct {
 	// read_timeout, apply). Required. It may hold a password: errors never
 	// repeat it.
 	URL string
+	// CallTimeout bounds each call, retries included; zero means 1s.
+	CallTimeout time.Duration
 	// Prefix starts every key, so that several issuers (or other
 	// applications) can share one database. Empty means "portcullis:".
 	Prefix string
@@ -96,6 +99,8 @@ type RedisStore struct {
 	now    func() time.Time
 	log    *slog.Logger
 	down   atomic.Bool // the last call found Redis unreachable
+
+	callTimeout time.Duration
 }
 
 // NewRedisStore checks cfg and returns a store. It does not connect:
@@ -124,6 +129,11 @@ func NewRedisStore(cfg RedisConfig) (*RedisStore, error) {
 		prefix: cfg.Prefix,
 		now:    cfg.Now,
 		log:    cfg.Logger,
+
+		callTimeout: cfg.CallTimeout,
+	}
+	if s.callTimeout <= 0 {
+		s.callTimeout = redisCallTimeout
 	}
 	if cfg.Tracer != nil {
 		s.rdb.AddHook(redistrace.Hook(cfg.Tracer, opt.Addr))
@@ -588,7 +598,7 @@ func (s *RedisStore) strings(ctx context.Context, op string, sc *redis.Script, k
 // failure into an error wrapping [ErrUnavailable]: whatever went wrong, the
 // call's outcome is unknown and must not be taken as success.
 func (s *RedisStore) do(ctx context.Context, op string, call func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, redisCallTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
 	defer cancel()
 	err := call(ctx)
 	if err == nil {

@@ -1,6 +1,7 @@
 package jwks
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,7 +116,9 @@ func (r *Remote) fetchSet(uri string) fetchResult {
 // with its body read, at most [maxBody] bytes. A status other than 2xx (or
 // 304 when allowNotModified) is an error; what names the request in errors.
 func (r *Remote) get(what, u string, h http.Header, allowNotModified bool) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, u, nil)
+	ctx, cancel := context.WithTimeout(r.ctx, r.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("jwks: %s request: %w", what, err)
 	}

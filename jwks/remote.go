@@ -30,7 +30,7 @@ var (
 
 // Defaults for zero fields of [RemoteConfig].
 const (
-	defaultTimeout         = 10 * time.Second
+	defaultTimeout         = 5 * time.Second
 	defaultMinAge          = time.Minute
 	defaultMaxAge          = time.Hour
 	defaultRefetchInterval = 10 * time.Second
@@ -48,8 +48,12 @@ type RemoteConfig struct {
 	Issuer string
 	// JWKSURI is the key set URL. When set, discovery is skipped.
 	JWKSURI string
-	// Client sends every request. nil means a client with a 10s timeout.
+	// Client sends every request. nil means http.DefaultTransport.
 	Client *http.Client
+	// Timeout bounds each request (discovery, key set), from dialing to
+	// the end of the body, whatever Client's own timeout. Zero or negative
+	// means 5s.
+	Timeout time.Duration
 	// MinAge and MaxAge bound how long a fetched set is used before the next
 	// scheduled refresh: the response's Cache-Control max-age (less its Age)
 	// clamped to [MinAge, MaxAge]; no or an invalid max-age means MaxAge,
@@ -92,6 +96,7 @@ type Remote struct {
 	issuer   string
 	jwksURI  string
 	client   *http.Client
+	timeout  time.Duration
 	minAge   time.Duration
 	maxAge   time.Duration
 	refetch  time.Duration
@@ -113,6 +118,7 @@ type Remote struct {
 	mu          sync.Mutex
 	inflight    *inflight // the fetch under way, nil if none
 	lastAttempt time.Time // start of the latest fetch
+	lastErr     error     // of the latest fetch, nil if it succeeded
 	updated     time.Time // end of the latest successful fetch
 	next        time.Time // when Run fetches next; zero: right away
 	failures    int       // consecutive failed fetches
@@ -140,6 +146,7 @@ func NewRemote(ctx context.Context, cfg RemoteConfig) *Remote {
 		issuer:  cfg.Issuer,
 		jwksURI: cfg.JWKSURI,
 		client:  cfg.Client,
+		timeout: cfg.Timeout,
 		minAge:  cfg.MinAge,
 		maxAge:  cfg.MaxAge,
 		refetch: cfg.RefetchInterval,
@@ -150,7 +157,10 @@ func NewRemote(ctx context.Context, cfg RemoteConfig) *Remote {
 		wake:    make(chan struct{}, 1),
 	}
 	if r.client == nil {
-		r.client = &http.Client{Timeout: defaultTimeout}
+		r.client = &http.Client{}
+	}
+	if r.timeout <= 0 {
+		r.timeout = defaultTimeout
 	}
 	if r.minAge <= 0 {
 		r.minAge = defaultMinAge
@@ -181,6 +191,12 @@ func NewRemote(ctx context.Context, cfg RemoteConfig) *Remote {
 // fails at once with [ErrKeyNotFound] (or [ErrNotLoaded]) without I/O.
 // Concurrent callers share one fetch; each waits only until its own ctx is
 // done, then returns ctx's error while the fetch goes on for the others.
+//
+// A key set that never loaded fails at once once a fetch has failed: while
+// the issuer is unreachable, callers get [ErrNotLoaded] (the caller answers
+// 503) without waiting for the retries, which go on in the background.
+// Only callers that come before the first fetch ended wait for it, at most
+// [RemoteConfig.Timeout].
 func (r *Remote) Keys(ctx context.Context, kid string) ([]Key, error) {
 	s := r.set.Load()
 	if keys := s.Lookup(kid); len(keys) > 0 {
@@ -197,6 +213,14 @@ func (r *Remote) Keys(ctx context.Context, kid string) ([]Key, error) {
 		}
 	}
 	f := r.inflight
+	if s == nil && r.lastErr != nil {
+		err := r.lastErr
+		if f == nil && r.now().Sub(r.lastAttempt) >= r.refetch {
+			r.startLocked(trace.SpanContextFromContext(ctx))
+		}
+		r.mu.Unlock()
+		return nil, missError(false, err)
+	}
 	if f == nil {
 		if !r.lastAttempt.IsZero() && r.now().Sub(r.lastAttempt) < r.refetch {
 			r.mu.Unlock()
@@ -359,6 +383,7 @@ func (r *Remote) runFetch(f *inflight) {
 func (r *Remote) finish(res fetchResult) string {
 	now := r.now()
 	r.mu.Lock()
+	r.lastErr = res.err
 	if res.err != nil {
 		r.failures++
 		n := r.failures

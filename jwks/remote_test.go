@@ -220,18 +220,34 @@ func TestRemoteUnknownKid(t *testing.T) {
 func TestRemoteNotLoaded(t *testing.T) {
 	p := newProvider(t)
 	p.set(func(p *provider) { p.jwksStatus = http.StatusInternalServerError })
-	r, clock, _ := newTestRemote(t, RemoteConfig{JWKSURI: p.KeysURL()})
+	fetched := make(chan string, 10)
+	clock := newClock()
+	r := NewRemote(t.Context(), RemoteConfig{JWKSURI: p.KeysURL(), Now: clock.Now, OnFetch: func(res string) { fetched <- res }})
 
 	_, err := r.Keys(t.Context(), "k1")
 	if !errors.Is(err, ErrNotLoaded) || errors.Is(err, ErrKeyNotFound) || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("Keys error = %v, want ErrNotLoaded wrapping the fetch error", err)
 	}
+	// A set that never loaded fails at once, with the last fetch's error,
+	// and does not fetch again within the refetch interval.
 	_, err = r.Keys(t.Context(), "")
-	if err != ErrNotLoaded || p.jwksHits.Load() != 1 {
-		t.Fatalf("second Keys = %v after %d hits, want plain ErrNotLoaded without a fetch", err, p.jwksHits.Load())
+	if !errors.Is(err, ErrNotLoaded) || !strings.Contains(err.Error(), "500") || p.jwksHits.Load() != 1 {
+		t.Fatalf("second Keys = %v after %d hits, want ErrNotLoaded without a fetch", err, p.jwksHits.Load())
 	}
 	clock.Advance(10 * time.Second) // the default RefetchInterval
 	p.set(func(p *provider) { p.jwksStatus = 0 })
+	// Past it, a caller starts a fetch but does not wait for it: while
+	// nothing ever loaded, nobody waits on a provider that failed before.
+	entered, release := blockKeySet(t, p)
+	_, err = r.Keys(t.Context(), "k1")
+	if !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("Keys past the interval = %v, want ErrNotLoaded at once", err)
+	}
+	<-entered
+	release()
+	if first, second := <-fetched, <-fetched; first != "error" || second != "ok" {
+		t.Fatalf("fetches %s, %s", first, second)
+	}
 	_, err = r.Keys(t.Context(), "k1")
 	if !errors.Is(err, ErrKeyNotFound) || p.jwksHits.Load() != 2 {
 		t.Fatalf("Keys after recovery = %v after %d hits, want ErrKeyNotFound after 2", err, p.jwksHits.Load())
@@ -453,4 +469,21 @@ func TestRunStopsWhenContextDone(t *testing.T) {
 			t.Error("ready without a successful fetch")
 		}
 	})
+}
+
+// A key set endpoint that never answers costs each fetch Timeout, and once
+// one failed, callers of a set that never loaded do not wait at all.
+func TestRemoteFetchTimeout(t *testing.T) {
+	p := newProvider(t)
+	entered, _ := blockKeySet(t, p)
+	r, _, _ := newTestRemote(t, RemoteConfig{JWKSURI: p.KeysURL(), Timeout: 100 * time.Millisecond})
+	err := r.Refresh()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Refresh of a black hole = %v, want its deadline", err)
+	}
+	<-entered
+	_, err = r.Keys(t.Context(), "k1") // would block on the provider if it fetched
+	if !errors.Is(err, ErrNotLoaded) || p.jwksHits.Load() != 1 {
+		t.Fatalf("Keys = %v after %d hits, want ErrNotLoaded at once", err, p.jwksHits.Load())
+	}
 }

@@ -143,6 +143,7 @@ func (s *Server) buildIssuers(g *generation) []authn.Issuer {
 				MinAge:          ci.JWKSMinAge.D(),
 				MaxAge:          ci.JWKSMaxAge.D(),
 				RefetchInterval: ci.JWKSRefetchInterval.D(),
+				Timeout:         ci.JWKSFetchTimeout.D(),
 				Now:             s.opts.Now,
 				Logger:          s.log,
 				OnFetch:         func(result string) { s.CountKeyFetch(name, result) },

@@ -69,7 +69,7 @@ func newIssuer(c *config.Config, opts Options, hooks issuerHooks) (*issuer.Issue
 	default:
 		// Redis (redis:// or rediss://): codes, refresh families,
 		// revocations and sessions shared by every replica.
-		rs, err := issuer.NewRedisStore(issuer.RedisConfig{URL: bi.Store, Now: opts.Now, Logger: opts.Logger, Tracer: hooks.tracer})
+		rs, err := issuer.NewRedisStore(issuer.RedisConfig{URL: bi.Store, CallTimeout: bi.StoreTimeout.D(), Now: opts.Now, Logger: opts.Logger, Tracer: hooks.tracer})
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("serve: issuer.store %s: %w", config.RedactStore(bi.Store), err)
 		}

@@ -59,7 +59,7 @@ func newRemoteCache(ctx context.Context) *remoteCache {
 
 // get returns the running key set for cfg, starting one if needed.
 func (c *remoteCache) get(cfg jwks.RemoteConfig) *jwks.Remote {
-	key := fmt.Sprintf("%s|%s|%v|%v|%v", cfg.Issuer, cfg.JWKSURI, cfg.MinAge, cfg.MaxAge, cfg.RefetchInterval)
+	key := fmt.Sprintf("%s|%s|%v|%v|%v|%v", cfg.Issuer, cfg.JWKSURI, cfg.MinAge, cfg.MaxAge, cfg.RefetchInterval, cfg.Timeout)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[key]; ok {
