@@ -109,6 +109,11 @@ type Config struct {
 	// 15m, AccessTTL, 720h, 12h, 720h, 60s. A negative ConsentTTL never
 	// remembers consent: every authorization asks.
 	AccessTTL, IDTokenTTL, RefreshTTL, SessionTTL, ConsentTTL, CodeTTL time.Duration
+	// RefreshRetryGrace is how long after a rotation the rotated refresh
+	// token, presented again by its client while the new pair is unused,
+	// gets that same pair (a reply lost to a fault does not strand the
+	// client). Zero turns it off: every reuse revokes the family.
+	RefreshRetryGrace time.Duration
 	// Sign-in throttling, which no one can turn into a lockout of others
 	// (OWASP's device cookies). A browser that has signed in as a user
 	// holds a signed device cookie naming that user (for DeviceTTL, kept

@@ -317,7 +317,13 @@ func (m *MemoryStore) RotateRefresh(_ context.Context, oldHash, newHash string, 
 			return grant, err
 		}
 	}
+	retry := next.Retry
 	next = memCopyRefresh(next)
+	if retry != nil {
+		r := *retry
+		r.Sealed, r.of = slices.Clone(r.Sealed), oldHash
+		next.Retry = &r
+	}
 	next.FamilyID = grant.FamilyID
 	next.FamilyExpiry = f.val.expiry
 	next.Expiry = memEarlier(next.Expiry, f.val.expiry)
@@ -331,6 +337,21 @@ func (m *MemoryStore) RotateRefresh(_ context.Context, oldHash, newHash string, 
 		}
 	}
 	return grant, nil
+}
+
+// RetryRefresh implements [Store].
+func (m *MemoryStore) RetryRefresh(_ context.Context, oldHash string) (RefreshRetry, error) {
+	now := m.lockRead()
+	defer m.mu.Unlock()
+	_, f, err := m.refresh(now, oldHash)
+	if err != nil || f.val.revoked || f.val.current == oldHash {
+		return RefreshRetry{}, ErrNotFound
+	}
+	cur, ok := m.tokens.get(now, f.val.current)
+	if !ok || cur.val.Retry == nil || cur.val.Retry.of != oldHash || !now.Before(cur.val.Retry.Until) {
+		return RefreshRetry{}, ErrNotFound
+	}
+	return *cur.val.Retry, nil
 }
 
 // LookupRefresh implements [Store]. It returns the grant along with
@@ -546,8 +567,12 @@ func (m *MemoryStore) Count(_ context.Context, key string) (int, error) {
 func (m *MemoryStore) Ping(context.Context) error { return nil }
 
 // memCopyCode and memCopyRefresh return their argument with its own Scopes.
-func memCopyCode(c AuthCode) AuthCode            { c.Scopes = slices.Clone(c.Scopes); return c }
-func memCopyRefresh(r RefreshToken) RefreshToken { r.Scopes = slices.Clone(r.Scopes); return r }
+func memCopyCode(c AuthCode) AuthCode { c.Scopes = slices.Clone(c.Scopes); return c }
+func memCopyRefresh(r RefreshToken) RefreshToken {
+	r.Scopes = slices.Clone(r.Scopes)
+	r.Retry = nil // only RetryRefresh hands it out
+	return r
+}
 
 // memEarlier returns the earlier of a and b.
 func memEarlier(a, b time.Time) time.Time {

@@ -129,7 +129,8 @@ return {st, t[3], t[2], f[5]}`)
 
 	// KEYS: old token, new token, access token record. ARGV: now, family
 	// key prefix, old hash, new hash, refusal (empty if none), new expiry,
-	// new token JSON, whether to record the access token, its expiry.
+	// new token JSON, whether to record the access token, its expiry, the
+	// end of the retry grace ("" for none) and the sealed retry.
 	// Reply as redisLookupRefresh. A family whose current token is already
 	// the new hash was rotated by this call's own earlier attempt.
 	redisRotateRefresh = redisScript(`
@@ -150,10 +151,23 @@ if live(redis.call('HGET', KEYS[2], 'until')) then return reply('exists') end
 local u = string.format('%d', math.min(tonumber(ARGV[6]), tonumber(f[2])))
 redis.call('DEL', KEYS[2])
 redis.call('HSET', KEYS[2], 'until', u, 'fam', t[2], 'rt', ARGV[7])
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'prev', ARGV[3], 'ru', ARGV[10], 'rs', ARGV[11]) end
 keep(KEYS[2], u)
 redis.call('HSET', fk, 'cur', ARGV[4])
 if ARGV[8] == '1' then record(fk, f, KEYS[3], t[2], ARGV[9]) end
 return reply('ok')`)
+
+	// KEYS: old token. ARGV: now, family key prefix, refresh key prefix,
+	// old hash. Reply: {'ok', end of the grace, sealed retry} or
+	// {'notfound'}.
+	redisRetryRefresh = redisScript(`
+local t = redis.call('HMGET', KEYS[1], 'until', 'fam')
+if not live(t[1]) then return {'notfound'} end
+local f = family(ARGV[2] .. t[2])
+if not f or f[4] == '1' or f[3] == ARGV[4] then return {'notfound'} end
+local c = redis.call('HMGET', ARGV[3] .. f[3], 'until', 'prev', 'ru', 'rs')
+if not live(c[1]) or c[2] ~= ARGV[4] or not live(c[3]) then return {'notfound'} end
+return {'ok', c[3], c[4]}`)
 
 	// KEYS: family, access token record. ARGV: now, family ID, expiry.
 	redisAddAccess = redisScript(`

@@ -280,14 +280,35 @@ func (s *RedisStore) RotateRefresh(ctx context.Context, oldHash, newHash string,
 	if err != nil {
 		return RefreshToken{}, fmt.Errorf("issuer: rotate refresh token: %w", err)
 	}
+	retryUntil, retrySealed := "", ""
+	if rr := next.Retry; rr != nil && rr.Until.After(now) {
+		retryUntil, retrySealed = strconv.FormatInt(redisMs(rr.Until), 10), string(rr.Sealed)
+	}
 	r, err := s.strings(ctx, "rotate refresh token", redisRotateRefresh,
 		[]string{s.key("refresh", oldHash), s.key("refresh", newHash), s.key("access", accessJTI)},
 		redisMs(now), s.key("family", ""), oldHash, newHash, refuse,
-		redisMs(next.Expiry), v, accessJTI != "", redisMsCeil(accessExpiry))
+		redisMs(next.Expiry), v, accessJTI != "", redisMsCeil(accessExpiry), retryUntil, retrySealed)
 	if err != nil {
 		return RefreshToken{}, err
 	}
 	return s.refreshReply("rotate refresh token", r)
+}
+
+// RetryRefresh implements [Store], atomically like every decision.
+func (s *RedisStore) RetryRefresh(ctx context.Context, oldHash string) (RefreshRetry, error) {
+	r, err := s.strings(ctx, "retry refresh token", redisRetryRefresh,
+		[]string{s.key("refresh", oldHash)}, redisMs(s.now()), s.key("family", ""), s.key("refresh", ""), oldHash)
+	if err != nil {
+		return RefreshRetry{}, err
+	}
+	if r[0] != "ok" || len(r) != 3 {
+		return RefreshRetry{}, ErrNotFound
+	}
+	ms, err := strconv.ParseInt(r[1], 10, 64)
+	if err != nil {
+		return RefreshRetry{}, fmt.Errorf("issuer: retry refresh token: redis store: bad grace end %q", r[1])
+	}
+	return RefreshRetry{Until: time.UnixMilli(ms), Sealed: []byte(r[2])}, nil
 }
 
 // LookupRefresh implements [Store]. It returns the grant along with

@@ -76,6 +76,22 @@ type RefreshToken struct {
 	// (rotation does not extend it).
 	Expiry       time.Time
 	FamilyExpiry time.Time
+	// Retry, when set on the token a rotation creates, lets the rotated
+	// token's holder get this token's pair again (see
+	// [RefreshStore.RetryRefresh]). Stores keep it beside the grant.
+	Retry *RefreshRetry `json:"-"`
+}
+
+// RefreshRetry is what a retry of a rotation hands back: the token
+// response, sealed with a key derived from the rotated token, so that a
+// copy of the store reveals nothing to whoever does not hold that token.
+type RefreshRetry struct {
+	// Until ends the retry grace.
+	Until time.Time
+	// Sealed is the sealed token response.
+	Sealed []byte
+
+	of string // the memory store: the hash of the rotated token
 }
 
 // Session is a browser's signed-in session at the issuer.
@@ -132,6 +148,12 @@ type RefreshStore interface {
 	// accessExpiry are recorded with the family so that revoking the family
 	// also revokes the access tokens issued from it.
 	RotateRefresh(ctx context.Context, oldHash, newHash string, next RefreshToken, accessJTI string, accessExpiry time.Time) (RefreshToken, error)
+	// RetryRefresh returns the Retry of the token oldHash was rotated to,
+	// when that token is still its live family's current one (unused),
+	// the family is not revoked and Retry.Until is after now; else
+	// ErrNotFound. It changes nothing: a retry that does not qualify goes
+	// on to RotateRefresh, whose reuse check revokes the family.
+	RetryRefresh(ctx context.Context, oldHash string) (RefreshRetry, error)
 	// LookupRefresh returns a live refresh token's grant without changing
 	// anything: ErrNotFound, ErrRevoked, or ErrRefreshReused for one
 	// already rotated.

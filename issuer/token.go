@@ -352,6 +352,22 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 		// key of the proof it was issued with.
 		return nil, errInvalidGrant("the refresh token is bound to a DPoP key; send a DPoP proof of that key")
 	}
+	if errors.Is(err, ErrRefreshReused) && i.cfg.RefreshRetryGrace > 0 {
+		// Perhaps the reply of the rotation was lost: within the grace,
+		// while the new pair is unused, the same client gets it again.
+		rr, err := i.cfg.Store.RetryRefresh(ctx, hashToken(old))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			// Unknown whether it qualifies: refuse without revoking.
+			return nil, storeFailure(err)
+		default:
+			if res, ok := openRetry(old, rr.Sealed, jkt, i.now()); ok {
+				i.log.Info("refresh token presented again within the retry grace; the same pair returned", "client", c.ID, "sub", cur.Subject)
+				return res, nil
+			}
+		}
+	}
 	scopes := cur.Scopes
 	if s := form.Get("scope"); s != "" {
 		scopes = strings.Fields(s)
@@ -369,6 +385,21 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 	rt := RefreshToken{FamilyID: cur.FamilyID, ClientID: c.ID, Subject: cur.Subject, Scopes: cur.Scopes,
 		Resources: cur.Resources, JKT: cur.JKT, AuthTime: cur.AuthTime, SessionID: cur.SessionID, FamilyExpiry: cur.FamilyExpiry,
 		Expiry: minTime(now.Add(i.cfg.RefreshTTL), cur.FamilyExpiry)}
+	// The pair is minted before the rotation is written, so that the
+	// rotation can keep it, sealed, for a retry.
+	g := grantInfo{client: c, subject: cur.Subject, scopes: scopes, authTime: cur.AuthTime,
+		sid: cur.SessionID, jti: jti, now: now, refresh: next, resources: resources, jkt: jkt}
+	res, oe := i.issue(r, g)
+	if oe != nil {
+		return nil, oe
+	}
+	if i.cfg.RefreshRetryGrace > 0 {
+		sealed, err := sealRetry(old, res, jkt, now)
+		if err != nil {
+			return nil, &oauthError{status: 500, code: "server_error", desc: err.Error()}
+		}
+		rt.Retry = &RefreshRetry{Until: now.Add(i.cfg.RefreshRetryGrace), Sealed: sealed}
+	}
 	_, err = i.cfg.Store.RotateRefresh(ctx, hashToken(old), hashToken(next), rt, jti, now.Add(i.cfg.AccessTTL))
 	switch {
 	case errors.Is(err, ErrRefreshReused):
@@ -386,9 +417,7 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 	case err != nil:
 		return nil, storeFailure(err)
 	}
-	g := grantInfo{client: c, subject: cur.Subject, scopes: scopes, authTime: cur.AuthTime,
-		sid: cur.SessionID, jti: jti, now: now, refresh: next, resources: resources, jkt: jkt}
-	return i.issue(r, g)
+	return res, nil
 }
 
 // clientCredentialsGrant issues an access token to a machine client

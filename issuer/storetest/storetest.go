@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T, now func() time.Time) issuer.
 		{"CodeConcurrentRedeem", testCodeConcurrentRedeem},
 		{"RefreshRotateAndReuse", testRefreshRotateAndReuse},
 		{"RefreshConcurrentRotate", testRefreshConcurrentRotate},
+		{"RefreshRetry", testRefreshRetry},
 		{"RefreshLookupStates", testRefreshLookupStates},
 		{"RefreshExpired", testRefreshExpired},
 		{"RefreshFamilyNotExtended", testRefreshFamilyNotExtended},
@@ -260,6 +261,60 @@ func testRefreshRotateAndReuse(t *testing.T, s issuer.Store, c *Clock) {
 	for _, jti := range []string{"jti-0", "jti-1"} {
 		checkRevoked(t, s, jti, false)
 	}
+}
+
+// testRefreshRetry: the retry a rotation keeps is handed out for the
+// rotated token only while the token it was rotated to is unused, its
+// family live and the grace running; RetryRefresh itself changes nothing.
+func testRefreshRetry(t *testing.T, s issuer.Store, c *Clock) {
+	ctx := t.Context()
+	rt0 := sampleRefresh(c, "fam-1")
+	must(t, s.CreateRefresh(ctx, "rt-0", rt0))
+	_, err := s.RetryRefresh(ctx, "rt-0")
+	wantErr(t, "retry of a token never rotated", err, issuer.ErrNotFound)
+	next := sampleRefresh(c, "ignored")
+	next.Retry = &issuer.RefreshRetry{Until: c.Now().Add(10 * time.Second), Sealed: []byte("sealed\x00pair")}
+	_, err = s.RotateRefresh(ctx, "rt-0", "rt-1", next, "jti-1", c.Now().Add(15*time.Minute))
+	must(t, err)
+	for range 2 {
+		rr, err := s.RetryRefresh(ctx, "rt-0")
+		must(t, err)
+		if string(rr.Sealed) != "sealed\x00pair" || !rr.Until.Equal(c.Now().Add(10*time.Second)) {
+			t.Errorf("retry %q until %v", rr.Sealed, rr.Until)
+		}
+	}
+	_, err = s.RetryRefresh(ctx, "rt-1")
+	wantErr(t, "retry of the current token", err, issuer.ErrNotFound)
+	_, err = s.RetryRefresh(ctx, "rt-unknown")
+	wantErr(t, "retry of an unknown token", err, issuer.ErrNotFound)
+	got, err := s.LookupRefresh(ctx, "rt-1")
+	must(t, err)
+	if got.Retry != nil {
+		t.Errorf("LookupRefresh hands out the retry: %+v", got.Retry)
+	}
+	c.Advance(10 * time.Second)
+	_, err = s.RetryRefresh(ctx, "rt-0")
+	wantErr(t, "retry after the grace", err, issuer.ErrNotFound)
+
+	// A used pair is no longer retried.
+	must(t, s.CreateRefresh(ctx, "rt-a", sampleRefresh(c, "fam-2")))
+	next = sampleRefresh(c, "ignored")
+	next.Retry = &issuer.RefreshRetry{Until: c.Now().Add(10 * time.Second), Sealed: []byte("a")}
+	_, err = s.RotateRefresh(ctx, "rt-a", "rt-b", next, "", time.Time{})
+	must(t, err)
+	next.Retry = &issuer.RefreshRetry{Until: c.Now().Add(10 * time.Second), Sealed: []byte("b")}
+	_, err = s.RotateRefresh(ctx, "rt-b", "rt-c", next, "", time.Time{})
+	must(t, err)
+	_, err = s.RetryRefresh(ctx, "rt-a")
+	wantErr(t, "retry once the pair was used", err, issuer.ErrNotFound)
+	rr, err := s.RetryRefresh(ctx, "rt-b")
+	if err != nil || string(rr.Sealed) != "b" {
+		t.Errorf("retry of rt-b: %q %v", rr.Sealed, err)
+	}
+	// Nor in a revoked family.
+	must(t, s.RevokeFamily(ctx, "fam-2"))
+	_, err = s.RetryRefresh(ctx, "rt-b")
+	wantErr(t, "retry in a revoked family", err, issuer.ErrNotFound)
 }
 
 func testRefreshConcurrentRotate(t *testing.T, s issuer.Store, c *Clock) {
