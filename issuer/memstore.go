@@ -294,6 +294,9 @@ func (m *MemoryStore) RotateRefresh(_ context.Context, oldHash, newHash string, 
 		return grant, ErrRevoked
 	}
 	if f.val.current != oldHash {
+		if cur, ok := m.tokens.get(now, f.val.current); ok && cur.val.Retry != nil && cur.val.Retry.of == oldHash && now.Before(cur.val.Retry.Until) {
+			return grant, ErrRefreshRetry
+		}
 		// RFC 9700 §4.14.2: a rotated token presented again means one of
 		// its holders is an attacker; end the whole family.
 		f.val.revoked = true

@@ -130,7 +130,8 @@ return {st, t[3], t[2], f[5]}`)
 	// KEYS: old token, new token, access token record. ARGV: now, family
 	// key prefix, old hash, new hash, refusal (empty if none), new expiry,
 	// new token JSON, whether to record the access token, its expiry, the
-	// end of the retry grace ("" for none) and the sealed retry.
+	// end of the retry grace ("" for none), the sealed retry, the refresh
+	// key prefix.
 	// Reply as redisLookupRefresh. A family whose current token is already
 	// the new hash was rotated by this call's own earlier attempt.
 	redisRotateRefresh = redisScript(`
@@ -143,6 +144,8 @@ local function reply(st) return {st, t[3], t[2], f[5]} end
 if f[4] == '1' then return reply('revoked') end
 if f[3] ~= ARGV[3] then
   if ARGV[4] ~= '' and f[3] == ARGV[4] then return reply('ok') end
+  local c = redis.call('HMGET', ARGV[12] .. f[3], 'until', 'prev', 'ru')
+  if live(c[1]) and c[2] == ARGV[3] and live(c[3]) then return reply('retry') end
   redis.call('HSET', fk, 'revoked', '1')
   return reply('reused')
 end

@@ -287,7 +287,7 @@ func (s *RedisStore) RotateRefresh(ctx context.Context, oldHash, newHash string,
 	r, err := s.strings(ctx, "rotate refresh token", redisRotateRefresh,
 		[]string{s.key("refresh", oldHash), s.key("refresh", newHash), s.key("access", accessJTI)},
 		redisMs(now), s.key("family", ""), oldHash, newHash, refuse,
-		redisMs(next.Expiry), v, accessJTI != "", redisMsCeil(accessExpiry), retryUntil, retrySealed)
+		redisMs(next.Expiry), v, accessJTI != "", redisMsCeil(accessExpiry), retryUntil, retrySealed, s.key("refresh", ""))
 	if err != nil {
 		return RefreshToken{}, err
 	}
@@ -334,6 +334,8 @@ func (s *RedisStore) refreshReply(op string, r []string) (RefreshToken, error) {
 		st = ErrRevoked
 	case "reused":
 		st = ErrRefreshReused
+	case "retry":
+		st = ErrRefreshRetry
 	case "exists":
 		st = fmt.Errorf("issuer: %s: a token with the new hash is already stored", op)
 	default: // a refusal RotateRefresh passed in

@@ -17,6 +17,10 @@ var (
 	// ErrRefreshReused: a refresh token that was already rotated was
 	// presented again; its whole family has been revoked by the store.
 	ErrRefreshReused = errors.New("issuer: refresh token reused")
+	// ErrRefreshRetry: RotateRefresh found oldHash rotated already, to a
+	// token that is unused and carries a Retry still running: a retry of
+	// that rotation (see [RefreshStore.RetryRefresh]), nothing revoked.
+	ErrRefreshRetry = errors.New("issuer: refresh token rotated moments ago")
 	// ErrRevoked: the refresh token's family was revoked.
 	ErrRevoked = errors.New("issuer: revoked")
 	// ErrUnavailable: the backing store cannot be reached; callers answer
@@ -142,7 +146,9 @@ type RefreshStore interface {
 	// RotateRefresh replaces the family's current token oldHash with
 	// newHash, atomically. It returns the old token's grant. If oldHash is
 	// not the family's current token (it was rotated before), the family is
-	// revoked and ErrRefreshReused returned with the grant; a revoked family
+	// revoked and ErrRefreshReused returned with the grant — unless the
+	// current token is the one oldHash was rotated to and its Retry still
+	// runs, which gives ErrRefreshRetry and changes nothing; a revoked family
 	// gives ErrRevoked; an unknown or expired token ErrNotFound. The new
 	// token has next's fields (FamilyID is the old one's). accessJTI and
 	// accessExpiry are recorded with the family so that revoking the family

@@ -353,19 +353,8 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 		return nil, errInvalidGrant("the refresh token is bound to a DPoP key; send a DPoP proof of that key")
 	}
 	if errors.Is(err, ErrRefreshReused) && i.cfg.RefreshRetryGrace > 0 {
-		// Perhaps the reply of the rotation was lost: within the grace,
-		// while the new pair is unused, the same client gets it again.
-		rr, err := i.cfg.Store.RetryRefresh(ctx, hashToken(old))
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			// Unknown whether it qualifies: refuse without revoking.
-			return nil, storeFailure(err)
-		default:
-			if res, ok := openRetry(old, rr.Sealed, jkt, i.now()); ok {
-				i.log.Info("refresh token presented again within the retry grace; the same pair returned", "client", c.ID, "sub", cur.Subject)
-				return res, nil
-			}
+		if res, oe := i.retryRefresh(ctx, c, cur, old, jkt); res != nil || oe != nil {
+			return res, oe
 		}
 	}
 	scopes := cur.Scopes
@@ -401,6 +390,15 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 		rt.Retry = &RefreshRetry{Until: now.Add(i.cfg.RefreshRetryGrace), Sealed: sealed}
 	}
 	_, err = i.cfg.Store.RotateRefresh(ctx, hashToken(old), hashToken(next), rt, jti, now.Add(i.cfg.AccessTTL))
+	if errors.Is(err, ErrRefreshRetry) {
+		// A concurrent request rotated it a moment ago (a double submit,
+		// or this request's own lost first attempt): its pair.
+		res, oe := i.retryRefresh(ctx, c, cur, old, jkt)
+		if res == nil && oe == nil {
+			oe = errInvalidGrant("the refresh token was already used")
+		}
+		return res, oe
+	}
 	switch {
 	case errors.Is(err, ErrRefreshReused):
 		// This call revoked the family: tell its client, whose session
@@ -417,6 +415,26 @@ func (i *Issuer) refreshGrant(r *http.Request, c *Client, form url.Values, jkt s
 	case err != nil:
 		return nil, storeFailure(err)
 	}
+	return res, nil
+}
+
+// retryRefresh hands out the pair old was rotated to, when the store says
+// it may (see Config.RefreshRetryGrace) and the retry proves the DPoP key
+// of the first request; nil, nil when it may not.
+func (i *Issuer) retryRefresh(ctx context.Context, c *Client, cur RefreshToken, old, jkt string) (*tokenResponse, *oauthError) {
+	rr, err := i.cfg.Store.RetryRefresh(ctx, hashToken(old))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		// Unknown whether it qualifies: refuse without revoking.
+		return nil, storeFailure(err)
+	}
+	res, ok := openRetry(old, rr.Sealed, jkt, i.now())
+	if !ok {
+		return nil, nil
+	}
+	i.log.Info("refresh token presented again within the retry grace; the same pair returned", "client", c.ID, "sub", cur.Subject)
 	return res, nil
 }
 

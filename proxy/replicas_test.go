@@ -156,11 +156,19 @@ func TestReplicasShareOneRedis(t *testing.T) {
 	if s != 200 {
 		t.Fatalf("code at A: %d %v", s, tok)
 	}
-	// Refresh through B, then replay the old refresh token on A: the family
-	// is revoked on both.
+	// Refresh through B; retried at A within the grace it is the same
+	// pair; once the pair was used, a replay of the old refresh token on A
+	// revokes the family on both.
 	s, tok2 := token(b, refreshForm(tok["refresh_token"]), "app", "app-secret-0123456789")
 	if s != 200 {
 		t.Fatalf("refresh at B: %d %v", s, tok2)
+	}
+	if s, again := token(a, refreshForm(tok["refresh_token"]), "app", "app-secret-0123456789"); s != 200 || again["refresh_token"] != tok2["refresh_token"] {
+		t.Fatalf("retry at A: %d %v, want B's pair", s, again)
+	}
+	s, tok2 = token(b, refreshForm(tok2["refresh_token"]), "app", "app-secret-0123456789")
+	if s != 200 {
+		t.Fatalf("second refresh at B: %d %v", s, tok2)
 	}
 	if s, _ := token(a, refreshForm(tok["refresh_token"]), "app", "app-secret-0123456789"); s != 400 {
 		t.Fatalf("replay at A: %d", s)

@@ -292,9 +292,20 @@ func testRefreshRetry(t *testing.T, s issuer.Store, c *Clock) {
 	if got.Retry != nil {
 		t.Errorf("LookupRefresh hands out the retry: %+v", got.Retry)
 	}
+	// Rotating rt-0 again within the grace is a retry: nothing revoked.
+	_, err = s.RotateRefresh(ctx, "rt-0", "rt-x", next, "jti-x", c.Now().Add(15*time.Minute))
+	wantErr(t, "second rotation within the grace", err, issuer.ErrRefreshRetry)
+	_, err = s.LookupRefresh(ctx, "rt-1")
+	must(t, err)
+	_, err = s.LookupRefresh(ctx, "rt-x")
+	wantErr(t, "token of the retried rotation", err, issuer.ErrNotFound)
 	c.Advance(10 * time.Second)
 	_, err = s.RetryRefresh(ctx, "rt-0")
 	wantErr(t, "retry after the grace", err, issuer.ErrNotFound)
+	_, err = s.RotateRefresh(ctx, "rt-0", "rt-y", next, "jti-y", c.Now().Add(15*time.Minute))
+	wantErr(t, "second rotation after the grace", err, issuer.ErrRefreshReused)
+	_, err = s.LookupRefresh(ctx, "rt-1")
+	wantErr(t, "the family after a late reuse", err, issuer.ErrRevoked)
 
 	// A used pair is no longer retried.
 	must(t, s.CreateRefresh(ctx, "rt-a", sampleRefresh(c, "fam-2")))
