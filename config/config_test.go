@@ -208,7 +208,7 @@ func TestYAMLErrors(t *testing.T) {
 		{"duration", "server:\n  idle_timeout: 30\n" + base, []string{`t.yaml:2: server.idle_timeout: "30" is not a duration; write it like 30s, 5m or 12h`}},
 		{"negative duration", base + "    timeout: -1s\n", []string{`t.yaml:7: routes[0].timeout: duration "-1s" must not be negative`}},
 		{"list wanted", "server:\n  trusted_proxies: 10.0.0.0/8\n" + base, []string{`t.yaml:2: server.trusted_proxies: want a list such as [a, b], got "10.0.0.0/8"`}},
-		{"mapping wanted", "server: [a]\n" + base, []string{`t.yaml:1: server: want a mapping with keys listen, public_url, insecure_allow_http, trusted_proxies, tls, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, h2c, shutdown_delay, shutdown_grace, auth_failure_delay, token_cache, rules, dpop, got a list`}},
+		{"mapping wanted", "server: [a]\n" + base, []string{`t.yaml:1: server: want a mapping with keys listen, public_url, insecure_allow_http, trusted_proxies, tls, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, max_connections, h2c, shutdown_delay, shutdown_grace, auth_failure_delay, token_cache, rules, dpop, got a list`}},
 		{"scalar wanted", "log:\n  level: [info]\n" + base, []string{`t.yaml:2: log.level: want a string, got a list`}},
 		{"claim values", base + "    require_claims:\n      groups: {a: b}\n", []string{`t.yaml:8: routes[0].require_claims.groups: want a string or a list of strings`}},
 		{"non-scalar key", "log:\n  [a]: b\n" + base, []string{`t.yaml:2: log: a key must be a plain name, not a list`}},
@@ -311,7 +311,7 @@ routes:
 `
 	check(t, src, nil,
 		`t.yaml:2: server.listen: "nope" is not host:port; write it like 127.0.0.1:8080, :8080 or [::1]:8080`,
-		`t.yaml:3: unknown key "bogus" in server; valid keys: listen, public_url, insecure_allow_http, trusted_proxies, tls, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, h2c, shutdown_delay, shutdown_grace, auth_failure_delay, token_cache, rules, dpop`,
+		`t.yaml:3: unknown key "bogus" in server; valid keys: listen, public_url, insecure_allow_http, trusted_proxies, tls, read_header_timeout, read_timeout, write_timeout, idle_timeout, max_header_bytes, max_connections, h2c, shutdown_delay, shutdown_grace, auth_failure_delay, token_cache, rules, dpop`,
 		`t.yaml:5: log.level: "verbose" is not a level; want debug, info, warn or error`,
 		`t.yaml:7: issuers[0].issuer: "idp" is not an http or https URL; write it like https://example.com/path`,
 		`t.yaml:8: issuers[0].algorithms[0]: "none" is never allowed: it accepts unsigned tokens that anyone can forge (RFC 8725 §2.1, §3.1)`,

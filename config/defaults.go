@@ -15,6 +15,7 @@ const (
 	defaultWriteTimeout      = 60 * time.Second
 	defaultIdleTimeout       = 120 * time.Second
 	defaultMaxHeaderBytes    = 32768
+	defaultMaxConnections    = 10000
 	defaultShutdownGrace     = 20 * time.Second
 	defaultAuthFailureDelay  = time.Second
 	defaultTokenCacheEntries = 20000
@@ -66,6 +67,9 @@ func (c *Config) applyDefaults(set func(key string) bool) {
 	}
 	if !set("server.max_header_bytes") {
 		s.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if !set("server.max_connections") {
+		s.MaxConnections = defaultMaxConnections
 	}
 	orString(&c.Admin.Listen, defaultAdminListen)
 	orString(&c.Log.Level, defaultLogLevel)

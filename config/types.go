@@ -65,6 +65,11 @@ type Server struct {
 	// MaxHeaderBytes bounds the request line and headers; larger requests
 	// get 431. Default 32768.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections bounds the client connections open at once on the
+	// proxy listener; one past it is closed as soon as it is accepted.
+	// An idle connection costs about 14 KiB. Default 10000; 0 turns the
+	// limit off.
+	MaxConnections int `yaml:"max_connections"`
 	// H2C accepts HTTP/2 with prior knowledge (cleartext, as ingress
 	// controllers and load balancers speak it to a sidecar, and as gRPC
 	// clients without TLS do) on the plain listener, besides HTTP/1.1.

@@ -84,6 +84,9 @@ func (v *validator) server() {
 	if s.MaxHeaderBytes <= 0 {
 		v.errorf("server.max_header_bytes", "is %d; want a positive number of bytes, such as 32768", s.MaxHeaderBytes)
 	}
+	if s.MaxConnections < 0 {
+		v.errorf("server.max_connections", "is %d; want a number of connections such as 10000, or 0 for no limit", s.MaxConnections)
+	}
 	v.dpop()
 	tc := s.TokenCache
 	if tc.Entries < 0 {

@@ -46,6 +46,7 @@ type metrics struct {
 	grpcResponses      *prometheus.CounterVec
 	ruleDecisions      *prometheus.CounterVec
 	authDelays         prometheus.Counter
+	connsRefused       prometheus.Counter
 }
 
 func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics {
@@ -106,6 +107,10 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 			Name: "portcullis_auth_failure_delays_total",
 			Help: "Answers held back because their connection kept failing authentication.",
 		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_connections_refused_total",
+			Help: "Client connections closed as soon as accepted because server.max_connections were open.",
+		}),
 	}
 	for dir, results := range map[string][]string{"sent": {"ok", "rejected", "failed"}, "received": {"ok", "invalid", "replayed", "error"}} {
 		for _, r := range results {
@@ -118,7 +123,7 @@ func newMetrics(keySets func() []keySetInfo, caches func() []cacheInfo) *metrics
 		m.loginFailures.WithLabelValues(r) // every reason from 0, for alert rules
 	}
 	m.reg.MustRegister(m.requests, m.requestLatency, m.authFailures, m.loginFailures, m.backchannelLogouts, m.traceDrops, m.authnLatency, m.upstreamLatency,
-		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.ruleDecisions, m.authDelays, keySetCollector(keySets), cacheCollector(caches),
+		m.upstreamErrors, m.jwksFetches, m.grpcResponses, m.ruleDecisions, m.authDelays, m.connsRefused, keySetCollector(keySets), cacheCollector(caches),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

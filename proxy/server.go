@@ -74,6 +74,7 @@ func (gw *Gateway) ListenAndServe(ctx context.Context) error {
 // nil. It closes both listeners.
 func (gw *Gateway) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	s := gw.base
+	ln = limitConnections(ln, s.MaxConnections, gw.metrics.connsRefused)
 	errLog := slog.NewLogLogger(gw.log.Handler(), slog.LevelWarn)
 	srv := &http.Server{
 		Handler:           gw,

@@ -33,6 +33,9 @@ type Config struct {
 	// The http.Server's bounds; zero means none, as in net/http.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
+	// MaxConnections bounds the client connections open at once on the
+	// proxy listener; one past it is closed when accepted. 0: no limit.
+	MaxConnections int
 	// H2C accepts HTTP/2 with prior knowledge on a plain (not TLS)
 	// listener, besides HTTP/1.1. TLS negotiates HTTP/2 by ALPN anyway.
 	H2C bool

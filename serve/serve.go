@@ -166,7 +166,8 @@ func listeners(c *config.Config, o Options) proxy.Config {
 		Listen: sv.Listen, TLSCertFile: sv.TLS.CertFile, TLSKeyFile: sv.TLS.KeyFile,
 		ReadHeaderTimeout: sv.ReadHeaderTimeout.D(), ReadTimeout: sv.ReadTimeout.D(),
 		WriteTimeout: sv.WriteTimeout.D(), IdleTimeout: sv.IdleTimeout.D(), MaxHeaderBytes: sv.MaxHeaderBytes, H2C: sv.H2C,
-		ShutdownDelay: sv.ShutdownDelay.D(), ShutdownGrace: sv.ShutdownGrace.D(),
+		MaxConnections: sv.MaxConnections,
+		ShutdownDelay:  sv.ShutdownDelay.D(), ShutdownGrace: sv.ShutdownGrace.D(),
 		Logger: o.Logger, Now: o.Now, Sleep: o.Sleep,
 	}
 	if c.Admin.Listen != "off" {
