@@ -54,6 +54,11 @@ type Login struct {
 	// RefreshBefore is how long before the access token expires it is
 	// refreshed. Default 1m.
 	RefreshBefore Duration `yaml:"refresh_before"`
+	// ProviderTimeout bounds each call to the provider: discovery, the
+	// code exchange with the id_token's check (its keys fetched if need
+	// be), a refresh. A login the provider does not answer in time fails
+	// with a page. Default 10s.
+	ProviderTimeout Duration `yaml:"provider_timeout"`
 	// SessionStore is where sessions live: [SessionStoreCookie] (in the
 	// encrypted cookie itself), [SessionStoreMemory] (in the gateway's
 	// memory: one replica), [SessionStoreRedis] (the built-in issuer's
@@ -137,10 +142,11 @@ const (
 
 // Defaults of the browser login, as documented on [Login].
 const (
-	defaultLoginPrefix   = "/oauth2"
-	defaultCookieName    = "_portcullis"
-	defaultCookieMaxAge  = 12 * time.Hour
-	defaultRefreshBefore = time.Minute
+	defaultLoginPrefix     = "/oauth2"
+	defaultCookieName      = "_portcullis"
+	defaultCookieMaxAge    = 12 * time.Hour
+	defaultRefreshBefore   = time.Minute
+	defaultProviderTimeout = 10 * time.Second
 
 	defaultSessionCacheEntries = 10000
 	defaultSessionCacheBytes   = 16 << 20
@@ -187,6 +193,7 @@ func (l *Login) applyDefaults(set func(key string) bool, publicURL string, built
 		orString(&l.LogoutStore, SessionStoreMemory)
 	}
 	orDuration(set, "login.refresh_before", &l.RefreshBefore, defaultRefreshBefore)
+	orDuration(set, "login.provider_timeout", &l.ProviderTimeout, defaultProviderTimeout)
 	if !set("login.session_cache.entries") {
 		l.SessionCache.Entries = defaultSessionCacheEntries
 	}

@@ -57,7 +57,7 @@ server: {public_url: "http://localhost:8080"}
 var idpLoginVars = map[string]string{"SECRET": strings.Repeat("s", 16), "COOKIE": strings.Repeat("c", 32)}
 
 const (
-	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, session_store, session_cache, backchannel_logout, backchannel_logout_require_typ, logout_store"
+	loginKeys  = "issuer, client_id, client_secret, scopes, prefix, redirect_url, post_logout_redirect_url, cookie, allowed_redirect_hosts, refresh_before, provider_timeout, session_store, session_cache, backchannel_logout, backchannel_logout_require_typ, logout_store"
 	cookieKeys = "name, secret, secure, max_age, domain"
 )
 
@@ -201,6 +201,8 @@ func TestLoginValidate(t *testing.T) {
 		// refresh_before, session_store
 		{name: "refresh_before negative", src: lgKeys("refresh_before: -1m"), want: []string{
 			`t.yaml:9: login.refresh_before: duration "-1m" must not be negative`}},
+		{name: "provider_timeout too short", src: lgKeys("provider_timeout: 10ms"), want: []string{
+			`t.yaml:9: login.provider_timeout: is 10ms; want from 100ms to 1m, such as 10s`}},
 		{name: "session_store case", src: lgKeys("session_store: Redis"), want: []string{
 			`t.yaml:9: login.session_store: "Redis" is not a session store; names are case-sensitive: write redis`}},
 		{name: "session_store unknown", src: lgKeys("session_store: disk"), want: []string{
@@ -311,6 +313,7 @@ func TestLoginDefaults(t *testing.T) {
 		},
 		AllowedRedirectHosts: []string{"app.example.com", ".example.org"},
 		RefreshBefore:        config.Duration(time.Minute),
+		ProviderTimeout:      config.Duration(10 * time.Second),
 		SessionStore:         "cookie",
 		SessionCache:         config.SessionCache{Entries: 10000, Bytes: 16 << 20},
 	}

@@ -41,6 +41,9 @@ func (v *validator) login() {
 	v.cookieSecret()
 	v.allowedRedirectHosts()
 	v.nonNegative("login.refresh_before", l.RefreshBefore)
+	if d := l.ProviderTimeout; d < 0 || d > 0 && d < Duration(100*time.Millisecond) || d > Duration(time.Minute) {
+		v.errorf("login.provider_timeout", "is %s; want from 100ms to 1m, such as 10s", d.D())
+	}
 	if sc := l.SessionCache; sc.Entries < 0 {
 		v.errorf("login.session_cache.entries", "is %d; want a number of sessions such as 10000, or 0 to turn the cache off", sc.Entries)
 	} else if sc.Entries > 0 && sc.Bytes <= 0 {

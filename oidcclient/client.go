@@ -64,6 +64,9 @@ type Config struct {
 	// SessionMaxAge bounds a session; RefreshBefore is how long before the
 	// access token expires it is refreshed.
 	SessionMaxAge, RefreshBefore time.Duration
+	// ProviderTimeout bounds each call to the provider: discovery, the
+	// code exchange with the id_token's check, a refresh. Default 10s.
+	ProviderTimeout time.Duration
 	// Keys verifies id_tokens. Required.
 	Keys KeySource
 	// Endpoints, when set, skip discovery.
@@ -203,6 +206,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.RefreshBefore <= 0 {
 		cfg.RefreshBefore = time.Minute
 	}
+	if cfg.ProviderTimeout <= 0 {
+		cfg.ProviderTimeout = 10 * time.Second
+	}
 	c := &Client{cfg: cfg, ctx: ctx, now: cfg.Now, log: cfg.Logger, http: cfg.HTTPClient}
 	if c.now == nil {
 		c.now = time.Now
@@ -211,7 +217,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: 10 * time.Second}
+		c.http = &http.Client{Timeout: cfg.ProviderTimeout}
 	}
 	if cfg.Endpoints != nil {
 		c.endpoints = cfg.Endpoints
@@ -248,6 +254,8 @@ func (c *Client) discovered(ctx context.Context) (*Endpoints, error) {
 		return nil, errors.New("oidcclient: provider discovery failed recently")
 	}
 	c.lastTry = c.now()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProviderTimeout)
+	defer cancel()
 	u := strings.TrimSuffix(c.cfg.Issuer, "/") + "/.well-known/openid-configuration"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -203,7 +203,7 @@ func (c *Client) callback(w http.ResponseWriter, r *http.Request) {
 			Text: "The sign-in service cannot be reached right now.", Links: retry})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), oauth2.HTTPClient, c.http), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), oauth2.HTTPClient, c.http), c.cfg.ProviderTimeout)
 	defer cancel()
 	tok, err := c.oauth2Config(ep).Exchange(ctx, q.Get("code"), oauth2.VerifierOption(st.Verifier))
 	if err != nil {

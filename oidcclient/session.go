@@ -475,7 +475,7 @@ func (c *Client) refresh(base context.Context, s *Session) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.WithValue(base, oauth2.HTTPClient, c.http), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithValue(base, oauth2.HTTPClient, c.http), c.cfg.ProviderTimeout)
 	defer cancel()
 	tok, err := c.oauth2Config(ep).TokenSource(ctx, &oauth2.Token{RefreshToken: s.RefreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {

@@ -354,6 +354,7 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 		RedirectURL: lc.RedirectURL, PostLogoutRedirectURL: lc.PostLogoutRedirectURL, Prefix: lc.Prefix,
 		PublicURL: pub, AllowedRedirectHosts: lc.AllowedRedirectHosts, Cookies: codec, CookieName: lc.Cookie.Name,
 		SessionMaxAge: lc.Cookie.MaxAge.D(), RefreshBefore: lc.RefreshBefore.D(), HTTPClient: s.opts.HTTPClient,
+		ProviderTimeout:     lc.ProviderTimeout.D(),
 		SessionCacheEntries: sessionCacheEntries(lc.SessionCache), SessionCacheBytes: lc.SessionCache.Bytes,
 		Now: s.opts.Now, Logger: s.log, LoginFailed: s.CountLoginFailure, Tracer: s.tracer(),
 		ClientAddr: func(r *http.Request) string { return proxy.ClientAddr(trusted, r) },
@@ -383,7 +384,7 @@ func (s *Server) buildLogin(ctx context.Context, g *generation, prev *generation
 			}
 		}
 		if oc.Keys == nil {
-			r := s.keySets.get(jwks.RemoteConfig{Issuer: lc.Issuer, Client: s.opts.HTTPClient, Now: s.opts.Now, Logger: s.log, Tracer: s.tracer()})
+			r := s.keySets.get(jwks.RemoteConfig{Issuer: lc.Issuer, Client: s.opts.HTTPClient, Timeout: lc.ProviderTimeout.D(), Now: s.opts.Now, Logger: s.log, Tracer: s.tracer()})
 			g.remotes = append(g.remotes, r)
 			oc.Keys = r
 		}
