@@ -76,10 +76,11 @@ type Options struct {
 	Listener net.Listener
 	// Admin serves the admin endpoints on a second loopback port.
 	Admin bool
-	// Now, Sleep and Logger are passed to serve.New.
-	Now    func() time.Time
-	Sleep  func(context.Context, time.Duration)
-	Logger *slog.Logger
+	// Now, Sleep, Logger and HTTPClient are passed to serve.New.
+	Now        func() time.Time
+	Sleep      func(context.Context, time.Duration)
+	Logger     *slog.Logger
+	HTTPClient *http.Client
 	// Wrap, when set, puts a handler in front of the gateway, served by a
 	// plain http.Server instead of the gateway's own; Admin is ignored then.
 	Wrap func(http.Handler) http.Handler
@@ -116,7 +117,7 @@ func Start(t testing.TB, o Options) *Gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
-	g.Server, err = serve.New(ctx, serve.Options{Config: cfg, Logger: o.Logger, Now: o.Now, Sleep: o.Sleep})
+	g.Server, err = serve.New(ctx, serve.Options{Config: cfg, Logger: o.Logger, Now: o.Now, Sleep: o.Sleep, HTTPClient: o.HTTPClient})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
