@@ -41,6 +41,7 @@ type options struct {
 	out                       string
 	pin, keep                 bool
 	only                      string
+	soak                      time.Duration
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.BoolVar(&o.pin, "pin", true, "pin with taskset when it is available and there are 2+ CPUs")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configuration, logs, tokens)")
 	flag.StringVar(&o.only, "scenarios", "", "comma-separated scenarios to run (default all; baseline always runs)")
+	flag.DurationVar(&o.soak, "soak", 0, "instead of the scenarios: mixed traffic at half the capacity for this long (e.g. 30m), failing if memory, goroutines, descriptors or p99 grow")
 	flag.Parse()
 
 	if *role != "" {
@@ -107,6 +109,7 @@ type env struct {
 	admAddr      string
 	clkTck       int    // clock ticks per second of /proc/PID/stat
 	same         string // the valid token of same-token, the warm-ups and the flood's legit load
+	cookie       string // a Cookie header with a session for same
 	made         made   // what prepare made, for the report
 	otlpAddr     string // the OTLP sink's, once started
 }
@@ -117,6 +120,12 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.memTokens < 1 {
 		return errors.New("bench: need -memory-tokens >= 1")
+	}
+	if o.soak > 0 {
+		if o.soak < time.Minute {
+			return errors.New("bench: need -soak >= 1m")
+		}
+		o.only = "same-token"
 	}
 	scens, err := selectScenarios(o.only)
 	if err != nil {
@@ -169,6 +178,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if err := e.prepare(ctx, k, scens); err != nil {
 		return err
+	}
+	if o.soak > 0 {
+		return e.soak(ctx, k, o.soak)
 	}
 	res := &results{runs: map[string][]result{}}
 	for round := 1; round <= o.runs; round++ {

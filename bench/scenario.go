@@ -148,6 +148,7 @@ func (e *env) prepare(ctx context.Context, k *keys, scens []scenario) error {
 	if err := e.writeTokenFiles(ctx, k, scens); err != nil {
 		return err
 	}
+	e.cookie = cookie
 	e.setLoads(scens, cookie)
 	return nil
 }

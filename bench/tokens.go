@@ -119,6 +119,12 @@ func (k *keys) writeTokens(path string, s signer, n int, prefix string) error {
 // a random unknown kid (each one can make a gateway refetch the key set)
 // and a random signature.
 func (k *keys) writeInvalid(path string, n int) error {
+	return writeLines(path, k.invalid(n))
+}
+
+// invalid returns n tokens that must all be refused, as writeInvalid
+// writes them.
+func (k *keys) invalid(n int) []string {
 	b64 := base64.RawURLEncoding.EncodeToString
 	payload := b64(must(json.Marshal(map[string]any{
 		"iss": k.issuer, "sub": "mallory", "aud": audience, "exp": time.Now().Add(tokenTTL).Unix(),
@@ -143,7 +149,7 @@ func (k *keys) writeInvalid(path string, n int) error {
 			toks[i] = b64([]byte(head)) + "." + payload + "." + b64(sig)
 		}
 	}
-	return writeLines(path, toks)
+	return toks
 }
 
 // sessionCookie returns a Cookie header carrying a browser session for tok,
