@@ -17,16 +17,21 @@ import (
 const fetchTimeout = 500 * time.Millisecond
 
 // jwksGateway is a gateway trusting idp, whose key set it fetches through
-// l, with a short fetch timeout and refetch interval.
-// now is the gateway's clock, nil for the real one.
-func jwksGateway(t *testing.T, idp *testidp.Server, l *link, now func() time.Time) *testgw.Gateway {
+// l, with a short fetch timeout and refetch interval: from its jwks_uri,
+// or, with discovery, from the jwks_uri of its discovery document (both
+// fetched through l). now is the gateway's clock, nil for the real one.
+func jwksGateway(t *testing.T, idp *testidp.Server, l *link, now func() time.Time, discovery bool) *testgw.Gateway {
 	t.Helper()
 	up := testgw.Upstream(t)
-	return testgw.Start(t, testgw.Options{Now: now, Config: func(base string) string {
+	o := testgw.Options{Now: now}
+	jwksURI := fmt.Sprintf("    jwks_uri: \"http://%s/jwks\"\n", l.Addr)
+	if discovery {
+		o.HTTPClient, jwksURI = through(t, idp.URL, l.Addr), ""
+	}
+	o.Config = func(base string) string {
 		return testgw.ServerSection("127.0.0.1:0", base, "") + fmt.Sprintf(`issuers:
   - issuer: %q
-    jwks_uri: "http://%s/jwks"
-    audiences: [api]
+%s    audiences: [api]
     algorithms: [ES256]
     jwks_fetch_timeout: %s
     jwks_refetch_interval: 1s
@@ -34,8 +39,9 @@ routes:
   - name: app
     path_prefix: /
     upstream: %q
-`, idp.Issuer, l.Addr, fetchTimeout, up)
-	}})
+`, idp.Issuer, jwksURI, fetchTimeout, up)
+	}
+	return testgw.Start(t, o)
 }
 
 // get sends a GET with the bearer token and returns the status and how
@@ -68,10 +74,11 @@ func eventually(t *testing.T, d time.Duration, what string, f func() bool) {
 	}
 }
 
-// Every toxic on the key set endpoint while the gateway starts: either the
-// keys load despite it, or requests fail with 503 — the first within the
-// fetch timeout, every later one at once — and the keys load once the
-// toxic is gone.
+// Every toxic on the key set endpoint (jwks_uri, or discovery and the
+// jwks_uri it names) while the gateway starts: either the keys load
+// despite it, or requests fail with 503 — the first within the fetch
+// timeout, every later one at once — and the keys load once the toxic is
+// gone.
 func TestJWKSFaultsAtStartup(t *testing.T) {
 	cases := []struct {
 		name, typ string
@@ -87,39 +94,49 @@ func TestJWKSFaultsAtStartup(t *testing.T) {
 		{"reset_peer", "reset_peer", map[string]any{"timeout": 0}, false},
 		{"black hole", "timeout", map[string]any{"timeout": 0}, false},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			idp, keys := testgw.NewIssuer(t)
-			l := newLink(t, "jwks", hostPort(t, idp.URL))
-			remove := l.toxic(t, tc.typ, "downstream", tc.attrs)
-			g := jwksGateway(t, idp, l, nil)
-			tok := testidp.Mint(t, keys["ES256"], idp.Claims("alice", time.Now()), nil)
-
-			st, took := get(t, g.URL+"/x", tok)
-			if tc.loads {
-				if st != 200 {
-					t.Fatalf("first request %d after %v, want 200", st, took)
-				}
-				return
-			}
-			if st != http.StatusServiceUnavailable || took > fetchTimeout+time.Second {
-				t.Fatalf("first request %d after %v, want 503 within %v", st, took, fetchTimeout+time.Second)
-			}
-			// After the failed fetch, at once, also while the background
-			// retries (1s, 2s, ...) are under way.
-			for start := time.Now(); time.Since(start) < 2500*time.Millisecond; {
-				if st, took := get(t, g.URL+"/x", tok); st != http.StatusServiceUnavailable || took > 200*time.Millisecond {
-					t.Fatalf("later request %d after %v, want 503 at once", st, took)
-				}
-			}
-			remove()
-			eventually(t, 20*time.Second, "keys load after the toxic is gone", func() bool {
-				st, _ := get(t, g.URL+"/x", tok)
-				return st == 200
+	for _, mode := range []string{"jwks_uri", "discovery"} {
+		for _, tc := range cases {
+			t.Run(mode+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				jwksStartup(t, tc.typ, tc.attrs, tc.loads, mode == "discovery")
 			})
-		})
+		}
 	}
+}
+
+// jwksStartup starts a gateway with the toxic typ (attrs) on its way to
+// the issuer's keys (or discovery) and checks what TestJWKSFaultsAtStartup
+// says: the keys load despite it, or 503 within the fetch timeout, then at
+// once, until the toxic is gone.
+func jwksStartup(t *testing.T, typ string, attrs map[string]any, loads, discovery bool) {
+	idp, keys := testgw.NewIssuer(t)
+	l := newLink(t, "jwks", hostPort(t, idp.URL))
+	remove := l.toxic(t, typ, "downstream", attrs)
+	g := jwksGateway(t, idp, l, nil, discovery)
+	tok := testidp.Mint(t, keys["ES256"], idp.Claims("alice", time.Now()), nil)
+
+	st, took := get(t, g.URL+"/x", tok)
+	if loads {
+		if st != 200 {
+			t.Fatalf("first request %d after %v, want 200", st, took)
+		}
+		return
+	}
+	if st != http.StatusServiceUnavailable || took > fetchTimeout+time.Second {
+		t.Fatalf("first request %d after %v, want 503 within %v", st, took, fetchTimeout+time.Second)
+	}
+	// After the failed fetch, at once, also while the background
+	// retries (1s, 2s, ...) are under way.
+	for start := time.Now(); time.Since(start) < 2500*time.Millisecond; {
+		if st, took := get(t, g.URL+"/x", tok); st != http.StatusServiceUnavailable || took > 200*time.Millisecond {
+			t.Fatalf("later request %d after %v, want 503 at once", st, took)
+		}
+	}
+	remove()
+	eventually(t, 20*time.Second, "keys load after the toxic is gone", func() bool {
+		st, _ := get(t, g.URL+"/x", tok)
+		return st == 200
+	})
 }
 
 // A refetch for an unknown kid that hangs on a slow issuer never delays
@@ -129,7 +146,7 @@ func TestJWKSSlowRefetchSparesCachedKeys(t *testing.T) {
 	idp, keys := testgw.NewIssuer(t)
 	l := newLink(t, "jwks", hostPort(t, idp.URL))
 	clk := testclock.New(time.Now())
-	g := jwksGateway(t, idp, l, clk.Now)
+	g := jwksGateway(t, idp, l, clk.Now, false)
 	tok := testidp.Mint(t, keys["ES256"], idp.Claims("alice", time.Now()), nil)
 	if st, _ := get(t, g.URL+"/x", tok); st != 200 {
 		t.Fatalf("warm-up: %d", st)
