@@ -38,6 +38,14 @@ type soakSample struct {
 	bad        int // valid requests not answered 200, garbage not 401, transport errors
 }
 
+// soakHeader heads the soak's table, of [soakSample.row] lines.
+const soakHeader = "| time | req/s | p99 | RSS | goroutines | open fds | bad answers |\n|---|---|---|---|---|---|---|\n"
+
+// row is the sample's line of the soak's table.
+func (s soakSample) row() string {
+	return fmt.Sprintf("| %v | %.0f | %v | %.1f MiB | %d | %d | %d |\n", s.at, s.rps, s.p99.Round(10*time.Microsecond), mib(s.rssKiB), s.goroutines, s.fds, s.bad)
+}
+
 // recorder collects one worker's latencies and failures between samples.
 type recorder struct {
 	mu  sync.Mutex
@@ -158,7 +166,7 @@ func (e *env) soak(ctx context.Context, k *keys, d time.Duration) error {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastReload, last := start, start
-	fmt.Fprintf(os.Stderr, "\n| time | req/s | p99 | RSS | goroutines | open fds | bad answers |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprint(os.Stderr, "\n"+soakHeader)
 	for len(samples) < int(d/interval) {
 		select {
 		case <-ctx.Done():
@@ -173,7 +181,7 @@ func (e *env) soak(ctx context.Context, k *keys, d time.Duration) error {
 			last = t
 			s.at = t.Sub(start).Round(time.Second)
 			samples = append(samples, s)
-			fmt.Fprintf(os.Stderr, "| %v | %.0f | %v | %.1f MiB | %d | %d | %d |\n", s.at, s.rps, s.p99.Round(10*time.Microsecond), mib(s.rssKiB), s.goroutines, s.fds, s.bad)
+			fmt.Fprint(os.Stderr, s.row())
 			if t.Sub(lastReload) >= reloadEvery {
 				reloads++
 				if err := e.reload(gw, reloads); err != nil {
@@ -274,9 +282,9 @@ func soakReport(samples []soakSample, capacity, rate float64, reloads, ok int) s
 	}
 	fmt.Fprintf(&b, "## Soak\n\nCapacity with one token %.0f req/s; soaking at %.0f req/s asked, %.0f req/s sent on average (%d%% same token, %d%% distinct ES256 tokens from a pool of %d, %d%% session cookie, 1%% garbage); %d reloads (%d counted ok).\n\n",
 		capacity, rate, sent/float64(max(1, len(samples))), soakSame, soakDistinct, soakPool, soakSession, reloads, ok)
-	b.WriteString("| time | req/s | p99 | RSS | goroutines | open fds | bad answers |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString(soakHeader)
 	for _, s := range samples {
-		fmt.Fprintf(&b, "| %v | %.0f | %v | %.1f MiB | %d | %d | %d |\n", s.at, s.rps, s.p99.Round(10*time.Microsecond), mib(s.rssKiB), s.goroutines, s.fds, s.bad)
+		b.WriteString(s.row())
 	}
 	return b.String()
 }
