@@ -44,9 +44,13 @@ func holdConnections(addr, count string) int {
 		fmt.Fprintln(os.Stderr, "holder:", err)
 		return 2
 	}
+	// From 127.0.0.2: the 10,000 local ports it takes then cannot be a
+	// port that another test, running at the same time, picked as free
+	// and is about to listen on at 127.0.0.1.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
 	conns := make([]net.Conn, 0, n)
 	for len(conns) < n {
-		c, err := net.Dial("tcp", addr)
+		c, err := d.Dial("tcp", addr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "holder: connection %d: %v\n", len(conns)+1, err)
 			return 1
